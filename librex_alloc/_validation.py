@@ -1,0 +1,86 @@
+"""Boundary checks shared by every public function. They raise :class:`InvalidInputError`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from librex_alloc.errors import InvalidConfigError, InvalidInputError
+
+
+def as_float_array(
+    x,
+    name: str,
+    *,
+    ndim: int | None = None,
+    shape: tuple[int | None, ...] | None = None,
+    nonnegative: bool = False,
+    finite: bool = True,
+) -> np.ndarray:
+    """Return ``x`` as a float64 array, checking dimension, shape, finiteness and sign.
+
+    ``shape`` may hold ``None`` for a free axis. Raises :class:`InvalidInputError`.
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name}: not convertible to a float array ({exc})") from None
+    if shape is not None:
+        ndim = len(shape)
+    if ndim is not None and arr.ndim != ndim:
+        raise InvalidInputError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, arr.shape)):
+            if want is not None and want != got:
+                raise InvalidInputError(
+                    f"{name}: expected shape {tuple('?' if s is None else s for s in shape)}, "
+                    f"got {arr.shape} (axis {axis})"
+                )
+    if finite and arr.size and not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{name}: contains NaN or infinite values")
+    if nonnegative and arr.size and np.any(arr < 0):
+        raise InvalidInputError(f"{name}: contains negative values")
+    return arr
+
+
+def as_int_array(x, name: str, *, ndim: int = 1, length: int | None = None) -> np.ndarray:
+    """Return ``x`` as an int64 array; non-integral or non-finite entries are an error."""
+    raw = np.asarray(x)
+    if raw.ndim != ndim:
+        raise InvalidInputError(f"{name}: expected a {ndim}-D array, got shape {raw.shape}")
+    if length is not None and raw.shape[0] != length:
+        raise InvalidInputError(f"{name}: expected length {length}, got {raw.shape[0]}")
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64, copy=False)
+    if raw.dtype.kind == "b":
+        return raw.astype(np.int64)
+    try:
+        f = raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name}: expected integers") from None
+    if f.size and (not np.all(np.isfinite(f)) or np.any(f != np.round(f))):
+        raise InvalidInputError(f"{name}: expected integers")
+    return f.astype(np.int64)
+
+
+def check_scalar(
+    value,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    error: type[Exception] = InvalidConfigError,
+) -> float:
+    """Return ``value`` as a finite float inside the given (closed unless ``*_open``) bounds."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise error(f"{name}: expected a number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise error(f"{name}: must be finite, got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise error(f"{name}: must be {'>' if low_open else '>='} {low}, got {v}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise error(f"{name}: must be {'<' if high_open else '<='} {high}, got {v}")
+    return v

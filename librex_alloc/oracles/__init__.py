@@ -1,0 +1,202 @@
+"""Per-round budget oracles behind one function, :func:`solve`.
+
+``solve(values, requests, budget, groups=None, method="auto")`` maximizes ``Σ v_i x_i`` subject
+to ``Σ r_ik x_i ≤ B_k`` for every resource and at most one chosen row per group. Every method
+returns an :class:`OracleResult` that respects the budget in float64 (the canonical check is
+``requests[selected].sum(axis=0) <= budget``) and carries a valid upper ``bound``: its gap is
+a certificate. Methods:
+
+- ``"exact"``: CP-SAT (OR-Tools) on a conservatively integer-scaled model (see
+  :mod:`librex_alloc.oracles.exact`), after the fast oracle's pruning and with its hint.
+- ``"fast"``: LP relaxation (working-set HiGHS), rounding, greedy repair by dual-adjusted
+  density and swaps (see :mod:`librex_alloc.oracles.fast`). Approximate; the LP bound certifies it.
+- ``"auto"``: the fast answer when its certificate already proves it optimal, else exact
+  under the time limit, else the better of the two.
+
+With ``divisible=True`` the LP relaxation itself is returned: ``fractions`` in [0, 1] (the
+fractional knapsack when K = 1), method ``"lp"``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from librex_alloc.errors import InvalidConfigError
+from librex_alloc.oracles._problem import (
+    Groups,
+    Problem,
+    candidate_rows,
+    lagrangian_bound,
+    make_problem,
+    selection_is_feasible,
+)
+from librex_alloc.oracles.exact import solve_exact
+from librex_alloc.oracles.fast import (
+    density_key,
+    fractional_from_relaxation,
+    round_relaxation,
+)
+from librex_alloc.oracles.relaxation import solve_relaxation
+
+METHODS = ("auto", "exact", "fast")
+DEFAULT_TIME_LIMIT = {"exact": 10.0, "auto": 1.0, "fast": 0.0}
+#: ``auto`` skips CP-SAT when more options than this stay free after reduced-cost fixing.
+AUTO_MAX_FREE_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """The answer of one oracle call.
+
+    selected: bool (N,); fractions: float (N,) in [0, 1] (1.0 where selected unless divisible);
+    objective: ``Σ values·fractions``; bound: an upper bound on the optimum (of the LP in
+    divisible mode); status: ``"optimal"`` (proved) or ``"feasible"``; method: the method whose
+    answer this is (``"exact"``, ``"fast"``, ``"lp"`` or ``"trivial"``); solve_time in seconds.
+    """
+
+    selected: np.ndarray
+    fractions: np.ndarray
+    objective: float
+    bound: float
+    status: str
+    method: str
+    solve_time: float
+    info: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap ``(bound − objective) / |bound|`` (0 when both are 0)."""
+        if self.bound == 0:
+            return 0.0
+        return max(0.0, (self.bound - self.objective) / abs(self.bound))
+
+
+def _empty(n: int, method: str, t0: float, bound: float = 0.0, objective: float = 0.0,
+           selected: np.ndarray | None = None, fractions=None, status="optimal", info=None):
+    sel = np.zeros(n, dtype=bool) if selected is None else selected
+    frac = sel.astype(np.float64) if fractions is None else fractions
+    return OracleResult(sel, frac, float(objective), float(max(bound, objective)), status, method,
+                        time.perf_counter() - t0, info or {})
+
+
+def _best_per_group(values: np.ndarray, groups: Groups) -> np.ndarray:
+    """With no binding resource: the best positive option of every group."""
+    _, _, arg = groups.top_two(values)
+    sel = np.zeros(len(values), dtype=bool)
+    sel[arg[arg >= 0]] = True
+    return sel
+
+
+def _guard(problem: Problem, selected: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Enforce the canonical float check; returns (selection, repaired)."""
+    if selection_is_feasible(problem.requests, problem.budget, selected, problem.groups):
+        return selected, False
+    selected = selected.copy()
+    for i in np.nonzero(selected)[0][np.argsort(key[selected], kind="stable")]:
+        selected[i] = False
+        if selection_is_feasible(problem.requests, problem.budget, selected, problem.groups):
+            break
+    return selected, True
+
+
+def solve(values, requests, budget, *, groups=None, method: str = "auto",
+          time_limit: float | None = None, divisible: bool = False) -> OracleResult:
+    """Solve one round's allocation problem.
+
+    values: (N,) float, the value of choosing each row; rows with value ≤ 0 are never chosen.
+    requests: (N, K) float ≥ 0, resource units. budget: (K,) float ≥ 0, same units.
+    groups: (N,) ints or None; rows sharing a label are options of one agent (≤ 1 chosen).
+    method: "auto", "exact" or "fast". time_limit: seconds of CP-SAT deterministic time
+    (default 10 for exact, 1 for auto). divisible: return the LP's fractions instead.
+
+    Raises :class:`~librex_alloc.errors.InvalidInputError` on NaN/inf, negative requests or
+    budget, or inconsistent shapes, and :class:`~librex_alloc.errors.InvalidConfigError` on an
+    unknown method or a bad time limit.
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise InvalidConfigError(f"method: expected one of {METHODS}, got {method!r}")
+    if time_limit is None:
+        time_limit = DEFAULT_TIME_LIMIT[method]
+    elif not (isinstance(time_limit, (int, float)) and np.isfinite(time_limit) and time_limit > 0):
+        raise InvalidConfigError(f"time_limit: expected a positive number, got {time_limit!r}")
+    problem = make_problem(values, requests, budget, groups)
+    n = problem.n
+    rows = candidate_rows(problem)
+    if len(rows) == 0:
+        return _empty(n, "trivial", t0)
+    v = problem.values[rows]
+    g = problem.groups.subset(rows)
+    binding = problem.requests[rows].sum(axis=0) > problem.budget
+    r = problem.requests[rows][:, binding]
+    b = problem.budget[binding]
+
+    def lift(sub_selected: np.ndarray) -> np.ndarray:
+        full = np.zeros(n, dtype=bool)
+        full[rows[sub_selected]] = True
+        return full
+
+    if not binding.any():  # everything fits: take the best option of every group
+        sel = lift(_best_per_group(v, g))
+        obj = float(problem.values[sel].sum())
+        return _empty(n, "trivial", t0, bound=obj, objective=obj, selected=sel)
+
+    relax = solve_relaxation(v, r, b, g)
+    info = {"lp_rows": relax.lp_rows, "lp_converged": relax.converged, "candidates": len(rows)}
+    if divisible:
+        x = fractional_from_relaxation(r, b, relax)
+        frac = np.zeros(n)
+        frac[rows] = x
+        obj = float(v @ x)
+        status = "optimal" if relax.converged else "feasible"
+        return _empty(n, "lp", t0, bound=relax.bound, objective=obj, selected=frac > 0,
+                      fractions=frac, status=status, info=info)
+
+    sel_fast = round_relaxation(v, r, b, g, relax)
+    obj_fast = float(v[sel_fast].sum())
+    tol = 1e-9 * (1.0 + abs(relax.bound))
+    fast_optimal = obj_fast >= relax.bound - 2 * tol
+    key_full = np.zeros(n)
+    key_full[rows] = density_key(v, r, b, relax.lam)
+
+    chosen, chosen_obj, used, status, bound = sel_fast, obj_fast, "fast", "feasible", relax.bound
+    if fast_optimal:
+        status = "optimal"
+    if method == "exact" or (method == "auto" and not fast_optimal):
+        if method == "auto":
+            from librex_alloc.oracles.exact import reduced_cost_filter
+
+            keep, _ = reduced_cost_filter(v, r, b, g, relax.lam, obj_fast)
+            run_exact = int(keep.sum()) <= AUTO_MAX_FREE_ROWS
+        else:
+            run_exact = True
+        if run_exact:
+            out = solve_exact(v, r, b, g, lam=relax.lam, incumbent=sel_fast,
+                              time_limit=time_limit)
+            obj_ex = float(v[out.selected].sum())
+            info.update(exact_status=out.status, exact_free_rows=out.free_rows,
+                        exact_scaling=out.exact_scaling)
+            if out.exact_scaling:
+                bound = min(bound, out.bound)
+            if method == "exact" or obj_ex > obj_fast or out.proved:
+                if obj_ex >= obj_fast or method == "exact":
+                    chosen, chosen_obj, used = out.selected, obj_ex, "exact"
+                    status = "optimal" if (out.proved and out.exact_scaling) or \
+                        obj_ex >= bound - 2 * tol else "feasible"
+            if method == "exact" and obj_fast > obj_ex:
+                # only possible when the conservative scaling excluded the hint
+                chosen, chosen_obj, used = sel_fast, obj_fast, "fast"
+                status = "optimal" if fast_optimal else "feasible"
+    selected, repaired = _guard(problem, lift(chosen), key_full)
+    if repaired:
+        status = "feasible"
+        chosen_obj = float(problem.values[selected].sum())
+    info["repaired"] = repaired
+    return _empty(n, used, t0, bound=bound, objective=chosen_obj, selected=selected,
+                  status=status, info=info)
+
+
+__all__ = ["solve", "OracleResult", "METHODS", "lagrangian_bound"]

@@ -1,0 +1,162 @@
+"""Validated problem data shared by the oracles: values, requests, budget and option groups.
+
+The per-round problem is a multiple-choice multi-dimensional knapsack::
+
+    maximize   sum_i v_i x_i
+    subject to sum_i r_ik x_i <= B_k   for every resource k
+               sum_{i in g} x_i <= 1   for every group g (the options of one agent)
+               x_i in {0, 1}           (or [0, 1] in divisible mode)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from librex_alloc._validation import as_float_array, as_int_array
+from librex_alloc.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Option groups in compact form: ``gid`` (M,) in ``0..n_groups-1``.
+
+    ``order`` sorts rows by group (stable), ``starts`` are the first sorted row of each group,
+    so per-group reductions are one ``ufunc.reduceat`` call. ``singleton`` is True when every
+    group has exactly one row (then ``gid`` is ``arange(M)`` and the fast paths apply).
+    """
+
+    gid: np.ndarray
+    n_groups: int
+    order: np.ndarray
+    starts: np.ndarray
+    singleton: bool
+
+    @classmethod
+    def from_labels(cls, labels: np.ndarray | None, n: int) -> Groups:
+        if labels is None:
+            ar = np.arange(n, dtype=np.int64)
+            return cls(ar, n, ar, ar, True)
+        uniq, gid = np.unique(labels, return_inverse=True)
+        gid = gid.astype(np.int64).reshape(-1)
+        g = len(uniq)
+        if g == n:
+            # Every row is its own group: relabel in row order so the fast path is exact.
+            ar = np.arange(n, dtype=np.int64)
+            return cls(ar, n, ar, ar, True)
+        order = np.argsort(gid, kind="stable")
+        counts = np.bincount(gid, minlength=g)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        return cls(gid, g, order, starts, False)
+
+    def subset(self, rows: np.ndarray) -> Groups:
+        """Groups of a row subset (rows: int indices), relabelled compactly."""
+        if self.singleton:
+            return Groups.from_labels(None, len(rows))
+        return Groups.from_labels(self.gid[rows], len(rows))
+
+    def max(self, x: np.ndarray) -> np.ndarray:
+        """Per-group maximum of ``x`` (M,) -> (n_groups,)."""
+        if self.singleton:
+            return x
+        return np.maximum.reduceat(x[self.order], self.starts)
+
+    def top_two(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per group: the best and second-best of ``{x_i : i in g} ∪ {0}`` and the best row.
+
+        The 0 stands for "choose nothing". Returns ``(top1, top2, arg)`` with ``arg = -1`` when
+        choosing nothing is best. Ties go to the lowest row index.
+        """
+        if self.singleton:
+            pos = x > 0
+            top1 = np.where(pos, x, 0.0)
+            top2 = np.where(pos, 0.0, x)
+            arg = np.where(pos, np.arange(len(x)), -1)
+            return top1, top2, arg
+        xs = x[self.order]
+        best = np.maximum.reduceat(xs, self.starts)
+        # first row attaining the maximum in each group
+        is_best = xs == best[self.gid[self.order]]
+        first = np.full(self.n_groups, len(xs), dtype=np.int64)
+        np.minimum.at(first, self.gid[self.order][is_best], np.nonzero(is_best)[0])
+        best_row = self.order[first]
+        masked = xs.copy()
+        masked[first] = -np.inf
+        second = np.maximum.reduceat(masked, self.starts)
+        top1 = np.maximum(best, 0.0)
+        top2 = np.where(best > 0, np.maximum(second, 0.0), best)
+        arg = np.where(best > 0, best_row, -1)
+        return top1, top2, arg
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Validated oracle input. ``values`` (N,), ``requests`` (N, K), ``budget`` (K,)."""
+
+    values: np.ndarray
+    requests: np.ndarray
+    budget: np.ndarray
+    groups: Groups
+
+    @property
+    def n(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.budget.shape[0]
+
+
+def make_problem(values, requests, budget, groups=None) -> Problem:
+    """Validate the public ``solve`` arguments. Raises :class:`InvalidInputError`."""
+    budget = as_float_array(budget, "budget", ndim=1, nonnegative=True)
+    values = as_float_array(values, "values", ndim=1)
+    n, k = values.shape[0], budget.shape[0]
+    requests = as_float_array(requests, "requests", ndim=2, nonnegative=True)
+    if requests.shape != (n, k):
+        raise InvalidInputError(
+            f"requests: expected shape ({n}, {k}) to match values (N,) and budget (K,), "
+            f"got {requests.shape}"
+        )
+    labels = None
+    if groups is not None:
+        labels = as_int_array(groups, "groups", ndim=1, length=n)
+    return Problem(
+        np.ascontiguousarray(values),
+        np.ascontiguousarray(requests),
+        budget,
+        Groups.from_labels(labels, n),
+    )
+
+
+def candidate_rows(problem: Problem) -> np.ndarray:
+    """Rows that can ever be chosen: positive value and fitting the budget on their own."""
+    ok = problem.values > 0
+    if problem.k:
+        ok &= np.all(problem.requests <= problem.budget, axis=1)
+    return np.nonzero(ok)[0]
+
+
+def lagrangian_bound(values, requests, budget, groups: Groups, lam) -> float:
+    """``λ·B + Σ_g max(0, max_{i∈g} v_i − λ·r_i)``: an upper bound on the optimum for any λ ≥ 0.
+
+    It is also an upper bound on the LP relaxation, and equals it at the optimal dual prices.
+    A relative slack of 1e-9 absorbs floating-point rounding so the bound is never below
+    a feasible objective computed in float64.
+    """
+    lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
+    if len(values) == 0:
+        return 0.0
+    d = values - requests @ lam if requests.shape[1] else values.copy()
+    bound = float(lam @ budget + np.maximum(groups.max(d), 0.0).sum())
+    return bound + 1e-9 * (1.0 + abs(bound))
+
+
+def selection_is_feasible(requests, budget, selected, groups: Groups) -> bool:
+    """The canonical budget check: ``requests[selected].sum(axis=0) <= budget`` and ≤1 per group."""
+    if not np.all(requests[selected].sum(axis=0) <= budget):
+        return False
+    if groups.singleton:
+        return True
+    return bool(np.all(np.bincount(groups.gid[selected], minlength=groups.n_groups) <= 1))

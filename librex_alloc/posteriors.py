@@ -1,0 +1,403 @@
+"""Vectorized per-slot posteriors for Thompson sampling.
+
+A *slot* is a dense integer index ``0 <= s < n_slots`` standing for one (agent, option) arm.
+Every method takes a 1-D integer array ``slots`` of shape ``(m,)`` (repeats allowed) and works
+on all of them at once. Arrays grow with :meth:`resize`; a reused slot is cleared with
+:meth:`reset`. A call that raises has changed no state.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from librex_alloc._validation import as_float_array, as_int_array, check_scalar
+from librex_alloc.errors import InvalidConfigError, InvalidInputError, StateError
+
+__all__ = ["BetaPosterior", "GaussianPosterior", "make_posterior"]
+
+_MAX_REWARD = float(np.sqrt(np.finfo(np.float64).max))
+
+
+class _SlotPosterior:
+    """Shared slot bookkeeping: per-slot float64 statistic arrays named in ``_stat_names``."""
+
+    family: str = ""
+    _stat_names: tuple[str, ...] = ()
+    _config_names: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._stats: dict[str, np.ndarray] = {
+            name: np.zeros(0, dtype=np.float64) for name in self._stat_names
+        }
+
+    # ----------------------------------------------------------------- configuration
+    @classmethod
+    def _check_config(cls, config: dict) -> dict:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _apply_config(self, config: dict) -> None:
+        for name in self._config_names:
+            setattr(self, "_" + name, config[name])
+
+    def _config(self) -> dict:
+        return {name: float(getattr(self, "_" + name)) for name in self._config_names}
+
+    @property
+    def discount(self) -> float:
+        """Per-:meth:`decay` multiplier of the stored statistics, in ``(0, 1]``."""
+        return self._discount
+
+    # ----------------------------------------------------------------- slots
+    @property
+    def n_slots(self) -> int:
+        """Number of allocated slots."""
+        return int(self._stats[self._stat_names[0]].shape[0])
+
+    def _slots(self, slots) -> np.ndarray:
+        """Validate ``slots`` as a 1-D int64 array of existing slot indices, shape ``(m,)``."""
+        idx = as_int_array(slots, "slots", ndim=1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_slots):
+            raise InvalidInputError(
+                f"slots: indices must lie in [0, {self.n_slots}), "
+                f"got range [{idx.min()}, {idx.max()}]"
+            )
+        return idx
+
+    @staticmethod
+    def _rng(rng) -> np.random.Generator:
+        if not isinstance(rng, np.random.Generator):
+            raise InvalidInputError(f"rng: expected a numpy.random.Generator, got {type(rng)!r}")
+        return rng
+
+    def resize(self, n_slots: int) -> None:
+        """Grow to ``n_slots`` slots; new slots start at the prior.
+
+        Never shrinks: a value ``<= n_slots`` is a no-op.
+        """
+        try:
+            n = operator.index(n_slots)
+        except TypeError:
+            raise InvalidInputError(f"n_slots: expected an integer, got {n_slots!r}") from None
+        if n < 0:
+            raise InvalidInputError(f"n_slots: must be >= 0, got {n}")
+        extra = n - self.n_slots
+        if extra <= 0:
+            return
+        pad = np.zeros(extra, dtype=np.float64)
+        for name in self._stat_names:
+            self._stats[name] = np.concatenate([self._stats[name], pad])
+
+    def reset(self, slots) -> None:
+        """Put ``slots`` (shape ``(m,)``) back to the prior (for a reused slot)."""
+        idx = self._slots(slots)
+        for name in self._stat_names:
+            self._stats[name][idx] = 0.0
+
+    def decay(self) -> None:
+        """Multiply every stored statistic by ``discount`` (no-op when ``discount == 1``)."""
+        if self._discount == 1.0:
+            return
+        for name in self._stat_names:
+            self._stats[name] *= self._discount
+
+    def _check_success_flags(self, successes, m: int) -> np.ndarray:
+        flags = as_float_array(successes, "successes", shape=(m,))
+        if flags.size and not np.all((flags == 0.0) | (flags == 1.0)):
+            raise InvalidInputError("successes: expected booleans or 0/1 flags")
+        return flags
+
+    # ----------------------------------------------------------------- state
+    def get_state(self) -> dict:
+        """Flat dict: ``family`` (str), the config floats, and one ``(n_slots,)`` float64 array
+        per statistic (copies)."""
+        state: dict = {"family": self.family}
+        state.update(self._config())
+        for name in self._stat_names:
+            state[name] = self._stats[name].copy()
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Restore a :meth:`get_state` dict (config included). :class:`StateError` on mismatch."""
+        if not isinstance(state, dict):
+            raise StateError(f"state: expected a dict, got {type(state)!r}")
+        expected = {"family", *self._config_names, *self._stat_names}
+        if set(state) != expected:
+            missing = sorted(expected - set(state))
+            unknown = sorted(map(str, set(state) - expected))
+            raise StateError(f"state: missing keys {missing}, unknown keys {unknown}")
+        if not isinstance(state["family"], str) or state["family"] != self.family:
+            raise StateError(f"state: family {state['family']!r}, expected {self.family!r}")
+        try:
+            config = self._check_config({name: state[name] for name in self._config_names})
+        except InvalidConfigError as exc:
+            raise StateError(f"state: invalid config ({exc})") from None
+        stats: dict[str, np.ndarray] = {}
+        for name in self._stat_names:
+            value = state[name]
+            if (
+                not isinstance(value, np.ndarray)
+                or value.ndim != 1
+                or value.dtype.kind not in "iuf"
+            ):
+                raise StateError(f"state[{name!r}]: expected a 1-D numeric numpy array")
+            arr = np.array(value, dtype=np.float64, copy=True)
+            if not np.all(np.isfinite(arr)):
+                raise StateError(f"state[{name!r}]: contains NaN or infinite values")
+            stats[name] = arr
+        lengths = {arr.shape[0] for arr in stats.values()}
+        if len(lengths) != 1:
+            raise StateError(f"state: statistic arrays have different lengths {sorted(lengths)}")
+        self._check_stats(stats)
+        self._apply_config(config)
+        self._stats = stats
+
+    def _check_stats(self, stats: dict[str, np.ndarray]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({cfg}, n_slots={self.n_slots})"
+
+
+class BetaPosterior(_SlotPosterior):
+    """Beta–Bernoulli posteriors; rewards in [0,1] use the Bernoulli trick (Agrawal & Goyal 2012).
+
+    Per slot: ``alpha = alpha_prior + successes``, ``beta = beta_prior + failures`` where
+    ``successes`` / ``failures`` are discounted counts (float64, shape ``(n_slots,)``).
+    """
+
+    family = "bernoulli"
+    _stat_names = ("successes", "failures")
+    _config_names = ("alpha_prior", "beta_prior", "discount")
+
+    def __init__(
+        self, alpha_prior: float = 1.0, beta_prior: float = 1.0, discount: float = 1.0
+    ) -> None:
+        config = self._check_config(
+            {"alpha_prior": alpha_prior, "beta_prior": beta_prior, "discount": discount}
+        )
+        super().__init__()
+        self._apply_config(config)
+
+    @classmethod
+    def _check_config(cls, config: dict) -> dict:
+        return {
+            "alpha_prior": check_scalar(config["alpha_prior"], "alpha_prior", low=0, low_open=True),
+            "beta_prior": check_scalar(config["beta_prior"], "beta_prior", low=0, low_open=True),
+            "discount": check_scalar(config["discount"], "discount", low=0, high=1, low_open=True),
+        }
+
+    def _check_stats(self, stats: dict[str, np.ndarray]) -> None:
+        for name, arr in stats.items():
+            if arr.size and np.any(arr < 0):
+                raise StateError(f"state[{name!r}]: negative counts")
+
+    @property
+    def alpha_prior(self) -> float:
+        return self._alpha_prior
+
+    @property
+    def beta_prior(self) -> float:
+        return self._beta_prior
+
+    def params(self, slots) -> tuple[np.ndarray, np.ndarray]:
+        """``(alpha, beta)``, each shape ``(m,)``, of the Beta posteriors of ``slots``."""
+        idx = self._slots(slots)
+        return (
+            self._alpha_prior + self._stats["successes"][idx],
+            self._beta_prior + self._stats["failures"][idx],
+        )
+
+    def sample(self, slots, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``theta ~ Beta(alpha, beta)`` for each slot, shape ``(m,)`` (one ``rng.beta``)."""
+        rng = self._rng(rng)
+        alpha, beta = self.params(slots)
+        return rng.beta(alpha, beta)
+
+    def mean(self, slots) -> np.ndarray:
+        """Posterior mean ``alpha / (alpha + beta)``, shape ``(m,)``."""
+        alpha, beta = self.params(slots)
+        return alpha / (alpha + beta)
+
+    def count(self, slots) -> np.ndarray:
+        """Effective (discounted) number of observations, shape ``(m,)``."""
+        idx = self._slots(slots)
+        return self._stats["successes"][idx] + self._stats["failures"][idx]
+
+    def validate_rewards(self, rewards) -> np.ndarray:
+        """Rewards as float64 (any shape); :class:`InvalidInputError` unless finite in [0, 1]."""
+        r = as_float_array(rewards, "rewards")
+        if r.size and (np.any(r < 0.0) or np.any(r > 1.0)):
+            raise InvalidInputError("rewards: must lie in [0, 1] for a Bernoulli posterior")
+        return r
+
+    def update(self, slots, rewards, rng: np.random.Generator) -> None:
+        """Bernoulli-trick update: ``u = rng.random(m)`` (always exactly one call),
+        success iff ``u < reward``. ``rewards`` shape ``(m,)`` in [0, 1]; slots may repeat."""
+        idx = self._slots(slots)
+        r = self.validate_rewards(rewards)
+        if r.shape != idx.shape:
+            raise InvalidInputError(f"rewards: expected shape {idx.shape}, got {r.shape}")
+        rng = self._rng(rng)
+        u = rng.random(idx.shape[0])
+        hit = (u < r).astype(np.float64)
+        np.add.at(self._stats["successes"], idx, hit)
+        np.add.at(self._stats["failures"], idx, 1.0 - hit)
+
+    def update_success(self, slots, successes) -> None:
+        """Deterministic update from bool / 0-1 flags, shape ``(m,)``; slots may repeat."""
+        idx = self._slots(slots)
+        flags = self._check_success_flags(successes, idx.shape[0])
+        np.add.at(self._stats["successes"], idx, flags)
+        np.add.at(self._stats["failures"], idx, 1.0 - flags)
+
+
+class GaussianPosterior(_SlotPosterior):
+    """Normal–Inverse-Gamma posteriors (unknown mean and variance) for unbounded real rewards.
+
+    Stores discounted sufficient statistics per slot (float64, shape ``(n_slots,)``):
+    ``n`` (count), ``s1`` (sum of y), ``s2`` (sum of y**2). Prior
+    ``NIG(mu_prior, kappa_prior, a_prior, b_prior)``; rewards are in the caller's units.
+    """
+
+    family = "gaussian"
+    _stat_names = ("n", "s1", "s2")
+    _config_names = ("mu_prior", "kappa_prior", "a_prior", "b_prior", "discount")
+
+    def __init__(
+        self,
+        mu_prior: float = 0.0,
+        kappa_prior: float = 1.0,
+        a_prior: float = 1.0,
+        b_prior: float = 1.0,
+        discount: float = 1.0,
+    ) -> None:
+        config = self._check_config(
+            {
+                "mu_prior": mu_prior,
+                "kappa_prior": kappa_prior,
+                "a_prior": a_prior,
+                "b_prior": b_prior,
+                "discount": discount,
+            }
+        )
+        super().__init__()
+        self._apply_config(config)
+
+    @classmethod
+    def _check_config(cls, config: dict) -> dict:
+        return {
+            "mu_prior": check_scalar(config["mu_prior"], "mu_prior"),
+            "kappa_prior": check_scalar(config["kappa_prior"], "kappa_prior", low=0, low_open=True),
+            "a_prior": check_scalar(config["a_prior"], "a_prior", low=0, low_open=True),
+            "b_prior": check_scalar(config["b_prior"], "b_prior", low=0, low_open=True),
+            "discount": check_scalar(config["discount"], "discount", low=0, high=1, low_open=True),
+        }
+
+    def _check_stats(self, stats: dict[str, np.ndarray]) -> None:
+        for name in ("n", "s2"):
+            if stats[name].size and np.any(stats[name] < 0):
+                raise StateError(f"state[{name!r}]: negative values")
+
+    @property
+    def mu_prior(self) -> float:
+        return self._mu_prior
+
+    @property
+    def kappa_prior(self) -> float:
+        return self._kappa_prior
+
+    @property
+    def a_prior(self) -> float:
+        return self._a_prior
+
+    @property
+    def b_prior(self) -> float:
+        return self._b_prior
+
+    def params(self, slots) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(m_n, kappa_n, a_n, b_n)``, each shape ``(m,)``, of the NIG posteriors of ``slots``."""
+        idx = self._slots(slots)
+        n = self._stats["n"][idx]
+        s1 = self._stats["s1"][idx]
+        s2 = self._stats["s2"][idx]
+        mu0, k0 = self._mu_prior, self._kappa_prior
+        kappa_n = k0 + n
+        m_n = (k0 * mu0 + s1) / kappa_n
+        a_n = self._a_prior + 0.5 * n
+        pos = n > 0
+        n_safe = np.where(pos, n, 1.0)
+        ybar = s1 / n_safe
+        scatter = np.maximum(s2 - s1 * s1 / n_safe, 0.0)
+        shrink = k0 * n * (ybar - mu0) ** 2 / (2.0 * kappa_n)
+        b_n = self._b_prior + np.where(pos, 0.5 * scatter + shrink, 0.0)
+        return m_n, kappa_n, a_n, b_n
+
+    def sample(self, slots, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``theta`` per slot, shape ``(m,)``: ``sigma2 = 1 / Gamma(a_n, scale=1/b_n)``,
+        ``theta = m_n + sqrt(sigma2 / kappa_n) * N(0, 1)``."""
+        rng = self._rng(rng)
+        m_n, kappa_n, a_n, b_n = self.params(slots)
+        precision = np.maximum(rng.gamma(a_n, 1.0 / b_n), np.finfo(np.float64).tiny)
+        sigma2 = 1.0 / precision
+        return m_n + np.sqrt(sigma2 / kappa_n) * rng.standard_normal(m_n.shape[0])
+
+    def mean(self, slots) -> np.ndarray:
+        """Posterior mean of the reward mean, ``m_n``, shape ``(m,)``."""
+        return self.params(slots)[0]
+
+    def count(self, slots) -> np.ndarray:
+        """Effective (discounted) number of observations ``n``, shape ``(m,)``."""
+        idx = self._slots(slots)
+        return self._stats["n"][idx].copy()
+
+    def validate_rewards(self, rewards) -> np.ndarray:
+        """Rewards as float64 (any shape); :class:`InvalidInputError` unless finite."""
+        return as_float_array(rewards, "rewards")
+
+    def update(self, slots, rewards, rng: np.random.Generator | None = None) -> None:
+        """Add rewards (shape ``(m,)``) to the statistics; slots may repeat. ``rng`` is unused."""
+        idx = self._slots(slots)
+        y = self.validate_rewards(rewards)
+        if y.shape != idx.shape:
+            raise InvalidInputError(f"rewards: expected shape {idx.shape}, got {y.shape}")
+        if y.size and np.max(np.abs(y)) > _MAX_REWARD:
+            raise InvalidInputError(f"rewards: magnitude above {_MAX_REWARD:.3g} (y**2 overflows)")
+        self._add(idx, y)
+
+    def update_success(self, slots, successes) -> None:
+        """Update with bool / 0-1 flags treated as rewards 0.0 / 1.0, shape ``(m,)``."""
+        idx = self._slots(slots)
+        flags = self._check_success_flags(successes, idx.shape[0])
+        self._add(idx, flags)
+
+    def _add(self, idx: np.ndarray, y: np.ndarray) -> None:
+        np.add.at(self._stats["n"], idx, 1.0)
+        np.add.at(self._stats["s1"], idx, y)
+        np.add.at(self._stats["s2"], idx, y * y)
+
+
+_FAMILIES: dict[str, type[_SlotPosterior]] = {
+    "bernoulli": BetaPosterior,
+    "beta": BetaPosterior,
+    "gaussian": GaussianPosterior,
+}
+
+
+def make_posterior(family: str, **kwargs) -> BetaPosterior | GaussianPosterior:
+    """Build a posterior by family name: ``"bernoulli"`` / ``"beta"`` or ``"gaussian"``.
+
+    ``kwargs`` go to the constructor; an unknown family or keyword is an
+    :class:`InvalidConfigError`.
+    """
+    cls = _FAMILIES.get(family) if isinstance(family, str) else None
+    if cls is None:
+        raise InvalidConfigError(
+            f"family: unknown posterior family {family!r}; expected one of {sorted(_FAMILIES)}"
+        )
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise InvalidConfigError(f"{family}: {exc}") from None
