@@ -1,0 +1,271 @@
+"""The original design's public API: ``LibrexAlloc``, ``ResourceManager``, ``BudgetTracker``.
+
+``LibrexAlloc`` keeps the design's constructor arguments and methods (``allocate``,
+``update``, ``compute_fairness_metrics``) on top of the vectorized
+:class:`~librex_alloc.policies.ConstrainedThompsonSampling`, with the corrected maths of
+SPEC §2–4 (Bernoulli trick, α-fair gradient rule, a real knapsack oracle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+
+from librex_alloc import metrics
+from librex_alloc._validation import as_float_array
+from librex_alloc.checkpoint import load_state, save_state
+from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError
+from librex_alloc.fairness import FairnessConfig
+from librex_alloc.policies import Allocation, ConstrainedThompsonSampling
+
+
+class LibrexAlloc:
+    """Constrained Thompson sampling for multi-agent resource allocation.
+
+    n_agents: agents ``0 .. n_agents-1`` registered up front (others join on first request).
+    n_resource_types: K. fairness_mode: "none", "proportional", "maxmin", "alpha" (with
+    ``fairness_alpha``) or a number α ≥ 0. alpha_prior, beta_prior: the Beta prior.
+    use_gurobi: kept for API compatibility; Gurobi is not a dependency, so True is an error.
+
+    Keyword-only extensions: oracle ("auto" | "exact" | "fast"), time_limit, utility
+    ("reward" | "service" | "share"), fairness_horizon, epsilon, min_share (ρ for every
+    agent, or a mapping id → ρ), eta, weights (mapping id → priority), reward_family
+    ("bernoulli" | "gaussian"), gaussian_prior (dict), discount γ, divisible, seed.
+    """
+
+    def __init__(self, n_agents: int = 0, n_resource_types: int = 1,
+                 fairness_mode: str | float = "proportional", alpha_prior: float = 1.0,
+                 beta_prior: float = 1.0, use_gurobi: bool = False, *, oracle: str = "auto",
+                 time_limit: float | None = None, fairness_alpha: float | None = None,
+                 utility: str = "reward", fairness_horizon: float | None = None,
+                 epsilon: float = 1e-3, min_share: float | Mapping = 0.0, eta: float = 1.0,
+                 weights: Mapping | None = None, reward_family: str = "bernoulli",
+                 gaussian_prior: dict | None = None, discount: float = 1.0,
+                 divisible: bool = False, max_pending_rounds: int = 1000, seed=None):
+        if use_gurobi:
+            raise InvalidConfigError("use_gurobi=True: Gurobi is not a dependency of "
+                                     "librex-alloc; use oracle='exact' (OR-Tools CP-SAT)")
+        if not isinstance(n_agents, (int, np.integer)) or n_agents < 0:
+            raise InvalidConfigError(f"n_agents: expected an int ≥ 0, got {n_agents!r}")
+        default_share = 0.0 if isinstance(min_share, Mapping) else min_share
+        fairness = FairnessConfig(mode=fairness_mode, alpha=fairness_alpha, utility=utility,
+                                  horizon=fairness_horizon, epsilon=epsilon,
+                                  min_share=default_share, eta=eta)
+        if reward_family in ("bernoulli", "beta"):
+            prior = {"alpha_prior": alpha_prior, "beta_prior": beta_prior}
+        elif reward_family == "gaussian":
+            prior = dict(gaussian_prior or {})
+        else:
+            raise InvalidConfigError(f"reward_family: expected 'bernoulli' or 'gaussian', got "
+                                     f"{reward_family!r}")
+        self.n_agents = int(n_agents)
+        self.n_resource_types = n_resource_types
+        self.fairness_mode = fairness.mode
+        self.use_gurobi = False
+        self.policy = ConstrainedThompsonSampling(
+            n_resource_types, fairness=fairness, oracle=oracle, time_limit=time_limit,
+            divisible=divisible, reward_family=reward_family, prior=prior, discount=discount,
+            max_pending_rounds=max_pending_rounds, seed=seed)
+        self.last_allocation: Allocation | None = None
+        if self.n_agents:
+            self._register(list(range(self.n_agents)))
+        if isinstance(min_share, Mapping):
+            self.set_min_share(min_share)
+        if weights:
+            self.set_weights(weights)
+
+    @property
+    def name(self) -> str:
+        return "LibrexAlloc"
+
+    @property
+    def round(self) -> int:
+        return self.policy.round
+
+    def _register(self, ids: list) -> None:
+        p = self.policy
+        agent_slots, arm_slots, new_agents, new_arms = p.registry.add(ids, np.zeros(len(ids),
+                                                                                    np.int64))
+        p.posterior.resize(p.registry.n_arm_slots)
+        p.fairness.resize(p.registry.n_agent_slots)
+
+    def _per_agent(self, mapping: Mapping, name: str, low: float, high: float) -> tuple:
+        ids = list(mapping)
+        vals = as_float_array([mapping[a] for a in ids], name, ndim=1)
+        if len(vals) and (np.any(vals < low) or np.any(vals > high)):
+            raise InvalidInputError(f"{name}: values must lie in [{low}, {high}]")
+        new = [a for a in ids if a not in self.policy.registry]
+        for a in new:
+            if not isinstance(a, Hashable):
+                raise InvalidInputError(f"agent id {a!r} is not hashable")
+        self._register(new)
+        return self.policy.registry.agent_slots(ids), vals
+
+    def set_weights(self, weights: Mapping) -> None:
+        """Priority weights w_i > 0 (values are multiplied by them)."""
+        slots, vals = self._per_agent(weights, "weights", 0.0, np.inf)
+        if np.any(vals <= 0):
+            raise InvalidInputError("weights: must be > 0")
+        self.policy.fairness.weight[slots] = vals
+
+    def set_min_share(self, min_share: Mapping) -> None:
+        """Minimum service fractions ρ_i ∈ [0, 1] per agent (virtual queues)."""
+        slots, vals = self._per_agent(min_share, "min_share", 0.0, 1.0)
+        self.policy.fairness.min_share[slots] = vals
+
+    # -- the design's API ----------------------------------------------------------------------
+    def allocate(self, agent_requests: Mapping, budget) -> dict:
+        """Allocate one round.
+
+        agent_requests: {agent_id: (K,) request} or {agent_id: (m, K) options}.
+        budget: (K,) available resources this round.
+        Returns {agent_id: (K,) allocated resources} for every requesting agent (zeros when
+        not allocated; the chosen option's request, times the fraction in divisible mode).
+        """
+        if not isinstance(agent_requests, Mapping):
+            raise InvalidInputError("agent_requests: expected a dict {agent_id: request}")
+        k = self.policy.n_resources
+        ids, rows, opts = [], [], []
+        for a, req in agent_requests.items():
+            r = as_float_array(req, f"request of agent {a!r}")
+            if r.ndim == 1:
+                r = r[None, :]
+            if r.ndim != 2 or r.shape[1] != k or r.shape[0] == 0:
+                raise InvalidInputError(f"request of agent {a!r}: expected shape ({k},) or "
+                                        f"(m, {k}), got {np.shape(req)}")
+            ids.extend([a] * r.shape[0])
+            opts.extend(range(r.shape[0]))
+            rows.append(r)
+        requests = np.vstack(rows) if rows else np.zeros((0, k))
+        alloc = self.policy.allocate_batch(ids, requests, budget, options=np.asarray(opts,
+                                                                                     np.int64))
+        self.last_allocation = alloc
+        out = {a: np.zeros(k) for a in agent_requests}
+        granted = alloc.granted
+        for i in np.nonzero(alloc.fractions > 0)[0]:
+            out[ids[i]] = granted[i].copy()
+        return out
+
+    def update(self, agent_id, outcome: Mapping) -> bool:
+        """Report one allocated agent's outcome.
+
+        outcome: {"success": bool} or {"reward": float} (in [0, 1] for the Bernoulli family,
+        learned with the Bernoulli trick, not thresholded), optionally {"round": t}; by default
+        the newest round in which the agent was allocated and has not reported yet.
+        Returns True if applied, False if this (round, agent) had already been applied.
+        """
+        if not isinstance(outcome, Mapping):
+            raise InvalidInputError("outcome: expected a dict with 'success' or 'reward'")
+        has_s, has_r = "success" in outcome, "reward" in outcome
+        if has_s == has_r:
+            raise InvalidInputError("outcome must contain exactly one of 'success' or 'reward'")
+        rnd = outcome.get("round")
+        if rnd is None:
+            rnd = self.policy.last_allocated_round(agent_id)
+            if rnd is None:
+                raise NotAllocatedError(f"agent {agent_id!r} has no allocated round awaiting "
+                                        f"an outcome")
+        if has_s:
+            s = outcome["success"]
+            if not isinstance(s, (bool, np.bool_, int, np.integer)) or int(s) not in (0, 1):
+                raise InvalidInputError(f"success: expected a bool, got {s!r}")
+            applied = self.policy.observe(rnd, [agent_id], successes=[int(s)])
+        else:
+            applied = self.policy.observe(rnd, [agent_id], rewards=[outcome["reward"]])
+        return applied == 1
+
+    def compute_fairness_metrics(self, utility: str = "service") -> dict:
+        """Fairness of the cumulative ``utility`` vector over all registered agents.
+
+        utility: "service" (rounds allocated, the design's allocation counts), "reward"
+        (realized reward) or "utility" (the vector the fairness rule targets).
+        Returns gini, jain, allocation_variance, min_allocation_ratio, sum_log_utility,
+        max_min_share_violation, rounds.
+        """
+        _, x = self.policy.utilities(utility)
+        f = self.policy.fairness
+        slots = self.policy.registry.live_agent_slots()
+        return {
+            "gini": metrics.gini(x),
+            "jain": metrics.jain(x) if len(x) else float("nan"),
+            "allocation_variance": metrics.variance(x) if len(x) else float("nan"),
+            "min_allocation_ratio": metrics.min_max_ratio(x) if len(x) else float("nan"),
+            "sum_log_utility": metrics.sum_log_utility(x / max(self.policy.round, 1)),
+            "max_min_share_violation": metrics.max_min_share_violation(
+                f.min_share[slots], f.active[slots], f.served[slots]),
+            "rounds": self.policy.round,
+            "utility": utility,
+        }
+
+    def remove_agents(self, agent_ids) -> None:
+        """Agents leave; their state is dropped."""
+        self.policy.remove_agents(agent_ids)
+
+    # -- state ---------------------------------------------------------------------------------
+    def get_state(self) -> dict:
+        return {"n_agents": self.n_agents, "policy": self.policy.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        self.policy.set_state(state["policy"])
+        self.n_agents = int(state["n_agents"])
+        self.last_allocation = None
+
+    def save(self, path) -> None:
+        """Atomic Parquet checkpoint of the learned state."""
+        save_state(self.get_state(), path)
+
+    def load(self, path) -> None:
+        self.set_state(load_state(path))
+
+
+class BudgetTracker:
+    """Track budget consumption over time."""
+
+    def __init__(self):
+        self.history: list[np.ndarray] = []
+        self.budgets: list[np.ndarray] = []
+
+    def record_allocation(self, allocated, budget=None) -> None:
+        """Record one round's total allocation (K,), and optionally that round's budget."""
+        allocated = as_float_array(allocated, "allocated", ndim=1, nonnegative=True)
+        if budget is not None:
+            budget = as_float_array(budget, "budget", shape=allocated.shape, nonnegative=True)
+        self.history.append(allocated)
+        if budget is not None:
+            self.budgets.append(budget)
+
+    def get_utilization(self, budget=None) -> np.ndarray:
+        """Average utilization per resource: Σ allocated / Σ budget over the recorded rounds.
+
+        budget: (K,) per-round budget; default: the budgets recorded with each round.
+        """
+        if not self.history:
+            k = len(budget) if budget is not None else 0
+            return np.zeros(k)
+        used = np.vstack(self.history)
+        if budget is None:
+            if len(self.budgets) != len(self.history):
+                raise InvalidInputError("get_utilization: pass the budget (not recorded)")
+            return metrics.utilization(used, np.vstack(self.budgets))
+        budget = as_float_array(budget, "budget", shape=(used.shape[1],), nonnegative=True)
+        return metrics.utilization(used, budget)
+
+
+class ResourceManager:
+    """High-level resource manager using :class:`LibrexAlloc`."""
+
+    def __init__(self, alloc_solver: LibrexAlloc):
+        self.alloc_solver = alloc_solver
+        self.budget_tracker = BudgetTracker()
+
+    def manage_resources(self, agent_requests: Mapping, total_budget) -> dict:
+        """Allocate one round and record its consumption."""
+        allocation = self.alloc_solver.allocate(agent_requests, total_budget)
+        k = self.alloc_solver.policy.n_resources
+        total = np.sum(list(allocation.values()), axis=0) if allocation else np.zeros(k)
+        self.budget_tracker.record_allocation(total, total_budget)
+        return allocation
+
+    def report_outcome(self, agent_id, outcome: Mapping) -> bool:
+        return self.alloc_solver.update(agent_id, outcome)
