@@ -144,7 +144,7 @@ class LibrexAlloc:
         out = {a: np.zeros(k) for a in agent_requests}
         granted = alloc.granted
         for i in np.nonzero(alloc.fractions > 0)[0]:
-            out[ids[i]] = granted[i].copy()
+            out[ids[i]] = out[ids[i]] + granted[i]  # divisible mode may mix options
         return out
 
     def update(self, agent_id, outcome: Mapping) -> bool:

@@ -1,17 +1,25 @@
-"""The LP relaxation of the multiple-choice knapsack, solved on a working set.
+"""The LP relaxation of the multiple-choice knapsack: smoothed-dual prices, then a working set.
 
 A full HiGHS solve costs ~70 ms at n = 10,000 and ~6 s at n = 100,000 on the 2-core machine,
-so the relaxation is solved by row generation on the dual prices λ:
+and every ``linprog`` call costs a few milliseconds even when tiny, so the relaxation is solved
+through its dual, ``L(λ) = λ·B + Σ_g max(0, max_{i∈g} v_i − λ·r_i)`` (min over λ ≥ 0 equals
+the LP optimum):
 
-1. λ₀ from the LP of a fixed random subsample of groups with a proportionally scaled budget;
-2. with reduced costs ``d_i = v_i − λ·r_i`` the groups whose best choice (an option or
-   nothing) wins by a wide margin are fixed, the ``w`` closest groups form the working set;
-3. the LP on the working set (budget minus the fixed choices) gives new prices; every fixed
-   group whose choice is no longer optimal under them joins the working set; repeat.
+1. **Prices.** Projected Newton on the smoothed dual ``F_t(λ) = λ·B + t Σ_g log(1 +
+   Σ_{i∈g} exp((v_i − λ·r_i)/t))`` (a K×K system per step), lowering the temperature ``t``
+   fourfold per step. Large temperatures run on random subsamples of groups with a
+   proportionally scaled budget (their statistical error is below ``t``), the last steps on all
+   groups, until only a few dozen groups have a reduced-cost margin below ``t``. ``F_t`` is
+   within ``t·log 2`` per group of ``L`` and is smooth, so Newton converges in a few steps.
+2. **Working set.** With reduced costs ``d_i = v_i − λ·r_i`` every group whose best choice
+   (an option or nothing) wins by more than a few ``t`` is fixed; the rest form the working set,
+   whose LP (HiGHS, budget minus the fixed choices) gives exact prices. Every fixed group whose
+   choice is no longer optimal under them joins the working set; repeat (usually not needed).
 
 When no fixed group is violated the combined solution is an optimal solution of the full LP
 (primal feasible, and complementary slackness holds for every group). Whatever happens, the
 returned bound is the Lagrangian bound at the returned prices, valid for any λ ≥ 0.
+The random subsamples use a fixed seed: the same input gives the same output.
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ from librex_alloc.oracles._problem import Groups, lagrangian_bound
 
 #: Below this many rows the LP is solved in one piece.
 FULL_LP_ROWS = 600
-#: Groups in the subsample that estimates the initial prices.
-SUBSAMPLE_GROUPS = 400
 MAX_ROUNDS = 8
-TATONNEMENT_STEPS = 25
+#: Smallest subsample of groups for the first Newton steps; later stages are 8× larger.
+FIRST_SAMPLE = 1024
+#: Temperature divisor per Newton step.
+COOLING = 4.0
+#: |z| = |margin| / t beyond which a choice is certain in double precision (e^-40 ≈ 4e-18).
+_CERTAIN = 40.0
 
 
 @dataclass(frozen=True)
@@ -72,53 +83,176 @@ def _lp(values, requests, budget, groups: Groups) -> tuple[np.ndarray, np.ndarra
     return np.clip(res.x, 0.0, 1.0), lam
 
 
-def _initial_prices(values, requests, budget, groups: Groups) -> np.ndarray:
-    """Prices from the LP of a fixed random subsample, refined by damped tâtonnement.
+class _Smoothed:
+    """``F_t``, its gradient and Hessian on a fixed set of rows (one group per ``gid`` label)."""
 
-    Tâtonnement: ``λ_k ← λ_k (U_k / B_k)^η`` where ``U`` is the usage of every group's best
-    option with positive reduced cost; it moves each price toward clearing its resource.
-    The prices with the smallest Lagrangian bound are kept.
+    def __init__(self, values, requests, budget, gid: np.ndarray | None, n_groups: int):
+        self.v, self.r, self.b = values, requests, budget
+        self.gid, self.g = gid, n_groups  # gid None: every row is its own group
+
+    def margins(self, lam) -> np.ndarray:
+        """Per group: best minus second-best of {d_i} ∪ {0}."""
+        d = self.v - self.r @ lam
+        if self.gid is None:
+            return np.abs(d)
+        top1 = np.full(self.g, -np.inf)
+        np.maximum.at(top1, self.gid, d)
+        top1 = np.maximum(top1, 0.0)
+        is_top = d >= top1[self.gid]
+        # second best: 0 ("nothing") when an option is best, else the best option
+        second = np.where(top1 > 0, 0.0, -np.inf)
+        dd = np.where(is_top, -np.inf, d)
+        np.maximum.at(second, self.gid, dd)
+        cnt = np.bincount(self.gid[is_top], minlength=self.g)
+        second = np.where(cnt > 1, top1, second)  # ties
+        return top1 - second
+
+    def __call__(self, lam, t: float, hessian: bool = True):
+        """(F, gradient, Hessian or None) at ``lam`` and temperature ``t``."""
+        d = self.v - self.r @ lam
+        k = len(lam)
+        if self.gid is None:
+            pos = d > 0
+            act = np.nonzero(np.abs(d) < _CERTAIN * t)[0]
+            za = d[act] / t
+            f = float(lam @ self.b + d[pos].sum() + t * np.log1p(np.exp(-np.abs(za))).sum())
+            p = pos.astype(np.float64)
+            pa = 0.5 * (1.0 + np.tanh(0.5 * za))
+            p[act] = pa
+            grad = self.b - p @ self.r
+            if not hessian:
+                return f, grad, None
+            ra = self.r[act]
+            w = pa * (1.0 - pa) / t
+            hess = (ra * w[:, None]).T @ ra
+            return f, grad, hess
+        top = np.full(self.g, -np.inf)
+        np.maximum.at(top, self.gid, d)
+        top = np.maximum(top, 0.0)
+        e = d - top[self.gid]  # ≤ 0
+        act = np.nonzero(e > -_CERTAIN * t)[0]
+        ga = self.gid[act]
+        ea = np.exp(e[act] / t)
+        z0 = np.exp(-top / t)  # the "nothing" option
+        z = z0 + np.bincount(ga, weights=ea, minlength=self.g)
+        f = float(lam @ self.b + top.sum() + t * np.log(z).sum())
+        pa = ea / z[ga]
+        ra = self.r[act]
+        q = np.zeros((self.g, k))
+        np.add.at(q, ga, ra * pa[:, None])
+        grad = self.b - q.sum(axis=0)
+        if not hessian:
+            return f, grad, None
+        # covariance of r under each group's choice distribution (nothing has r = 0)
+        unsure = (z0 / z) < 1.0 - 1e-15
+        unsure[ga[pa < 1.0 - 1e-15]] = True
+        sel = unsure[ga]
+        c = ra[sel] - q[ga[sel]]
+        hess = (c * (pa[sel] / t)[:, None]).T @ c
+        qu = q[unsure]
+        hess += (qu * ((z0 / z)[unsure] / t)[:, None]).T @ qu
+        return f, grad, hess
+
+
+def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int | None):
+    """Projected Newton steps on ``F_t`` with backtracking, cooling ``t`` after good steps.
+
+    Stops after ``steps`` steps, or when ``stop_active`` is given and at most that many groups
+    have a margin below ``t`` after a full step. Returns (λ, t).
     """
-    rng = np.random.default_rng(0x11B7E)  # fixed: the same input gives the same output
+    f, grad, hess = fn(lam, t)
+    for _ in range(steps):
+        free = (lam > 0) | (grad < 0)
+        if not free.any():
+            break
+        h = hess[np.ix_(free, free)]
+        h = h + (1e-12 * (np.trace(h) + 1e-300)) * np.eye(len(h))
+        try:
+            step = np.zeros_like(lam)
+            step[free] = -np.linalg.solve(h, grad[free])
+        except np.linalg.LinAlgError:  # pragma: no cover - regularized, positive semidefinite
+            break
+        alpha, full = 1.0, True
+        for _ in range(30):
+            trial = np.maximum(lam + alpha * step, 0.0)
+            f_new, _, _ = fn(trial, t, hessian=False)
+            if f_new <= f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
+                break
+            alpha *= 0.5
+            full = False
+        else:
+            break
+        lam = trial
+        if full:
+            t /= COOLING
+        f, grad, hess = fn(lam, t)
+        if full and stop_active is not None:
+            if int(np.count_nonzero(fn.margins(lam) < t)) <= stop_active:
+                break
+    return lam, t
+
+
+def _sample_rows(groups: Groups, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows of the picked groups and their compact group labels (None when singleton)."""
+    if groups.singleton:
+        return pick, None
+    m = len(groups.gid)
+    counts = np.diff(np.append(groups.starts, m))
+    size = counts[pick]
+    ends = np.cumsum(size)
+    offs = np.arange(ends[-1]) - np.repeat(ends - size, size)
+    rows = groups.order[np.repeat(groups.starts[pick], size) + offs]
+    return rows, np.repeat(np.arange(len(pick)), size)
+
+
+def _smoothed_prices(values, requests, budget, groups: Groups) -> tuple[np.ndarray, float]:
+    """Near-optimal dual prices and the final temperature (see the module docstring)."""
+    m, k = requests.shape
     g = groups.n_groups
-    pick = np.sort(rng.choice(g, size=min(g, SUBSAMPLE_GROUPS), replace=False))
-    mask = np.zeros(g, dtype=bool)
-    mask[pick] = True
-    rows = np.nonzero(mask[groups.gid])[0]
-    _, lam = _lp(values[rows], requests[rows], budget * (len(pick) / g), groups.subset(rows))
-    floor = 1e-6 * max(float(np.max(values) / np.max(requests @ np.ones(len(budget)))), 1e-300)
-    best_l, best = lagrangian_bound(values, requests, budget, groups, lam), lam
-    for it in range(TATONNEMENT_STEPS):
-        _, _, arg = groups.top_two(values - requests @ lam)
-        use = requests[arg[arg >= 0]].sum(axis=0)
-        ratio = np.maximum(use / np.where(budget > 0, budget, 1.0), 1e-3)
-        lam = np.maximum(lam, floor) * ratio ** (0.5 / (1.0 + it / 5.0))
-        bound = lagrangian_bound(values, requests, budget, groups, lam)
-        if bound < best_l:
-            best_l, best = bound, lam
-    return best
+    scale = float(np.mean(values))
+    mean_r = requests.mean(axis=0)
+    lam = np.where(mean_r > 0, scale / (k * np.where(mean_r > 0, mean_r, 1.0)), 0.0)
+    t = scale
+    rng = np.random.default_rng(0x11B7E)  # fixed: the same input gives the same output
+    s = FIRST_SAMPLE
+    while 2 * s < g:
+        pick = rng.choice(g, size=s, replace=True)
+        rows, gid = _sample_rows(groups, pick)
+        fn = _Smoothed(values[rows], requests[rows], budget * (s / g), gid, s)
+        # the sample's price error is ~ scale / sqrt(s): cool until t reaches it
+        t_floor = 2.0 * scale / np.sqrt(s)
+        steps = max(2, int(np.ceil(np.log(max(t / t_floor, 1.0)) / np.log(COOLING))) + 1)
+        lam, t = _newton(fn, lam, t, steps, None)
+        t = max(t, t_floor)
+        s *= 8
+    fn = _Smoothed(values, requests, budget, None if groups.singleton else groups.gid, g)
+    lam, t = _newton(fn, lam, t, 30, 16 + 4 * k)
+    return lam, t
 
 
 def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
     """LP relaxation of the candidate problem (all values > 0, every row fits alone)."""
     m, k = requests.shape
-    if m <= FULL_LP_ROWS:
+    if m <= FULL_LP_ROWS or k == 0:
         x, lam = _lp(values, requests, budget, groups)
         return Relaxation(x, lam, lagrangian_bound(values, requests, budget, groups, lam), True, m)
 
-    lam = _initial_prices(values, requests, budget, groups)
+    lam, t = _smoothed_prices(values, requests, budget, groups)
     g = groups.n_groups
-    width = min(g, 150 + 30 * k)
     tol = 1e-9 * max(1.0, float(np.max(np.abs(values))))
     best = (lagrangian_bound(values, requests, budget, groups, lam), lam)
     keep: np.ndarray | None = None  # groups carried over from the last round (violators)
     x, lp_rows = np.zeros(m), 0
+    margin = 4.0 * t
+    width = 24 + 8 * k  # fewest groups in the working set
     for _ in range(MAX_ROUNDS):
         d = values - requests @ lam
         top1, top2, arg = groups.top_two(d)
         gap = top1 - top2
         core = np.zeros(g, dtype=bool) if keep is None else keep.copy()
-        core[np.argpartition(gap, width - 1)[:width] if width < g else slice(None)] = True
+        core |= gap < margin
+        if np.count_nonzero(core) < width and width < g:
+            core[np.argpartition(gap, width - 1)[:width]] = True
         fixed_rows = arg[(~core) & (arg >= 0)]
         residual = budget - requests[fixed_rows].sum(axis=0)
         if np.any(residual < 0):
@@ -151,11 +285,12 @@ def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
         n_bad = int(violated.sum())
         if n_bad == 0:
             return Relaxation(x, lam_new, bound, True, lp_rows)
-        if n_bad <= width:  # few: add them and keep the core
+        if n_bad <= 4 * width:  # few: add them and keep the core
             keep = core | violated
             lam = lam_new
         else:  # many: the prices moved; re-centre on the best prices so far, wider
             keep = None
             lam = best[1]
-            width = min(g, 2 * width)
+            margin *= 4.0
+            width = min(g, 4 * width)
     return Relaxation(x, best[1], best[0], False, lp_rows)

@@ -351,7 +351,12 @@ class AllocationPolicy(ABC):
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise StateError(f"cannot restore policy state: {exc!r}") from None
+        # the checkpoint's configuration comes back with its learned state
         self.fairness_config = fairness.config
+        self.oracle, self.time_limit = cfg["oracle"], cfg["time_limit"]
+        self.divisible, self.reward_family = bool(cfg["divisible"]), cfg["reward_family"]
+        self.prior, self.discount = dict(cfg["prior"]), cfg["discount"]
+        self.max_pending_rounds = int(cfg["max_pending_rounds"])
         self.registry, self.posterior, self.fairness, self.rng = registry, posterior, fairness, rng
         self._pending = pending
         self._pending_index = {r: p.index() for r, p in pending.items()}
