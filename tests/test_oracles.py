@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from librex_alloc.datasets import MknapInstance, load_mknap, parse_mknap
@@ -102,13 +102,17 @@ def _labels(rng: np.random.Generator, n: int, mode: str) -> np.ndarray | None:
 
 
 @st.composite
-def problems(draw, max_n: int = 300, max_k: int = 10, allow_groups: bool = True):
+def problems(draw, max_n: int = 300, max_k: int = 10, allow_groups: bool = True,
+             min_n: int = 0):
     """(values, requests, budget, groups) with degenerate cases well represented.
 
     Structure (sizes and modes) is drawn by hypothesis; the numbers come from a numpy
     generator seeded by hypothesis, so a failure is reproducible from the printed draws.
     """
-    n = draw(st.one_of(st.integers(0, 12), st.integers(0, max_n)), label="n")
+    if min_n:
+        n = draw(st.integers(min_n, max_n), label="n")
+    else:
+        n = draw(st.one_of(st.integers(0, 12), st.integers(0, max_n)), label="n")
     k = draw(st.integers(1, max_k), label="k")
     seed = draw(st.integers(0, 2**32 - 1), label="seed")
     vmode = draw(st.sampled_from(["uniform", "mixed", "nonpositive", "ties", "int", "wide"]),

@@ -150,6 +150,16 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         x = fractional_from_relaxation(r, b, relax)
         frac = np.zeros(n)
         frac[rows] = x
+        # the canonical check on the full arrays: fractions @ requests <= budget
+        for _ in range(8):
+            usage = frac @ problem.requests
+            over = usage > problem.budget
+            if not over.any():
+                break
+            frac *= np.min(problem.budget[over] / usage[over]) * (1.0 - 1e-12)
+        else:  # pragma: no cover - never seen
+            frac[:] = 0.0
+        x = frac[rows]
         obj = float(v @ x)
         status = "optimal" if relax.converged else "feasible"
         return _empty(n, "lp", t0, bound=relax.bound, objective=obj, selected=frac > 0,

@@ -84,34 +84,38 @@ def _lp(values, requests, budget, groups: Groups) -> tuple[np.ndarray, np.ndarra
 
 
 class _Smoothed:
-    """``F_t``, its gradient and Hessian on a fixed set of rows (one group per ``gid`` label)."""
+    """``F_t``, its gradient and Hessian on a fixed set of rows.
 
-    def __init__(self, values, requests, budget, gid: np.ndarray | None, n_groups: int):
-        self.v, self.r, self.b = values, requests, budget
-        self.gid, self.g = gid, n_groups  # gid None: every row is its own group
+    ``starts`` None: every row is its own group; else rows are sorted by group and group j is
+    ``rows[starts[j]:starts[j + 1]]``, so per-group reductions are ``ufunc.reduceat`` calls.
+    """
+
+    def __init__(self, values, requests, budget, starts: np.ndarray | None):
+        self.v, self.r, self.b, self.starts = values, requests, budget, starts
+        if starts is not None:
+            self.sizes = np.diff(np.append(starts, len(values)))
+
+    def _top(self, d):
+        """Per group: max(0, max d) and the same repeated per row."""
+        top = np.maximum(np.maximum.reduceat(d, self.starts), 0.0)
+        return top, np.repeat(top, self.sizes)
 
     def margins(self, lam) -> np.ndarray:
         """Per group: best minus second-best of {d_i} ∪ {0}."""
         d = self.v - self.r @ lam
-        if self.gid is None:
+        if self.starts is None:
             return np.abs(d)
-        top1 = np.full(self.g, -np.inf)
-        np.maximum.at(top1, self.gid, d)
-        top1 = np.maximum(top1, 0.0)
-        is_top = d >= top1[self.gid]
-        # second best: 0 ("nothing") when an option is best, else the best option
-        second = np.where(top1 > 0, 0.0, -np.inf)
-        dd = np.where(is_top, -np.inf, d)
-        np.maximum.at(second, self.gid, dd)
-        cnt = np.bincount(self.gid[is_top], minlength=self.g)
-        second = np.where(cnt > 1, top1, second)  # ties
-        return top1 - second
+        top, top_rows = self._top(d)
+        is_top = d >= top_rows
+        count = np.add.reduceat(is_top.astype(np.int64), self.starts)
+        second = np.maximum.reduceat(np.where(is_top, -np.inf, d), self.starts)
+        second = np.where(top > 0, np.maximum(second, 0.0), second)
+        return np.where(count > 1, 0.0, top - second)
 
     def __call__(self, lam, t: float, hessian: bool = True):
         """(F, gradient, Hessian or None) at ``lam`` and temperature ``t``."""
         d = self.v - self.r @ lam
-        k = len(lam)
-        if self.gid is None:
+        if self.starts is None:
             pos = d > 0
             act = np.nonzero(np.abs(d) < _CERTAIN * t)[0]
             za = d[act] / t
@@ -124,33 +128,26 @@ class _Smoothed:
                 return f, grad, None
             ra = self.r[act]
             w = pa * (1.0 - pa) / t
-            hess = (ra * w[:, None]).T @ ra
-            return f, grad, hess
-        top = np.full(self.g, -np.inf)
-        np.maximum.at(top, self.gid, d)
-        top = np.maximum(top, 0.0)
-        e = d - top[self.gid]  # ≤ 0
-        act = np.nonzero(e > -_CERTAIN * t)[0]
-        ga = self.gid[act]
-        ea = np.exp(e[act] / t)
+            return f, grad, (ra * w[:, None]).T @ ra
+        top, top_rows = self._top(d)
+        ea = np.exp(np.maximum(d - top_rows, -_CERTAIN * t) / t)
         z0 = np.exp(-top / t)  # the "nothing" option
-        z = z0 + np.bincount(ga, weights=ea, minlength=self.g)
+        z = z0 + np.add.reduceat(ea, self.starts)
         f = float(lam @ self.b + top.sum() + t * np.log(z).sum())
-        pa = ea / z[ga]
-        ra = self.r[act]
-        q = np.zeros((self.g, k))
-        np.add.at(q, ga, ra * pa[:, None])
+        p = ea / np.repeat(z, self.sizes)
+        q = np.add.reduceat(self.r * p[:, None], self.starts, axis=0)
         grad = self.b - q.sum(axis=0)
         if not hessian:
             return f, grad, None
-        # covariance of r under each group's choice distribution (nothing has r = 0)
-        unsure = (z0 / z) < 1.0 - 1e-15
-        unsure[ga[pa < 1.0 - 1e-15]] = True
-        sel = unsure[ga]
-        c = ra[sel] - q[ga[sel]]
-        hess = (c * (pa[sel] / t)[:, None]).T @ c
+        # covariance of r under each group's choice distribution ("nothing" has r = 0)
+        p0 = z0 / z
+        unsure = np.maximum.reduceat(p, self.starts) < 1.0 - 1e-15
+        rows = np.nonzero(np.repeat(unsure, self.sizes) & (p > 1e-17))[0]
+        c = self.r[rows] - np.repeat(q, self.sizes, axis=0)[rows] if len(rows) else \
+            np.zeros((0, len(lam)))
+        hess = (c * (p[rows] / t)[:, None]).T @ c
         qu = q[unsure]
-        hess += (qu * ((z0 / z)[unsure] / t)[:, None]).T @ qu
+        hess += (qu * (p0[unsure] / t)[:, None]).T @ qu
         return f, grad, hess
 
 
@@ -163,26 +160,24 @@ def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int | None):
     f, grad, hess = fn(lam, t)
     for _ in range(steps):
         free = (lam > 0) | (grad < 0)
-        if not free.any():
-            break
-        h = hess[np.ix_(free, free)]
-        h = h + (1e-12 * (np.trace(h) + 1e-300)) * np.eye(len(h))
-        try:
+        full = True
+        if free.any():
+            h = hess[np.ix_(free, free)]
+            h = h + (1e-12 * (np.trace(h) + 1e-300)) * np.eye(len(h))
             step = np.zeros_like(lam)
             step[free] = -np.linalg.solve(h, grad[free])
-        except np.linalg.LinAlgError:  # pragma: no cover - regularized, positive semidefinite
-            break
-        alpha, full = 1.0, True
-        for _ in range(30):
-            trial = np.maximum(lam + alpha * step, 0.0)
-            f_new, _, _ = fn(trial, t, hessian=False)
-            if f_new <= f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
+            alpha = 1.0
+            for _ in range(30):
+                trial = np.maximum(lam + alpha * step, 0.0)
+                f_new, _, _ = fn(trial, t, hessian=False)
+                if f_new <= f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
+                    break
+                alpha *= 0.5
+                full = False
+            else:
                 break
-            alpha *= 0.5
-            full = False
-        else:
-            break
-        lam = trial
+            lam = trial
+        # else: λ = 0 minimizes F_t locally; cool and look again
         if full:
             t /= COOLING
         f, grad, hess = fn(lam, t)
@@ -193,7 +188,7 @@ def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int | None):
 
 
 def _sample_rows(groups: Groups, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rows of the picked groups and their compact group labels (None when singleton)."""
+    """Rows of the picked groups, sorted by pick, and the start of each (None: singleton)."""
     if groups.singleton:
         return pick, None
     m = len(groups.gid)
@@ -202,7 +197,7 @@ def _sample_rows(groups: Groups, pick: np.ndarray) -> tuple[np.ndarray, np.ndarr
     ends = np.cumsum(size)
     offs = np.arange(ends[-1]) - np.repeat(ends - size, size)
     rows = groups.order[np.repeat(groups.starts[pick], size) + offs]
-    return rows, np.repeat(np.arange(len(pick)), size)
+    return rows, ends - size
 
 
 def _smoothed_prices(values, requests, budget, groups: Groups) -> tuple[np.ndarray, float]:
@@ -217,15 +212,18 @@ def _smoothed_prices(values, requests, budget, groups: Groups) -> tuple[np.ndarr
     s = FIRST_SAMPLE
     while 2 * s < g:
         pick = rng.choice(g, size=s, replace=True)
-        rows, gid = _sample_rows(groups, pick)
-        fn = _Smoothed(values[rows], requests[rows], budget * (s / g), gid, s)
+        rows, starts = _sample_rows(groups, pick)
+        fn = _Smoothed(values[rows], requests[rows], budget * (s / g), starts)
         # the sample's price error is ~ scale / sqrt(s): cool until t reaches it
         t_floor = 2.0 * scale / np.sqrt(s)
         steps = max(2, int(np.ceil(np.log(max(t / t_floor, 1.0)) / np.log(COOLING))) + 1)
         lam, t = _newton(fn, lam, t, steps, None)
         t = max(t, t_floor)
         s *= 8
-    fn = _Smoothed(values, requests, budget, None if groups.singleton else groups.gid, g)
+    if groups.singleton:
+        fn = _Smoothed(values, requests, budget, None)
+    else:
+        fn = _Smoothed(values[groups.order], requests[groups.order], budget, groups.starts)
     lam, t = _newton(fn, lam, t, 30, 16 + 4 * k)
     return lam, t
 
