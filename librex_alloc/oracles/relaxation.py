@@ -113,7 +113,7 @@ class _Smoothed:
         return np.where(count > 1, 0.0, top - second)
 
     def __call__(self, lam, t: float, hessian: bool = True):
-        """(F, gradient, Hessian or None) at ``lam`` and temperature ``t``."""
+        """(F, gradient, Hessian or None, groups with a margin below about ``t``)."""
         d = self.v - self.r @ lam
         if self.starts is None:
             pos = d > 0
@@ -124,11 +124,12 @@ class _Smoothed:
             pa = 0.5 * (1.0 + np.tanh(0.5 * za))
             p[act] = pa
             grad = self.b - p @ self.r
+            close = int(np.count_nonzero(np.abs(za) < 1.0))
             if not hessian:
-                return f, grad, None
+                return f, grad, None, close
             ra = self.r[act]
             w = pa * (1.0 - pa) / t
-            return f, grad, (ra * w[:, None]).T @ ra
+            return f, grad, (ra * w[:, None]).T @ ra, close
         top, top_rows = self._top(d)
         ea = np.exp(np.maximum(d - top_rows, -_CERTAIN * t) / t)
         z0 = np.exp(-top / t)  # the "nothing" option
@@ -137,8 +138,9 @@ class _Smoothed:
         p = ea / np.repeat(z, self.sizes)
         q = np.add.reduceat(self.r * p[:, None], self.starts, axis=0)
         grad = self.b - q.sum(axis=0)
+        close = int(np.count_nonzero(z > 1.0 + np.exp(-1.0)))  # runner-up within ~t
         if not hessian:
-            return f, grad, None
+            return f, grad, None, close
         # covariance of r under each group's choice distribution ("nothing" has r = 0)
         p0 = z0 / z
         unsure = np.maximum.reduceat(p, self.starts) < 1.0 - 1e-15
@@ -148,19 +150,24 @@ class _Smoothed:
         hess = (c * (p[rows] / t)[:, None]).T @ c
         qu = q[unsure]
         hess += (qu * (p0[unsure] / t)[:, None]).T @ qu
-        return f, grad, hess
+        return f, grad, hess, close
 
 
-def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int | None):
-    """Projected Newton steps on ``F_t`` with backtracking, cooling ``t`` after good steps.
+def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int, polish: bool):
+    """Projected Newton steps on ``F_t`` with backtracking, cooling ``t`` after full steps.
 
-    Stops after ``steps`` steps, or when ``stop_active`` is given and at most that many groups
-    have a margin below ``t`` after a full step. Returns (λ, t).
+    Cooling stops once at most ``stop_active`` groups have a margin below about ``t``; then,
+    with ``polish``, Newton continues at that ``t`` until a step moves no reduced cost by more
+    than ``t / 2``. At most ``steps`` steps. Returns (λ, t).
     """
-    f, grad, hess = fn(lam, t)
+    rmax = np.max(fn.r, axis=0) if len(fn.r) else np.zeros(len(lam))
+    f, grad, hess, close = fn(lam, t)
+    frozen = close <= stop_active
+    if frozen and not polish:
+        return lam, t
     for _ in range(steps):
         free = (lam > 0) | (grad < 0)
-        full = True
+        full, moved = True, 0.0
         if free.any():
             h = hess[np.ix_(free, free)]
             h = h + (1e-12 * (np.trace(h) + 1e-300)) * np.eye(len(h))
@@ -169,20 +176,25 @@ def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int | None):
             alpha = 1.0
             for _ in range(30):
                 trial = np.maximum(lam + alpha * step, 0.0)
-                f_new, _, _ = fn(trial, t, hessian=False)
+                f_new = fn(trial, t, hessian=False)[0]
                 if f_new <= f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
                     break
                 alpha *= 0.5
                 full = False
             else:
                 break
+            moved = float(np.abs(trial - lam) @ rmax)  # ≥ the largest change of any d_i
             lam = trial
-        # else: λ = 0 minimizes F_t locally; cool and look again
-        if full:
+        # else: λ = 0 minimizes F_t; cool and look again
+        if frozen:
+            if moved <= 0.5 * t:
+                break
+        elif full:
             t /= COOLING
-        f, grad, hess = fn(lam, t)
-        if full and stop_active is not None:
-            if int(np.count_nonzero(fn.margins(lam) < t)) <= stop_active:
+        f, grad, hess, close = fn(lam, t)
+        if not frozen and close <= stop_active:
+            frozen = True
+            if not polish:
                 break
     return lam, t
 
@@ -208,24 +220,20 @@ def _smoothed_prices(values, requests, budget, groups: Groups) -> tuple[np.ndarr
     mean_r = requests.mean(axis=0)
     lam = np.where(mean_r > 0, scale / (k * np.where(mean_r > 0, mean_r, 1.0)), 0.0)
     t = scale
+    target = 16 + 4 * k
     rng = np.random.default_rng(0x11B7E)  # fixed: the same input gives the same output
     s = FIRST_SAMPLE
     while 2 * s < g:
-        pick = rng.choice(g, size=s, replace=True)
-        rows, starts = _sample_rows(groups, pick)
+        rows, starts = _sample_rows(groups, rng.choice(g, size=s, replace=True))
         fn = _Smoothed(values[rows], requests[rows], budget * (s / g), starts)
-        # the sample's price error is ~ scale / sqrt(s): cool until t reaches it
-        t_floor = 2.0 * scale / np.sqrt(s)
-        steps = max(2, int(np.ceil(np.log(max(t / t_floor, 1.0)) / np.log(COOLING))) + 1)
-        lam, t = _newton(fn, lam, t, steps, None)
-        t = max(t, t_floor)
+        # a sample's price error is about t when ~sqrt(s) of its groups have margins below t
+        lam, t = _newton(fn, lam, t, 12, max(target, int(np.sqrt(s))), False)
         s *= 8
     if groups.singleton:
         fn = _Smoothed(values, requests, budget, None)
     else:
         fn = _Smoothed(values[groups.order], requests[groups.order], budget, groups.starts)
-    lam, t = _newton(fn, lam, t, 30, 16 + 4 * k)
-    return lam, t
+    return _newton(fn, lam, t, 30, target, True)
 
 
 def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
