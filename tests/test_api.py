@@ -1,0 +1,138 @@
+"""The original design's API: LibrexAlloc, ResourceManager, BudgetTracker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from librex_alloc import (
+    BudgetTracker,
+    InvalidConfigError,
+    InvalidInputError,
+    LibrexAlloc,
+    NotAllocatedError,
+    ResourceManager,
+    UnknownAgentError,
+)
+from tests.conftest import assert_state_equal
+
+
+def test_allocate_update_and_metrics():
+    alloc = LibrexAlloc(n_agents=5, n_resource_types=3, fairness_mode="proportional", seed=0)
+    requests = {i: np.array([1.0 + i, 2.0, 0.5]) for i in range(5)}
+    budget = np.array([6.0, 6.0, 6.0])
+    for _ in range(30):
+        out = alloc.allocate(requests, budget)
+        assert set(out) == set(requests)
+        total = np.sum(list(out.values()), axis=0)
+        assert np.all(total <= budget)
+        for agent, vec in out.items():
+            assert np.array_equal(vec, requests[agent]) or not vec.any()
+            if vec.any():
+                assert alloc.update(agent, {"success": agent % 2 == 0}) is True
+    m = alloc.compute_fairness_metrics()
+    for key in ("gini", "allocation_variance", "min_allocation_ratio", "jain"):
+        assert key in m and np.isfinite(m[key])
+    assert 0 <= m["gini"] <= 1 and 0 < m["jain"] <= 1
+
+
+def test_continuous_rewards_learn_the_mean_not_a_threshold():
+    alloc = LibrexAlloc(n_agents=1, n_resource_types=1, fairness_mode="none", seed=0)
+    for _ in range(3000):
+        alloc.allocate({0: [1.0]}, [1.0])
+        alloc.update(0, {"reward": 0.3})
+    mean = float(alloc.policy.posterior.mean(np.array([0]))[0])
+    assert abs(mean - 0.3) < 0.03  # thresholding at 0.5 would give ~0
+
+
+def test_options_per_agent_through_the_dict_api():
+    alloc = LibrexAlloc(n_resource_types=2, fairness_mode="none", seed=0)
+    out = alloc.allocate({"gpu-or-cpu": np.array([[1.0, 0.0], [0.0, 4.0]])}, [2.0, 2.0])
+    assert np.array_equal(out["gpu-or-cpu"], [1.0, 0.0])  # only the first option fits
+
+
+def test_update_errors_change_nothing():
+    alloc = LibrexAlloc(n_agents=3, n_resource_types=1, seed=0)
+    alloc.allocate({0: [1.0], 1: [5.0]}, [2.0])  # agent 1 does not fit
+    before = alloc.get_state()
+    for agent, outcome, error in [
+        (7, {"success": True}, UnknownAgentError),
+        (1, {"success": True}, NotAllocatedError),
+        (2, {"reward": 0.5}, NotAllocatedError),  # registered, never allocated
+        (0, {"reward": 1.5}, InvalidInputError),
+        (0, {"reward": float("nan")}, InvalidInputError),
+        (0, {}, InvalidInputError),
+        (0, {"success": True, "reward": 1.0}, InvalidInputError),
+        (0, {"success": 3}, InvalidInputError),
+        (0, {"reward": 0.5, "round": 99}, NotAllocatedError),
+    ]:
+        with pytest.raises(error):
+            alloc.update(agent, outcome)
+        assert_state_equal(before, alloc.get_state())
+    assert alloc.update(0, {"reward": 0.5}) is True
+    with pytest.raises(NotAllocatedError):  # already reported, nothing left to report
+        alloc.update(0, {"reward": 0.5})
+    assert alloc.update(0, {"reward": 0.5, "round": 1}) is False  # a retry is applied once
+
+
+def test_allocate_errors_change_nothing():
+    alloc = LibrexAlloc(n_agents=2, n_resource_types=2, seed=0)
+    before = alloc.get_state()
+    for reqs, budget in [
+        ({0: [1.0, np.nan]}, [1.0, 1.0]),
+        ({0: [1.0, -1.0]}, [1.0, 1.0]),
+        ({0: [1.0, 1.0, 1.0]}, [1.0, 1.0]),
+        ({0: [1.0, 1.0]}, [1.0, np.inf]),
+        ({0: [1.0, 1.0]}, [[1.0, 1.0]]),
+        ([1.0, 1.0], [1.0, 1.0]),
+    ]:
+        with pytest.raises(InvalidInputError):
+            alloc.allocate(reqs, budget)
+        assert_state_equal(before, alloc.get_state())
+
+
+def test_constructor_errors():
+    with pytest.raises(InvalidConfigError):
+        LibrexAlloc(n_agents=2, n_resource_types=2, fairness_mode="fair-ish")
+    with pytest.raises(InvalidConfigError):
+        LibrexAlloc(n_agents=2, n_resource_types=2, use_gurobi=True)
+    with pytest.raises(InvalidConfigError):
+        LibrexAlloc(n_agents=2, n_resource_types=2, oracle="simplex")
+    with pytest.raises(InvalidConfigError):
+        LibrexAlloc(n_agents=2, n_resource_types=2, alpha_prior=0.0)
+
+
+def test_resource_manager_and_budget_tracker():
+    alloc = LibrexAlloc(n_agents=4, n_resource_types=2, fairness_mode="none", seed=0)
+    rm = ResourceManager(alloc)
+    budget = np.array([4.0, 10.0])
+    used = []
+    for _ in range(10):
+        out = rm.manage_resources({i: np.array([2.0, 1.0]) for i in range(4)}, budget)
+        used.append(np.sum(list(out.values()), axis=0))
+        for agent, vec in out.items():
+            if vec.any():
+                rm.report_outcome(agent, {"reward": 1.0})
+    util = rm.budget_tracker.get_utilization(budget)
+    assert np.allclose(util, np.mean(used, axis=0) / budget)
+    assert np.allclose(util, [1.0, 0.2])  # two agents of size 2 fill resource 0 exactly
+    assert np.allclose(rm.budget_tracker.get_utilization(), util)
+    tracker = BudgetTracker()
+    assert tracker.get_utilization(budget).tolist() == [0.0, 0.0]
+    with pytest.raises(InvalidInputError):
+        tracker.record_allocation([1.0, np.nan])
+
+
+def test_save_and_load(tmp_path):
+    a = LibrexAlloc(n_agents=6, n_resource_types=2, fairness_mode="proportional", seed=5)
+    reqs = {i: np.array([1.0, 1.0 + i / 3]) for i in range(6)}
+    for _ in range(10):
+        for agent, vec in a.allocate(reqs, [3.0, 4.0]).items():
+            if vec.any():
+                a.update(agent, {"reward": 0.7})
+    a.save(tmp_path / "ckpt.parquet")
+    b = LibrexAlloc(n_resource_types=2, seed=0)
+    b.load(tmp_path / "ckpt.parquet")
+    for _ in range(10):
+        oa, ob = a.allocate(reqs, [3.0, 4.0]), b.allocate(reqs, [3.0, 4.0])
+        assert all(np.array_equal(oa[k], ob[k]) for k in reqs)
