@@ -112,8 +112,9 @@ def problems(draw, max_n: int = 300, max_k: int = 10, allow_groups: bool = True,
     if min_n:
         n = draw(st.integers(min_n, max_n), label="n")
     else:
-        n = draw(st.one_of(st.integers(0, 12), st.integers(0, max_n)), label="n")
-    k = draw(st.integers(1, max_k), label="k")
+        n = draw(st.one_of(st.integers(0, 12), st.integers(13, max(13, max_n)),
+                           st.integers(13, max(13, max_n))), label="n")
+    k = draw(st.one_of(st.integers(1, min(3, max_k)), st.integers(1, max_k)), label="k")
     seed = draw(st.integers(0, 2**32 - 1), label="seed")
     # repeated entries weight the draw toward instances with a binding budget
     vmode = draw(st.sampled_from(
