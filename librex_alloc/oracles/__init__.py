@@ -55,6 +55,10 @@ class OracleResult:
     objective: ``Σ values·fractions``; bound: an upper bound on the optimum (of the LP in
     divisible mode); status: ``"optimal"`` (proved) or ``"feasible"``; method: the method whose
     answer this is (``"exact"``, ``"fast"``, ``"lp"`` or ``"trivial"``); solve_time in seconds.
+    ``status == "optimal"`` means proved: either the bound meets the objective, or CP-SAT
+    proved its integer model optimal; when that model's scaling was not exact
+    (``info["exact_scaling"] is False``) it is the real problem with every request rounded
+    up by less than 2^-24 of its budget, so ``bound`` may still sit above ``objective``.
     """
 
     selected: np.ndarray
@@ -125,7 +129,8 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         raise InvalidConfigError(f"time_limit: expected a positive number, got {time_limit!r}")
     problem = make_problem(values, requests, budget, groups)
     n = problem.n
-    rows = candidate_rows(problem)
+    # 0/1: a row must fit on its own; divisible: any positive-value row may get a fraction
+    rows = np.nonzero(problem.values > 0)[0] if divisible else candidate_rows(problem)
     if len(rows) == 0:
         return _empty(n, "trivial", t0)
     v = problem.values[rows]
@@ -150,6 +155,12 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         x = fractional_from_relaxation(r, b, relax)
         frac = np.zeros(n)
         frac[rows] = x
+        if not problem.groups.singleton:  # HiGHS tolerance can leave a group at 1 + 1 ulp
+            gsum = np.bincount(problem.groups.gid, weights=frac, minlength=problem.groups.n_groups)
+            over = gsum > 1.0
+            if over.any():
+                scale = np.where(over, (1.0 - 1e-12) / np.where(over, gsum, 1.0), 1.0)
+                frac *= scale[problem.groups.gid]
         # the canonical check on the full arrays: fractions @ requests <= budget
         for _ in range(8):
             usage = frac @ problem.requests
@@ -194,8 +205,11 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
             if method == "exact" or obj_ex > obj_fast or out.proved:
                 if obj_ex >= obj_fast or method == "exact":
                     chosen, chosen_obj, used = out.selected, obj_ex, "exact"
-                    status = "optimal" if (out.proved and out.exact_scaling) or \
-                        obj_ex >= bound - 2 * tol else "feasible"
+                    # "optimal": CP-SAT proved its model optimal. With inexact scaling that
+                    # model rounds requests up by < 2^-24 of the budget (info["exact_scaling"]
+                    # says which); ``bound`` stays valid for the real problem either way.
+                    status = "optimal" if out.proved or obj_ex >= bound - 2 * tol \
+                        else "feasible"
             if method == "exact" and obj_fast > obj_ex:
                 # only possible when the conservative scaling excluded the hint
                 chosen, chosen_obj, used = sel_fast, obj_fast, "fast"

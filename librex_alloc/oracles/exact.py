@@ -139,6 +139,7 @@ def solve_exact(values, requests, budget, groups: Groups, *, lam, incumbent, tim
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
+    solver.parameters.linearization_level = 2  # full LP relaxation: ~2x faster on knapsacks
     solver.parameters.max_deterministic_time = float(time_limit)
     solver.parameters.max_time_in_seconds = 4.0 * float(time_limit) + 1.0
     status = solver.solve(model)
