@@ -131,8 +131,20 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     n = problem.n
     # 0/1: a row must fit on its own; divisible: any positive-value row may get a fraction
     rows = np.nonzero(problem.values > 0)[0] if divisible else candidate_rows(problem)
+    dropped_value = 0.0
+    if divisible and len(rows):
+        # the largest fraction a row can get on its own; rows that could get less than 1e-12
+        # of their request are left out (keeping the LP well scaled) and their value at that
+        # cap is added to the bound, so the bound stays valid
+        req = problem.requests[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(req > 0, problem.budget / np.where(req > 0, req, 1.0), np.inf)
+        cap = np.minimum(ratio.min(axis=1) if problem.k else np.ones(len(rows)), 1.0)
+        tiny = cap < 1e-12
+        dropped_value = float(problem.values[rows[tiny]] @ cap[tiny])
+        rows = rows[~tiny]
     if len(rows) == 0:
-        return _empty(n, "trivial", t0)
+        return _empty(n, "trivial", t0, bound=dropped_value)
     v = problem.values[rows]
     g = problem.groups.subset(rows)
     binding = problem.requests[rows].sum(axis=0) > problem.budget
@@ -149,10 +161,14 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         obj = float(problem.values[sel].sum())
         return _empty(n, "trivial", t0, bound=obj, objective=obj, selected=sel)
 
-    relax = solve_relaxation(v, r, b, g)
+    # the LP works in budget units (every binding B_k > 0): well scaled whatever the units
+    rs = r / b
+    bs = np.ones_like(b)
+    relax = solve_relaxation(v, rs, bs, g)
+    lam = relax.lam / b  # prices per original resource unit
     info = {"lp_rows": relax.lp_rows, "lp_converged": relax.converged, "candidates": len(rows)}
     if divisible:
-        x = fractional_from_relaxation(r, b, relax)
+        x = fractional_from_relaxation(rs, bs, relax)
         frac = np.zeros(n)
         frac[rows] = x
         if not problem.groups.singleton:  # HiGHS tolerance can leave a group at 1 + 1 ulp
@@ -173,15 +189,15 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         x = frac[rows]
         obj = float(v @ x)
         status = "optimal" if relax.converged else "feasible"
-        return _empty(n, "lp", t0, bound=relax.bound, objective=obj, selected=frac > 0,
+        return _empty(n, "lp", t0, bound=relax.bound + dropped_value, objective=obj, selected=frac > 0,
                       fractions=frac, status=status, info=info)
 
-    sel_fast = round_relaxation(v, r, b, g, relax)
+    sel_fast = round_relaxation(v, rs, bs, g, relax)
     obj_fast = float(v[sel_fast].sum())
     tol = 1e-9 * (1.0 + abs(relax.bound))
     fast_optimal = obj_fast >= relax.bound - 2 * tol
     key_full = np.zeros(n)
-    key_full[rows] = density_key(v, r, b, relax.lam)
+    key_full[rows] = density_key(v, rs, bs, relax.lam)
 
     chosen, chosen_obj, used, status, bound = sel_fast, obj_fast, "fast", "feasible", relax.bound
     if fast_optimal:
@@ -190,12 +206,12 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         if method == "auto":
             from librex_alloc.oracles.exact import reduced_cost_filter
 
-            keep, _ = reduced_cost_filter(v, r, b, g, relax.lam, obj_fast)
+            keep, _ = reduced_cost_filter(v, r, b, g, lam, obj_fast)
             run_exact = int(keep.sum()) <= AUTO_MAX_FREE_ROWS
         else:
             run_exact = True
         if run_exact:
-            out = solve_exact(v, r, b, g, lam=relax.lam, incumbent=sel_fast,
+            out = solve_exact(v, r, b, g, lam=lam, incumbent=sel_fast,
                               time_limit=time_limit)
             obj_ex = float(v[out.selected].sum())
             info.update(exact_status=out.status, exact_free_rows=out.free_rows,
