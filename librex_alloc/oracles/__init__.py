@@ -137,7 +137,7 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         # of their request are left out (keeping the LP well scaled) and their value at that
         # cap is added to the bound, so the bound stays valid
         req = problem.requests[rows]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(req > 0, problem.budget / np.where(req > 0, req, 1.0), np.inf)
         cap = np.minimum(ratio.min(axis=1) if problem.k else np.ones(len(rows)), 1.0)
         tiny = cap < 1e-12
