@@ -56,25 +56,26 @@ def test_design_heuristic_starves_but_alpha_fair_does_not():
     assert 0.45 < util_p / util_u < 0.95
 
 
+def _served_counts(policy, mu, req, budget, rounds, rng):
+    served = np.zeros(len(mu))
+    for _ in range(rounds):
+        a = policy.allocate_batch(list(range(len(mu))), req, budget)
+        rows = np.nonzero(a.selected)[0]
+        served[rows] += 1
+        policy.observe(a.round, rows.tolist(),
+                       rewards=(rng.random(len(rows)) < mu[rows]).astype(float))
+    return served
+
+
 def test_policy_proportional_starves_no_agent():
     mu, req, budget = _spec8_instance()
     rng = np.random.default_rng(1)
-    p = ConstrainedThompsonSampling(2, fairness="proportional", oracle="auto", time_limit=0.5,
-                                    seed=1)
-    served = np.zeros(8)
-    for _ in range(1000):
-        a = p.allocate_batch(list(range(8)), req, budget)
-        rows = np.nonzero(a.selected)[0]
-        served[rows] += 1
-        p.observe(a.round, rows.tolist(), rewards=(rng.random(len(rows)) < mu[rows]).astype(float))
+    fair = ConstrainedThompsonSampling(2, fairness="proportional", oracle="auto",
+                                       time_limit=0.5, seed=1)
+    served = _served_counts(fair, mu, req, budget, 1000, rng)
     assert served.min() / 1000 > 0.15, served / 1000
-    q = ConstrainedThompsonSampling(2, fairness="none", oracle="fast", seed=1)
-    served_none = np.zeros(8)
-    for _ in range(1000):
-        a = q.allocate_batch(list(range(8)), req, budget)
-        rows = np.nonzero(a.selected)[0]
-        served_none[rows] += 1
-        q.observe(a.round, rows.tolist(), rewards=(rng.random(len(rows)) < mu[rows]).astype(float))
+    plain = ConstrainedThompsonSampling(2, fairness="none", oracle="fast", seed=1)
+    served_none = _served_counts(plain, mu, req, budget, 1000, rng)
     assert metrics.jain(served) > metrics.jain(served_none)
 
 
