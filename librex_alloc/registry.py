@@ -3,16 +3,28 @@
 Slots index the dense state arrays (posteriors per arm, fairness per agent). Agents can join
 (first request) and leave (:meth:`AgentRegistry.remove`) between rounds; freed slots are
 reused lowest-first, and their owners reset the arrays behind them.
+
+Lookups are vectorized: ids are factorized by pandas' hash tables (Python equality, as in a
+dict) and known agents are found with a cached ``pandas.Index``; arms live in a dense
+(agent slot × option) table. Python loops run only over agents and arms that are new.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from librex_alloc.errors import InvalidInputError, StateError, UnknownAgentError
+
+
+def _as_series(ids: list) -> pd.Series:
+    s = pd.Series(ids, dtype=object) if ids else pd.Series([], dtype=object)
+    if len(s) and bool(s.isna().any()):
+        raise InvalidInputError("agent ids must not be None or NaN")
+    return s
 
 
 def check_ids(agent_ids) -> list:
@@ -20,12 +32,18 @@ def check_ids(agent_ids) -> list:
     if isinstance(agent_ids, (str, bytes)) or not isinstance(agent_ids, (Sequence, np.ndarray)):
         raise InvalidInputError("agent_ids: expected a sequence of hashable ids")
     ids = list(agent_ids)
-    for a in ids:
-        if not isinstance(a, Hashable):
-            raise InvalidInputError(f"agent id {a!r} is not hashable")
-        if isinstance(a, float) and a != a:
-            raise InvalidInputError("agent id NaN is not allowed (NaN != NaN)")
+    factorize_ids(ids)
     return ids
+
+
+def factorize_ids(ids: list) -> tuple[np.ndarray, list]:
+    """``(codes (N,), uniques)``: ``uniques[codes[i]] == ids[i]``, uniques in first-seen order."""
+    s = _as_series(ids)
+    try:
+        codes, uniques = pd.factorize(s)
+    except TypeError as exc:
+        raise InvalidInputError(f"agent ids must be hashable: {exc}") from None
+    return codes.astype(np.int64), list(uniques)
 
 
 class AgentRegistry:
@@ -36,10 +54,11 @@ class AgentRegistry:
         self._agent_ids: list = []  # slot -> id (None when free; see _agent_live)
         self._agent_live = np.zeros(0, dtype=bool)
         self._free_agents: list[int] = []
-        self._arm_slot: dict = {}
+        self._arm_table = np.full((0, 1), -1, dtype=np.int64)  # (agent slot, option) -> arm
         self.arm_agent = np.zeros(0, dtype=np.int64)  # arm slot -> agent slot (-1 when free)
         self.arm_option = np.zeros(0, dtype=np.int64)
         self._free_arms: list[int] = []
+        self._index: tuple[pd.Index, np.ndarray] | None = None
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -54,7 +73,10 @@ class AgentRegistry:
         return len(self._agent_slot)
 
     def __contains__(self, agent_id) -> bool:
-        return agent_id in self._agent_slot
+        try:
+            return agent_id in self._agent_slot
+        except TypeError:
+            return False
 
     def agents(self) -> list:
         """Live agent ids in slot order."""
@@ -67,35 +89,63 @@ class AgentRegistry:
         return self._agent_ids[slot]
 
     # -- lookups -------------------------------------------------------------------------
+    def _lookup(self, uniques: list) -> np.ndarray:
+        """Slots of ``uniques`` (distinct ids), -1 where unknown."""
+        if len(uniques) <= 16:
+            return np.fromiter((self._agent_slot.get(a, -1) for a in uniques), np.int64,
+                               count=len(uniques))
+        if self._index is None:
+            slots = self.live_agent_slots()
+            index = pd.Index(_as_series([self._agent_ids[s] for s in slots]),
+                             tupleize_cols=False)
+            self._index = (index, slots)
+        index, slots = self._index
+        pos = index.get_indexer(pd.Index(_as_series(uniques), tupleize_cols=False))
+        return np.where(pos >= 0, slots[np.maximum(pos, 0)] if len(slots) else -1, -1)
+
     def agent_slots(self, ids: Sequence) -> np.ndarray:
         """Slots of known agents; raises :class:`UnknownAgentError` for any unknown id."""
-        try:
-            return np.fromiter((self._agent_slot[a] for a in ids), dtype=np.int64, count=len(ids))
-        except KeyError as exc:
-            raise UnknownAgentError(f"unknown agent id {exc.args[0]!r}") from None
+        codes, uniques = factorize_ids(list(ids))
+        slots = self._lookup(uniques)
+        if np.any(slots < 0):
+            raise UnknownAgentError(f"unknown agent id {uniques[int(np.argmax(slots < 0))]!r}")
+        return slots[codes]
 
     # -- writes --------------------------------------------------------------------------
-    def add(self, ids: Sequence, options: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray, np.ndarray]:
+    def add(self, ids: Sequence, options: np.ndarray, *, codes: np.ndarray | None = None,
+            uniques: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray]:
         """Slots for (ids[i], options[i]) rows, registering new agents and arms.
 
+        ``codes``/``uniques`` may be passed from :func:`factorize_ids` to save work.
         Returns ``(agent_slots, arm_slots, new_agent_slots, new_arm_slots)``; the caller must
         resize its arrays to :attr:`n_agent_slots` / :attr:`n_arm_slots` and reset the new ones.
         """
-        agent_slots = np.empty(len(ids), dtype=np.int64)
-        arm_slots = np.empty(len(ids), dtype=np.int64)
-        new_agents: list[int] = []
-        new_arms: list[int] = []
-        for i, (a, o) in enumerate(zip(ids, options.tolist())):
-            s = self._agent_slot.get(a)
-            if s is None:
-                s = self._new_agent(a)
-                new_agents.append(s)
-            agent_slots[i] = s
-            key = (a, o)
-            t = self._arm_slot.get(key)
-            if t is None:
-                t = self._new_arm(key, s, o)
+        if codes is None or uniques is None:
+            codes, uniques = factorize_ids(check_ids(ids))
+        options = np.asarray(options, dtype=np.int64)
+        if options.shape != codes.shape:
+            raise InvalidInputError("registry.add: one option index per id")
+        slots_u = self._lookup(uniques)
+        new_agents = []
+        for j in np.nonzero(slots_u < 0)[0].tolist():  # joiners only
+            slots_u[j] = self._new_agent(uniques[j])
+            new_agents.append(int(slots_u[j]))
+        agent_slots = slots_u[codes]
+        n_opt = int(options.max()) + 1 if len(options) else 1
+        rows, cols = self._arm_table.shape
+        if rows < self.n_agent_slots or cols < n_opt:
+            grown = np.full((max(rows, self.n_agent_slots), max(cols, n_opt)), -1, np.int64)
+            grown[:rows, :cols] = self._arm_table
+            self._arm_table = grown
+        arm_slots = self._arm_table[agent_slots, options] if len(options) else \
+            np.zeros(0, np.int64)
+        new_arms = []
+        for i in np.nonzero(arm_slots < 0)[0].tolist():  # new (agent, option) pairs only
+            s, o = int(agent_slots[i]), int(options[i])
+            t = self._arm_table[s, o]
+            if t < 0:  # the same pair twice in one call is rejected upstream
+                t = self._new_arm(s, o)
                 new_arms.append(t)
             arm_slots[i] = t
         return agent_slots, arm_slots, np.array(new_agents, np.int64), np.array(new_arms, np.int64)
@@ -110,9 +160,10 @@ class AgentRegistry:
             self._agent_live = np.append(self._agent_live, False)
         self._agent_live[s] = True
         self._agent_slot[a] = s
+        self._index = None
         return s
 
-    def _new_arm(self, key, agent_slot: int, option: int) -> int:
+    def _new_arm(self, agent_slot: int, option: int) -> int:
         if self._free_arms:
             t = heapq.heappop(self._free_arms)
         else:
@@ -121,24 +172,25 @@ class AgentRegistry:
             self.arm_option = np.append(self.arm_option, -1)
         self.arm_agent[t] = agent_slot
         self.arm_option[t] = option
-        self._arm_slot[key] = t
+        self._arm_table[agent_slot, option] = t
         return t
 
     def remove(self, ids: Sequence) -> tuple[np.ndarray, np.ndarray]:
         """Forget agents (they left). Returns the freed (agent_slots, arm_slots)."""
-        slots = self.agent_slots(ids)  # raises before any change
+        slots = np.unique(self.agent_slots(ids))  # raises before any change
         arms = np.nonzero(np.isin(self.arm_agent, slots))[0]
         for t in arms.tolist():
-            del self._arm_slot[(self._agent_ids[self.arm_agent[t]], int(self.arm_option[t]))]
             heapq.heappush(self._free_arms, t)
+        if len(slots):
+            self._arm_table[slots, :] = -1
         self.arm_agent[arms] = -1
         self.arm_option[arms] = -1
-        for a, s in zip(ids, slots.tolist()):
-            if self._agent_live[s]:
-                del self._agent_slot[a]
-                self._agent_live[s] = False
-                self._agent_ids[s] = None
-                heapq.heappush(self._free_agents, s)
+        for s in slots.tolist():
+            del self._agent_slot[self._agent_ids[s]]
+            self._agent_live[s] = False
+            self._agent_ids[s] = None
+            heapq.heappush(self._free_agents, s)
+        self._index = None
         return slots, arms
 
     # -- state ---------------------------------------------------------------------------
@@ -158,20 +210,20 @@ class AgentRegistry:
             arm_option = np.asarray(state["arm_option"], dtype=np.int64)
         except (KeyError, TypeError, ValueError) as exc:
             raise StateError(f"registry state: {exc}") from None
-        if len(ids) != len(live) or arm_agent.shape != arm_option.shape:
+        if len(ids) != len(live) or arm_agent.shape != arm_option.shape or arm_agent.ndim != 1:
             raise StateError("registry state: inconsistent lengths")
-        agent_slot = {a: s for s, a in enumerate(ids) if live[s]}
-        arm_slot = {}
-        for t, (s, o) in enumerate(zip(arm_agent.tolist(), arm_option.tolist())):
-            if s >= 0:
-                if not (0 <= s < len(ids)) or not live[s]:
-                    raise StateError("registry state: an arm points at a free agent slot")
-                arm_slot[(ids[s], o)] = t
+        used = arm_agent >= 0
+        if np.any(arm_agent[used] >= len(ids)) or not np.all(live[arm_agent[used]]) or \
+                np.any(arm_option[used] < 0):
+            raise StateError("registry state: an arm points at a free agent slot")
+        table = np.full((len(ids), int(arm_option.max(initial=0)) + 1), -1, np.int64)
+        table[arm_agent[used], arm_option[used]] = np.nonzero(used)[0]
         self._agent_ids = ids
         self._agent_live = live.copy()
-        self._agent_slot = agent_slot
+        self._agent_slot = {a: s for s, a in enumerate(ids) if live[s]}
         self._free_agents = sorted(np.nonzero(~live)[0].tolist())
         self.arm_agent = arm_agent.copy()
         self.arm_option = arm_option.copy()
-        self._arm_slot = arm_slot
-        self._free_arms = sorted(np.nonzero(arm_agent < 0)[0].tolist())
+        self._arm_table = table
+        self._free_arms = sorted(np.nonzero(~used)[0].tolist())
+        self._index = None

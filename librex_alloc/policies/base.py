@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from librex_alloc.errors import (
 )
 from librex_alloc.fairness import FairnessConfig, FairnessState
 from librex_alloc.posteriors import make_posterior
-from librex_alloc.registry import AgentRegistry, check_ids
+from librex_alloc.registry import AgentRegistry, check_ids, factorize_ids
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,19 @@ class _Pending:
     fractions: np.ndarray
     reported: np.ndarray
 
-    def index(self) -> dict:
-        return {int(a): i for i, a in enumerate(self.agents.tolist())}
+    def index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted agent slots, their positions) for vectorized lookups."""
+        order = np.argsort(self.agents, kind="stable")
+        return self.agents[order], order
+
+    @staticmethod
+    def find(index: tuple[np.ndarray, np.ndarray], slots: np.ndarray) -> np.ndarray:
+        """Positions of agent ``slots`` in this round's allocation, -1 where absent."""
+        keys, order = index
+        if not len(keys):
+            return np.full(len(slots), -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(keys, slots), len(keys) - 1)
+        return np.where(keys[i] == slots, order[i], -1)
 
 
 class AllocationPolicy(ABC):
@@ -121,7 +133,7 @@ class AllocationPolicy(ABC):
         self.rng = np.random.default_rng(seed)
         self.round = 0
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
-        self._pending_index: dict[int, dict] = {}
+        self._pending_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- the batch interface -----------------------------------------------------------------
     def allocate_batch(self, agent_ids, requests, budget, *, options=None) -> Allocation:
@@ -131,9 +143,11 @@ class AllocationPolicy(ABC):
         requests: (N, K) float ≥ 0, resource units. budget: (K,) float ≥ 0.
         options: (N,) ints naming each row's option; default: order of appearance per agent.
         """
-        ids, options, requests, budget = self._check_batch(agent_ids, requests, budget, options)
+        ids, options, requests, budget, codes, uniques = self._check_batch(
+            agent_ids, requests, budget, options)
         reg = self.registry
-        agent_slots, arm_slots, new_agents, new_arms = reg.add(ids, options)
+        agent_slots, arm_slots, new_agents, new_arms = reg.add(ids, options, codes=codes,
+                                                               uniques=uniques)
         self.posterior.resize(reg.n_arm_slots)
         self.fairness.resize(reg.n_agent_slots)
         if len(new_arms):
@@ -185,7 +199,7 @@ class AllocationPolicy(ABC):
             )
         slots = self.registry.agent_slots(ids)
         index = self._pending_index[int(round_id)]
-        pos = np.fromiter((index.get(int(s), -1) for s in slots), dtype=np.int64, count=len(ids))
+        pos = _Pending.find(index, slots)
         if np.any(pos < 0):
             bad = ids[int(np.argmax(pos < 0))]
             raise NotAllocatedError(f"agent {bad!r} was not allocated in round {round_id}")
@@ -224,8 +238,8 @@ class AllocationPolicy(ABC):
         """The newest pending round in which ``agent_id`` was allocated and has not reported."""
         s = int(self.registry.agent_slots([agent_id])[0])
         for rnd in reversed(self._pending):
-            i = self._pending_index[rnd].get(s)
-            if i is not None and not self._pending[rnd].reported[i]:
+            i = int(_Pending.find(self._pending_index[rnd], np.array([s]))[0])
+            if i >= 0 and not self._pending[rnd].reported[i]:
                 return rnd
         return None
 
@@ -246,24 +260,30 @@ class AllocationPolicy(ABC):
 
     # -- validation ----------------------------------------------------------------------------
     def _check_batch(self, agent_ids, requests, budget, options):
-        ids = check_ids(agent_ids)
+        if isinstance(agent_ids, (str, bytes)) or not isinstance(agent_ids, (Sequence,
+                                                                             np.ndarray)):
+            raise InvalidInputError("agent_ids: expected a sequence of hashable ids")
+        ids = list(agent_ids)
+        codes, uniques = factorize_ids(ids)
         n, k = len(ids), self.n_resources
         budget = as_float_array(budget, "budget", shape=(k,), nonnegative=True)
         requests = as_float_array(requests, "requests", nonnegative=True,
                                   shape=(n, k)) if n else np.zeros((0, k))
-        if options is None:
-            options = np.zeros(n, dtype=np.int64)
-            seen: dict = {}
-            for i, a in enumerate(ids):
-                options[i] = seen.get(a, 0)
-                seen[a] = options[i] + 1
+        if options is None:  # order of appearance within each agent: 0, 1, 2, ...
+            order = np.argsort(codes, kind="stable")
+            sorted_codes = codes[order]
+            starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1] if n else \
+                np.zeros(0, np.int64)
+            first = np.repeat(starts, np.diff(np.r_[starts, n]))
+            options = np.empty(n, dtype=np.int64)
+            options[order] = np.arange(n) - first
         else:
             options = as_int_array(options, "options", length=n)
             if np.any(options < 0):
                 raise InvalidInputError("options: must be ≥ 0")
-            if len(set(zip(ids, options.tolist()))) != n:
+            if n and len(np.unique(codes * (int(options.max()) + 1) + options)) != n:
                 raise InvalidInputError("options: an (agent, option) pair appears twice")
-        return ids, options, requests, budget
+        return ids, options, requests, budget, codes, uniques
 
     # -- outcome ledger ------------------------------------------------------------------------
     def _remember(self, rnd, agents, arms, fractions) -> None:
