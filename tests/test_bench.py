@@ -25,7 +25,7 @@ def test_make_instance_is_deterministic_and_documented():
 
 @pytest.fixture(scope="module")
 def table():
-    return oracle_benchmark(ns=(10, 60, 1500), ks=(2, 3), repeats=1, exact_time_limit=2.0,
+    return oracle_benchmark(ns=(10, 60, 1500), ks=(2, 3), repeats=1, exact_time_limit=0.5,
                             scip_max_n=100, scip_time_limit=5.0, warm_up=False)
 
 

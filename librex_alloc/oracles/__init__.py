@@ -158,8 +158,14 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
 
     if not binding.any():  # everything fits: take the best option of every group
         sel = lift(_best_per_group(v, g))
-        obj = float(problem.values[sel].sum())
-        return _empty(n, "trivial", t0, bound=obj, objective=obj, selected=sel)
+        if divisible:  # its canonical check sums in another order: it may miss by an ulp
+            over = sel.astype(np.float64) @ problem.requests > problem.budget
+            binding = over[:] if over.any() else binding
+        if not binding.any():
+            obj = float(problem.values[sel].sum())
+            return _empty(n, "trivial", t0, bound=obj, objective=obj, selected=sel)
+        r = problem.requests[rows][:, binding]
+        b = problem.budget[binding]
 
     # the LP works in budget units (every binding B_k > 0): well scaled whatever the units
     rs = r / b

@@ -12,9 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from librex_alloc.oracles._problem import Groups
-from librex_alloc.oracles.relaxation import Relaxation
+from librex_alloc.oracles.relaxation import Relaxation, matvec
 
 SWAP_WINDOW = 64
+#: Candidates for the swap windows, picked once per rounding.
+SWAP_POOL = 256
 
 
 def density_key(values, requests, budget, lam) -> np.ndarray:
@@ -23,78 +25,165 @@ def density_key(values, requests, budget, lam) -> np.ndarray:
     if k == 0:
         return values.copy()
     safe_budget = np.where(budget > 0, budget, 1.0)
-    norm_cost = (requests / safe_budget).sum(axis=1)
     scale = float(lam @ budget) if np.any(lam > 0) else 0.0
-    cost = requests @ lam + 1e-9 * (scale if scale > 0 else 1.0) * norm_cost / max(k, 1)
-    with np.errstate(divide="ignore"):
+    # λ·r + ε Σ_k r_k / B_k in one product
+    w = lam + 1e-9 * (scale if scale > 0 else 1.0) / (safe_budget * max(k, 1))
+    cost = matvec(requests, w)
+    with np.errstate(divide="ignore", over="ignore"):  # tiny costs: the key is +inf
         key = np.where(cost > 0, values / np.where(cost > 0, cost, 1.0), np.inf)
     return key
 
 
-def _greedy_fill(values, requests, budget, groups: Groups, selected, key) -> None:
-    """Add unchosen options in decreasing ``key`` order while they fit (in place)."""
-    taken = np.zeros(groups.n_groups, dtype=bool)
-    taken[groups.gid[selected]] = True
-    residual = budget - requests[selected].sum(axis=0)
-    pool = np.nonzero(~selected & ~taken[groups.gid])[0]
-    pool = pool[np.argsort(-key[pool], kind="stable")]
-    while len(pool):
-        # options that no longer fit never will again: the residual only shrinks
-        pool = pool[~taken[groups.gid[pool]]]
-        if requests.shape[1]:
-            pool = pool[np.all(requests[pool] <= residual, axis=1)]
-        view = pool
-        if not groups.singleton and len(view):  # the best-key option of each group
-            _, first = np.unique(groups.gid[view], return_index=True)
-            view = view[np.sort(first)]
-        if not len(view):
+def _first_k(a: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest entries in ``(a, index)`` order, i.e. ``argsort(a,
+    kind="stable")[:k]``, in O(len(a)) plus a sort of the ties at the cut."""
+    if len(a) <= k:
+        return np.argsort(a, kind="stable")
+    cut = np.partition(a, k - 1)[k - 1]
+    cand = np.nonzero(a <= cut)[0]  # every entry up to the cut, ties included
+    return cand[np.argsort(a[cand], kind="stable")[:k]]
+
+
+def _fitting(requests, residual, idx: np.ndarray | None = None) -> np.ndarray:
+    """The rows (of ``idx``, default all) with ``requests[i] <= residual``, as sorted indices.
+
+    A column at a time, each on the survivors of the previous ones (much faster than
+    ``np.all(requests <= residual, axis=1)`` when few rows fit).
+    """
+    k = requests.shape[1]
+    if idx is None:
+        if k == 0:
+            return np.arange(requests.shape[0])
+        idx = np.nonzero(requests[:, 0] <= residual[0])[0]
+        first = 1
+    else:
+        first = 0
+    for j in range(first, k):
+        if not len(idx):
             break
-        if requests.shape[1]:
-            fits = np.all(np.cumsum(requests[view], axis=0) <= residual, axis=1)
-            n_ok = len(view) if fits.all() else int(np.argmin(fits))
-        else:
-            n_ok = len(view)
-        take = view[:n_ok]
-        selected[take] = True
-        taken[groups.gid[take]] = True
-        residual = budget - requests[selected].sum(axis=0)
-        # each pass takes at least the first option of ``view``, which fits on its own
+        idx = idx[requests[idx, j] <= residual[j]]
+    return idx
 
 
-def _swap_improve(values, requests, budget, groups: Groups, selected, key, rounds: int) -> None:
-    """Best 1-for-1 exchanges (and pure additions) within small windows, in place."""
-    for _ in range(rounds):
-        sel = np.nonzero(selected)[0]
-        if not len(sel):
-            return
-        usage = requests[sel].sum(axis=0)
+def _slack_tol(budget, m: int) -> np.ndarray:
+    """A slack above which float summation order cannot matter: sequential sums of m
+    nonnegative terms err by at most ``(m − 1) · 2^-53 ·`` their total (≤ the budget here)."""
+    return 8.0 * (m + 16) * 2.0**-53 * np.abs(budget)
+
+
+def _greedy_fill(values, requests, budget, groups: Groups, selected, key, residual
+                 ) -> np.ndarray:
+    """Add unchosen options in decreasing ``key`` order while they fit (in place).
+
+    This is first-fit in ``(−key, row)`` order. Candidates are sorted in growing blocks (only
+    the first few usually fit); ``residual`` (budget minus usage) is updated incrementally
+    and returned.
+    """
+    k = requests.shape[1]
+    taken = None
+    if not groups.singleton:
         taken = np.zeros(groups.n_groups, dtype=bool)
-        taken[groups.gid[sel]] = True
-        out = np.nonzero(~selected)[0]
-        if not len(out):
-            return
-        weak = sel[np.argsort(values[sel], kind="stable")[:SWAP_WINDOW]]
-        strong = out[np.argsort(-key[out], kind="stable")[:SWAP_WINDOW]]
+        taken[groups.gid[selected]] = True
+    # options that do not fit now never will: the residual only shrinks
+    rest = _fitting(requests, residual)
+    rest = rest[~selected[rest]]
+    block = 64
+    while len(rest):
+        if taken is not None:
+            rest = rest[~taken[groups.gid[rest]]]
+        if len(rest) > block:
+            first = _first_k(-key[rest], block)
+            pool = rest[first]
+            keep = np.ones(len(rest), dtype=bool)
+            keep[first] = False
+            rest = rest[keep]
+        else:
+            pool, rest = rest[np.argsort(-key[rest], kind="stable")], rest[:0]
+        while len(pool):
+            pool = pool[~selected[pool]]
+            if taken is not None:
+                pool = pool[~taken[groups.gid[pool]]]
+            if k:
+                pool = pool[np.all(requests[pool] <= residual, axis=1)]
+            view = pool
+            if taken is not None and len(view):  # the best-key option of each group
+                _, first = np.unique(groups.gid[view], return_index=True)
+                view = view[np.sort(first)]
+            if not len(view):
+                break
+            if k:
+                use = np.cumsum(requests[view], axis=0)
+                ok = np.all(use <= residual, axis=1)
+                n_ok = len(view) if ok.all() else int(np.argmin(ok))
+                residual = residual - use[n_ok - 1]
+            else:
+                n_ok = len(view)
+            take = view[:n_ok]
+            selected[take] = True
+            if taken is not None:
+                taken[groups.gid[take]] = True
+            # each pass takes at least the first option of ``view``, which fits on its own
+        rest = _fitting(requests, residual, rest)
+        block *= 4
+    return residual
+
+
+def _swap_improve(values, requests, budget, groups: Groups, selected, key, residual,
+                  rounds: int) -> np.ndarray:
+    """Best 1-for-1 exchanges (and pure additions) within small windows, in place.
+
+    The windows are the ``SWAP_WINDOW`` lowest-value chosen and highest-key unchosen options,
+    drawn from pools of ``SWAP_POOL`` of each picked once, plus whatever later rounds add.
+    Returns the updated residual.
+    """
+    sel = np.nonzero(selected)[0]
+    out = np.nonzero(~selected)[0]
+    if not len(sel) or not len(out):
+        return residual
+    weak_pool = sel[_first_k(values[sel], SWAP_POOL)]
+    strong_pool = out[_first_k(-key[out], SWAP_POOL)]
+    before = selected.copy()
+    total = max(1.0, float(values[sel].sum()))
+    taken = None
+    if not groups.singleton:
+        taken = np.zeros(groups.n_groups, dtype=bool)
+    for _ in range(rounds):
+        usage = budget - residual
+        added = np.nonzero(selected & ~before)[0]
+        weak = np.union1d(weak_pool[selected[weak_pool]], added)
+        weak = weak[_first_k(values[weak], SWAP_WINDOW)]
+        strong = strong_pool[~selected[strong_pool]]
+        strong = strong[_first_k(-key[strong], SWAP_WINDOW)]
+        if not len(weak) or not len(strong):
+            break
         strong = strong[values[strong] > values[weak].min()]
         if not len(strong):
-            return
+            break
         gain = values[strong][None, :] - values[weak][:, None]
         after = usage[None, None, :] - requests[weak][:, None, :] + requests[strong][None, :, :]
-        ok = np.all(after <= budget, axis=2) & (gain > 1e-12 * max(1.0, float(values[sel].sum())))
-        # the incoming option's group must be free, or be the outgoing option's group
-        same = groups.gid[weak][:, None] == groups.gid[strong][None, :]
-        ok &= same | ~taken[groups.gid[strong]][None, :]
+        ok = np.all(after <= budget, axis=2) & (gain > 1e-12 * total)
+        if taken is not None:
+            # the incoming option's group must be free, or be the outgoing option's group
+            taken[:] = False
+            taken[groups.gid[selected]] = True
+            same = groups.gid[weak][:, None] == groups.gid[strong][None, :]
+            ok &= same | ~taken[groups.gid[strong]][None, :]
         if not ok.any():
-            return
+            break
         flat = int(np.argmax(np.where(ok, gain, -np.inf)))
         i, j = divmod(flat, len(strong))
         selected[weak[i]] = False
         selected[strong[j]] = True
-        _greedy_fill(values, requests, budget, groups, selected, key)
+        residual = residual + requests[weak[i]] - requests[strong[j]]
+        total += float(gain[i, j])
+        residual = _greedy_fill(values, requests, budget, groups, selected, key, residual)
+    return residual
 
 
 def round_relaxation(values, requests, budget, groups: Groups, relax: Relaxation) -> np.ndarray:
-    """Integral selection (bool (M,)) from an LP solution; always within the budget."""
+    """Integral selection (bool (M,)) from an LP solution; always within the budget
+    (``requests[selected].sum(axis=0) <= budget`` holds exactly in float64)."""
+    k = requests.shape[1]
     selected = relax.x >= 1.0 - 1e-9
     key = density_key(values, requests, budget, relax.lam)
     if not groups.singleton:  # tolerance could leave two near-1 options in one group
@@ -103,16 +192,25 @@ def round_relaxation(values, requests, budget, groups: Groups, relax: Relaxation
         keep = np.zeros_like(selected)
         keep[order[first]] = True
         selected = keep
-    # repair: drop the lowest-density options until the float sums fit
-    usage = requests[selected].sum(axis=0)
-    if requests.shape[1] and np.any(usage > budget):
-        for i in np.nonzero(selected)[0][np.argsort(key[selected], kind="stable")]:
-            selected[i] = False
-            if np.all(requests[selected].sum(axis=0) <= budget):
-                break
-    _greedy_fill(values, requests, budget, groups, selected, key)
-    _swap_improve(values, requests, budget, groups, selected, key, rounds=2 * requests.shape[1] + 4)
+    _repair(requests, budget, selected, key)
+    residual = budget - requests[selected].sum(axis=0)
+    residual = _greedy_fill(values, requests, budget, groups, selected, key, residual)
+    residual = _swap_improve(values, requests, budget, groups, selected, key, residual,
+                             rounds=2 * k + 4)
+    # the residual was updated incrementally: check the canonical sums where it is thin
+    if k and np.any(residual <= _slack_tol(budget, len(values))):
+        _repair(requests, budget, selected, key)
     return selected
+
+
+def _repair(requests, budget, selected, key) -> None:
+    """Drop the lowest-density options until the canonical float sums fit (in place)."""
+    if not requests.shape[1] or np.all(requests[selected].sum(axis=0) <= budget):
+        return
+    for i in np.nonzero(selected)[0][np.argsort(key[selected], kind="stable")]:
+        selected[i] = False
+        if np.all(requests[selected].sum(axis=0) <= budget):
+            return
 
 
 def fractional_from_relaxation(requests, budget, relax: Relaxation) -> np.ndarray:

@@ -32,6 +32,8 @@ from scipy.optimize import linprog
 
 from librex_alloc.oracles._problem import Groups, lagrangian_bound
 
+#: HiGHS's tolerances are absolute; the rows are scaled to budget 1, so 1e-7 would be coarse.
+_HIGHS_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 #: Below this many rows the LP is solved in one piece.
 FULL_LP_ROWS = 600
 MAX_ROUNDS = 8
@@ -59,6 +61,17 @@ def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _gram(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(a * w[:, None]).T @ a`` (K, K), single-threaded (see :data:`_BLOCK`)."""
+    m, k = a.shape
+    rows = max(1, _BLOCK // max(k, 1))
+    out = np.zeros((k, k))
+    for s in range(0, m, rows):
+        blk = a[s:s + rows]
+        out += (blk * w[s:s + rows, None]).T @ blk
+    return out
+
+
 def vecmat(y: np.ndarray, a: np.ndarray) -> np.ndarray:
     """``y @ a`` for a (M, K) matrix, single-threaded (see :data:`_BLOCK`)."""
     m, k = a.shape
@@ -80,12 +93,21 @@ class Relaxation:
 
 
 def _lp(values, requests, budget, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
-    """Solve the LP exactly with HiGHS; returns (x, λ)."""
+    """Solve the LP exactly with HiGHS; returns (x, λ).
+
+    Each resource row is divided by its budget first: HiGHS's tolerances are absolute
+    (~1e-7), and prices of order v/r (1e-6 with requests ~1e5) would otherwise come back as 0
+    with a suboptimal x.
+    """
     m, k = requests.shape
     if m == 0:
         return np.zeros(0), np.zeros(k)
-    rows = [sparse.csr_matrix(requests.T)] if k else []
-    b = [budget] if k else []
+    rscale = np.where(budget > 0, budget, 1.0)
+    if k:
+        top = np.max(requests, axis=0)
+        rscale = np.where(budget > 0, budget, np.where(top > 0, top, 1.0))
+    rows = [sparse.csr_matrix(requests.T / rscale[:, None])] if k else []
+    b = [budget / rscale] if k else []
     multi = None
     if not groups.singleton:
         sizes = np.bincount(groups.gid, minlength=groups.n_groups)
@@ -101,11 +123,15 @@ def _lp(values, requests, budget, groups: Groups) -> tuple[np.ndarray, np.ndarra
     if not rows:
         return (values > 0).astype(float), np.zeros(k)
     a = sparse.vstack(rows, format="csr")
-    res = linprog(-values, A_ub=a, b_ub=np.concatenate(b), bounds=(0.0, 1.0), method="highs")
-    if res.status != 0 or res.x is None:  # pragma: no cover - x = 0 is always feasible
+    for options in (_HIGHS_OPTIONS, {}):  # tight tolerances can stall HiGHS: then defaults
+        res = linprog(-values, A_ub=a, b_ub=np.concatenate(b), bounds=(0.0, 1.0),
+                      method="highs", options=options)
+        if res.status == 0 and res.x is not None:
+            break
+    else:  # pragma: no cover - x = 0 is always feasible
         raise RuntimeError(f"HiGHS failed on a feasible LP: {res.message}")
     lam = np.maximum(-np.asarray(res.ineqlin.marginals[:k], dtype=np.float64), 0.0)
-    return np.clip(res.x, 0.0, 1.0), lam
+    return np.clip(res.x, 0.0, 1.0), lam / rscale
 
 
 class _Smoothed:
@@ -119,27 +145,30 @@ class _Smoothed:
         self.v, self.r, self.b, self.starts = values, requests, budget, starts
         if starts is not None:
             self.sizes = np.diff(np.append(starts, len(values)))
+        self.last_d = values  # reduced costs at the last evaluated prices
 
     def _top(self, d):
         """Per group: max(0, max d) and the same repeated per row."""
         top = np.maximum(np.maximum.reduceat(d, self.starts), 0.0)
         return top, np.repeat(top, self.sizes)
 
-    def margins(self, lam) -> np.ndarray:
-        """Per group: best minus second-best of {d_i} ∪ {0}."""
-        d = self.v - matvec(self.r, lam)
+    def _value(self, lam, d, t: float) -> float:
         if self.starts is None:
-            return np.abs(d)
+            za = np.abs(d[np.abs(d) < _CERTAIN * t]) / t
+            return float(lam @ self.b + np.maximum(d, 0.0).sum() + t * np.log1p(np.exp(-za)).sum())
         top, top_rows = self._top(d)
-        is_top = d >= top_rows
-        count = np.add.reduceat(is_top.astype(np.int64), self.starts)
-        second = np.maximum.reduceat(np.where(is_top, -np.inf, d), self.starts)
-        second = np.where(top > 0, np.maximum(second, 0.0), second)
-        return np.where(count > 1, 0.0, top - second)
+        ea = np.exp(np.maximum(d - top_rows, -_CERTAIN * t) / t)
+        z = np.exp(-top / t) + np.add.reduceat(ea, self.starts)
+        return float(lam @ self.b + top.sum() + t * np.log(z).sum())
 
-    def __call__(self, lam, t: float, hessian: bool = True):
-        """(F, gradient, Hessian or None, groups with a margin below about ``t``)."""
+    def __call__(self, lam, t: float, hessian: bool = True, t_check: float | None = None):
+        """(F, gradient, Hessian or None, groups with a margin below about ``t``, F at
+        ``t_check`` or None), sharing one product ``R λ``."""
         d = self.v - matvec(self.r, lam)
+        self.last_d = d
+        f_check = None if t_check is None else self._value(lam, d, t_check)
+        if not hessian:
+            return self._value(lam, d, t), None, None, 0, f_check
         if self.starts is None:
             act = np.nonzero(np.abs(d) < _CERTAIN * t)[0]
             za = d[act] / t
@@ -150,11 +179,7 @@ class _Smoothed:
             p[act] = pa
             grad = self.b - vecmat(p, self.r)
             close = int(np.count_nonzero(np.abs(za) < 1.0))
-            if not hessian:
-                return f, grad, None, close
-            ra = self.r[act]
-            w = pa * (1.0 - pa) / t
-            return f, grad, (ra * w[:, None]).T @ ra, close
+            return f, grad, _gram(self.r[act], pa * (1.0 - pa) / t), close, f_check
         top, top_rows = self._top(d)
         ea = np.exp(np.maximum(d - top_rows, -_CERTAIN * t) / t)
         z0 = np.exp(-top / t)  # the "nothing" option
@@ -164,64 +189,73 @@ class _Smoothed:
         q = np.add.reduceat(self.r * p[:, None], self.starts, axis=0)
         grad = self.b - q.sum(axis=0)
         close = int(np.count_nonzero(z > 1.0 + np.exp(-1.0)))  # runner-up within ~t
-        if not hessian:
-            return f, grad, None, close
         # covariance of r under each group's choice distribution ("nothing" has r = 0)
         p0 = z0 / z
         unsure = np.maximum.reduceat(p, self.starts) < 1.0 - 1e-15
         rows = np.nonzero(np.repeat(unsure, self.sizes) & (p > 1e-17))[0]
         c = self.r[rows] - np.repeat(q, self.sizes, axis=0)[rows] if len(rows) else \
             np.zeros((0, len(lam)))
-        hess = (c * (p[rows] / t)[:, None]).T @ c
-        qu = q[unsure]
-        hess += (qu * (p0[unsure] / t)[:, None]).T @ qu
-        return f, grad, hess, close
+        hess = _gram(c, p[rows] / t) + _gram(q[unsure], p0[unsure] / t)
+        return f, grad, hess, close, f_check
 
 
-def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int, polish: bool):
-    """Projected Newton steps on ``F_t`` with backtracking, cooling ``t`` after full steps.
+def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int, polish: int
+            ) -> tuple[np.ndarray, float, float]:
+    """Projected Newton on ``F_t`` with backtracking, cooling ``t`` after every full step.
 
-    Cooling stops once at most ``stop_active`` groups have a margin below about ``t``; then,
-    with ``polish``, Newton continues at that ``t`` until a step moves no reduced cost by more
-    than ``t / 2``. At most ``steps`` steps. Returns (λ, t).
+    Cooling stops once at most ``stop_active`` groups have a margin below about ``t``; then
+    up to ``polish`` more steps at that ``t`` while a step moves some reduced cost by more
+    than ``t / 2``. At most ``steps`` steps. Returns (λ, t, the largest change of any reduced
+    cost in the last step).
     """
-    rmax = np.max(fn.r, axis=0) if len(fn.r) else np.zeros(len(lam))
-    f, grad, hess, close = fn(lam, t)
+    f, grad, hess, close, _ = fn(lam, t)
     frozen = close <= stop_active
+    moved = 0.0
     if frozen and not polish:
-        return lam, t
+        return lam, t, moved
     for _ in range(steps):
         free = (lam > 0) | (grad < 0)
-        full, moved = True, 0.0
+        t_next = t if frozen else t / COOLING
         if free.any():
             h = hess[np.ix_(free, free)]
             h = h + (1e-12 * (np.trace(h) + 1e-300)) * np.eye(len(h))
             step = np.zeros_like(lam)
             step[free] = -np.linalg.solve(h, grad[free])
-            alpha = 1.0
-            for _ in range(30):
-                trial = np.maximum(lam + alpha * step, 0.0)
-                f_new = fn(trial, t, hessian=False)[0]
-                if f_new <= f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
+            if not np.all(np.isfinite(step)):  # pragma: no cover - degenerate Hessian
+                break
+            d_old = fn.last_d
+            trial = np.maximum(lam + step, 0.0)
+            # the trial point's derivatives at the next temperature, and F_t for the test
+            ev = fn(trial, t_next, t_check=t)
+            if ev[4] > f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
+                alpha = 0.5
+                for _ in range(30):  # backtrack at this temperature, then no cooling
+                    trial = np.maximum(lam + alpha * step, 0.0)
+                    if fn(trial, t, hessian=False)[0] <= \
+                            f + 1e-4 * float(grad @ (trial - lam)) + 1e-13 * abs(f):
+                        break
+                    alpha *= 0.5
+                else:
                     break
-                alpha *= 0.5
-                full = False
-            else:
-                break
-            moved = float(np.abs(trial - lam) @ rmax)  # ≥ the largest change of any d_i
+                t_next = t
+                ev = fn(trial, t)
+            moved = float(np.max(np.abs(fn.last_d - d_old)))
             lam = trial
-        # else: λ = 0 minimizes F_t; cool and look again
+        else:  # λ = 0 minimizes F_t: cool and look again
+            moved = 0.0
+            ev = fn(lam, t_next)
+        cooled = t_next < t
+        t = t_next
+        f, grad, hess, close, _ = ev
         if frozen:
-            if moved <= 0.5 * t:
+            polish -= 1
+            if moved <= 0.5 * t or polish <= 0:
                 break
-        elif full:
-            t /= COOLING
-        f, grad, hess, close = fn(lam, t)
-        if not frozen and close <= stop_active:
+        elif cooled and close <= stop_active:
             frozen = True
             if not polish:
                 break
-    return lam, t
+    return lam, t, moved
 
 
 def _sample_rows(groups: Groups, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -237,11 +271,13 @@ def _sample_rows(groups: Groups, pick: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return rows, ends - size
 
 
-def _smoothed_prices(values, requests, budget, groups: Groups) -> tuple[np.ndarray, float]:
-    """Near-optimal dual prices and the final temperature (see the module docstring)."""
+def _smoothed_prices(values, requests, budget, groups: Groups
+                     ) -> tuple[np.ndarray, float, float]:
+    """Near-optimal dual prices, the final temperature and the last Newton step's largest
+    change of a reduced cost (see the module docstring)."""
     m, k = requests.shape
     g = groups.n_groups
-    scale = float(np.mean(values))
+    scale = float(np.mean(np.abs(values))) or 1.0
     mean_r = requests.mean(axis=0)
     lam = np.where(mean_r > 0, scale / (k * np.where(mean_r > 0, mean_r, 1.0)), 0.0)
     t = scale
@@ -252,13 +288,19 @@ def _smoothed_prices(values, requests, budget, groups: Groups) -> tuple[np.ndarr
         rows, starts = _sample_rows(groups, rng.choice(g, size=s, replace=True))
         fn = _Smoothed(values[rows], requests[rows], budget * (s / g), starts)
         # a sample's price error is about t when ~sqrt(s) of its groups have margins below t
-        lam, t = _newton(fn, lam, t, 12, max(target, int(np.sqrt(s))), False)
+        lam, t, _ = _newton(fn, lam, t, 12, max(target, int(np.sqrt(s))), 0)
         s *= 8
     if groups.singleton:
         fn = _Smoothed(values, requests, budget, None)
     else:
         fn = _Smoothed(values[groups.order], requests[groups.order], budget, groups.starts)
-    return _newton(fn, lam, t, 30, target, True)
+    return _newton(fn, lam, t, 30, target, 3)
+
+
+def _closed(values, x, bound: float) -> bool:
+    """Whether primal ``x`` and the dual ``bound`` agree, i.e. both are LP-optimal (HiGHS works
+    to ~1e-7 tolerances; a larger disagreement means it returned inexact duals)."""
+    return bool(bound - float(values @ x) <= 1e-7 * (1.0 + abs(bound)))
 
 
 def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
@@ -266,62 +308,81 @@ def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
     m, k = requests.shape
     if m <= FULL_LP_ROWS or k == 0:
         x, lam = _lp(values, requests, budget, groups)
-        return Relaxation(x, lam, lagrangian_bound(values, requests, budget, groups, lam), True, m)
+        bound = lagrangian_bound(values, requests, budget, groups, lam)
+        return Relaxation(x, lam, bound, _closed(values, x, bound), m)
 
-    lam, t = _smoothed_prices(values, requests, budget, groups)
+    lam, t, moved = _smoothed_prices(values, requests, budget, groups)
     g = groups.n_groups
     tol = 1e-9 * max(1.0, float(np.max(np.abs(values))))
-    best = (lagrangian_bound(values, requests, budget, groups, lam), lam)
+    best: tuple[float, np.ndarray] | None = None  # the best (bound, λ) after an LP
+    start = lam
     keep: np.ndarray | None = None  # groups carried over from the last round (violators)
     x, lp_rows = np.zeros(m), 0
-    margin = 4.0 * t
-    width = 24 + 8 * k  # fewest groups in the working set
+    margin = 4.0 * t + 2.0 * moved
+    width = min(g, 24 + 8 * k)  # fewest groups in the working set
     for _ in range(MAX_ROUNDS):
         d = values - matvec(requests, lam)
         top1, top2, arg = groups.top_two(d)
         gap = top1 - top2
         core = np.zeros(g, dtype=bool) if keep is None else keep.copy()
-        core |= gap < margin
-        if np.count_nonzero(core) < width and width < g:
-            core[np.argpartition(gap, width - 1)[:width]] = True
-        fixed_rows = arg[(~core) & (arg >= 0)]
-        residual = budget - requests[fixed_rows].sum(axis=0)
+        near = gap < margin
+        for _ in range(200):  # widen the margin until enough groups are in
+            if np.count_nonzero(near) >= width:
+                break
+            margin = 2.0 * margin if margin > 0 else float(np.min(gap[gap > 0], initial=1.0))
+            near = gap < margin
+        else:  # pragma: no cover - only with non-finite margins
+            near[:] = True
+        core |= near
+        fixed = (~core) & (arg >= 0)
+        x = np.zeros(m)
+        x[arg[fixed]] = 1.0
+        residual = budget - vecmat(x, requests)
         if np.any(residual < 0):
             # prices too low: move the weakest fixed choices into the core until they fit,
             # and as many again so the core has room to choose
-            out = np.nonzero((~core) & (arg >= 0))[0]
+            out = np.nonzero(fixed)[0]
             out = out[np.argsort(gap[out], kind="stable")]
             use = np.cumsum(requests[arg[out]][::-1], axis=0)[::-1]  # usage of out[j:]
             ok = np.all(use <= budget, axis=1)
             first = int(np.argmax(ok)) if ok.any() else len(out)
             core[out[: min(len(out), first + width // 2)]] = True
-            fixed_rows = arg[(~core) & (arg >= 0)]
-            residual = budget - requests[fixed_rows].sum(axis=0)
+            fixed = (~core) & (arg >= 0)
+            x = np.zeros(m)
+            x[arg[fixed]] = 1.0
+            residual = budget - vecmat(x, requests)
         residual = np.maximum(residual, 0.0)
         core_rows = np.nonzero(core[groups.gid])[0]
         x_core, lam_new = _lp(values[core_rows], requests[core_rows], residual,
                               groups.subset(core_rows))
-        x = np.zeros(m)
-        x[fixed_rows] = 1.0
         x[core_rows] = x_core
         lp_rows = max(lp_rows, len(core_rows))
         bound = lagrangian_bound(values, requests, budget, groups, lam_new)
-        if bound < best[0]:
+        if best is None or bound < best[0]:
             best = (bound, lam_new)
         # Are the fixed choices still optimal under the new prices?
         d = values - matvec(requests, lam_new)
         top1, _, _ = groups.top_two(d)
         chosen = np.where(arg >= 0, d[np.maximum(arg, 0)], 0.0)
         violated = (~core) & (chosen < top1 - tol)
-        n_bad = int(violated.sum())
+        n_bad = int(np.count_nonzero(violated))
         if n_bad == 0:
-            return Relaxation(x, lam_new, bound, True, lp_rows)
+            return Relaxation(x, lam_new, bound, _closed(values, x, bound), lp_rows)
         if n_bad <= 4 * width:  # few: add them and keep the core
             keep = core | violated
             lam = lam_new
         else:  # many: the prices moved; re-centre on the best prices so far, wider
+            if start is not None:
+                b0 = lagrangian_bound(values, requests, budget, groups, start)
+                if b0 < best[0]:
+                    best = (b0, start)
+                start = None
             keep = None
             lam = best[1]
             margin *= 4.0
             width = min(g, 4 * width)
+    if start is not None:
+        b0 = lagrangian_bound(values, requests, budget, groups, start)
+        if b0 < best[0]:
+            best = (b0, start)
     return Relaxation(x, best[1], best[0], False, lp_rows)
