@@ -167,7 +167,8 @@ class FairnessState:
             return self.served[slots]
         if kind == "utility":
             return self.utility_sum[slots]
-        raise InvalidConfigError(f"utility: expected 'reward', 'service' or 'utility', got {kind!r}")
+        raise InvalidConfigError(
+            f"utility: expected 'reward', 'service' or 'utility', got {kind!r}")
 
     def get_state(self) -> dict:
         return {name: getattr(self, name).copy() for name in self.FIELDS}

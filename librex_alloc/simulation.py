@@ -2,10 +2,10 @@
 
 Per round: the environment's requests go to the policy; allocated agents' rewards are drawn
 and reported back; the utilitarian oracle with the *true* means is solved on the same
-requests for the regret (``oracle_method``, default ``"auto"`` with a 10 s limit; it is solved
-again only when the requests, budget or means change). Regret is pseudo-regret: the oracle's expected
-reward minus the expected reward of the policy's choice. For a fairness policy it includes
-the price of fairness.
+requests for the regret (``oracle_method``, default ``"auto"`` with a 10 s limit; it is
+solved again only when the requests, budget or means change). Regret is pseudo-regret: the
+oracle's expected reward minus the expected reward of the policy's choice. For a fairness
+policy it includes the price of fairness.
 """
 
 from __future__ import annotations

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from librex_alloc import ConstrainedThompsonSampling, FairnessConfig, InvalidConfigError
-from librex_alloc import metrics, oracles
+from librex_alloc import (
+    ConstrainedThompsonSampling,
+    FairnessConfig,
+    InvalidConfigError,
+    metrics,
+    oracles,
+)
 from librex_alloc.fairness import MAXMIN_ALPHA
 
 
@@ -89,7 +94,7 @@ def test_maxmin_is_never_empty_and_serves_everyone_who_fits(utility):
     p = ConstrainedThompsonSampling(3, fairness=FairnessConfig(mode="maxmin", utility=utility),
                                     oracle="fast", seed=0)
     served = np.zeros(n)
-    for t in range(1, n + 1):
+    for _ in range(n):
         a = p.allocate_batch(list(range(n)), req, budget)
         assert a.selected.any(), "max-min returned the empty allocation"
         served += a.selected

@@ -195,8 +195,8 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
         x = frac[rows]
         obj = float(v @ x)
         status = "optimal" if relax.converged else "feasible"
-        return _empty(n, "lp", t0, bound=relax.bound + dropped_value, objective=obj, selected=frac > 0,
-                      fractions=frac, status=status, info=info)
+        return _empty(n, "lp", t0, bound=relax.bound + dropped_value, objective=obj,
+                      selected=frac > 0, fractions=frac, status=status, info=info)
 
     sel_fast = round_relaxation(v, rs, bs, g, relax)
     obj_fast = float(v[sel_fast].sum())

@@ -320,8 +320,11 @@ class AllocationPolicy(ABC):
         """Everything learned, as nested dicts of arrays and scalars (see ``checkpoint``)."""
         rounds = list(self._pending)
         parts = [self._pending[r] for r in rounds]
-        cat = (lambda f, dt: np.concatenate([getattr(p, f) for p in parts]).astype(dt)
-               if parts else np.zeros(0, dt))
+        def cat(field: str, dtype) -> np.ndarray:
+            if not parts:
+                return np.zeros(0, dtype)
+            return np.concatenate([getattr(p, field) for p in parts]).astype(dtype)
+
         return {
             "config": self.get_config(),
             "round": self.round,
