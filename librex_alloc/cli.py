@@ -51,10 +51,11 @@ def _demo(args) -> int:
         print(f"{mode:<14}{s['expected_reward']:>10.1f}{s['oracle_reward']:>10.1f}"
               f"{s['reward_vs_oracle']:>10.1%} {s['gini_reward']:>10.3f}{s['jain_reward']:>11.3f}"
               f"{s['jain_service']:>12.3f}{util:>22}{s['median_solve_ms']:>10.2f}{wall:>8.1f}")
+    proved = min(s["oracle_proved"] for _, s, _ in rows)
     print("\nreward: expected reward of the chosen allocations; oracle: the utilitarian oracle "
-          "with the true means\n(method 'auto': CP-SAT, proved optimal), so 'vs oracle' under a "
-          "fairness rule includes the price of fairness.\nGini/Jain on each agent's cumulative "
-          "realized reward (rew) and rounds served (serv).")
+          f"with the true means\n(method 'auto', proved optimal in {proved:.0%} of rounds), so "
+          "'vs oracle' under a fairness rule includes the price of fairness.\nGini/Jain on each "
+          "agent's cumulative realized reward (rew) and rounds served (serv).")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for mode, df in frames.items():

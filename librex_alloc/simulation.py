@@ -29,7 +29,8 @@ def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, s
     Columns: round, reward (realized), expected_reward, oracle_reward, regret, cum_regret,
     n_allocated, gini_reward, jain_reward, gini_service, jain_service (cumulative vectors over
     all agents, computed every ``metrics_every`` rounds, NaN in between), utilization_k for
-    each resource, solve_time (s, the policy's oracle call), oracle_gap (its certificate).
+    each resource, solve_time (s, the policy's oracle call), oracle_gap (its certificate),
+    oracle_status (the reference oracle's status: "optimal" when proved).
     """
     if not isinstance(rounds, int) or rounds < 0:
         raise InvalidConfigError("rounds: expected an int ≥ 0")
@@ -42,7 +43,7 @@ def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, s
     rec: dict[str, list] = {c: [] for c in (
         "round", "reward", "expected_reward", "oracle_reward", "regret", "n_allocated",
         "gini_reward", "jain_reward", "gini_service", "jain_service", "solve_time",
-        "oracle_gap")}
+        "oracle_gap", "oracle_status")}
     util = [[] for _ in range(k)]
     cached = None
     reward_sum = np.zeros(n)
@@ -73,6 +74,7 @@ def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, s
         rec["reward"].append(float(rewards @ frac))
         rec["expected_reward"].append(expected)
         rec["oracle_reward"].append(best.objective)
+        rec["oracle_status"].append(best.status)
         rec["regret"].append(best.objective - expected)
         rec["n_allocated"].append(len(rows))
         if t % metrics_every == 0 or t == rounds:
@@ -114,6 +116,8 @@ def summarize(df: pd.DataFrame) -> dict:
         "jain_service": float(last["jain_service"]) if last is not None else float("nan"),
         "utilization": [float(df[c].mean()) for c in util_cols],
         "median_solve_ms": float(df["solve_time"].median() * 1000) if len(df) else float("nan"),
+        "oracle_proved": float((df["oracle_status"] == "optimal").mean()) if len(df)
+        else float("nan"),
     }
 
 
