@@ -8,7 +8,7 @@ SPEC §2–4 (Bernoulli trick, α-fair gradient rule, a real knapsack oracle).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -84,29 +84,25 @@ class LibrexAlloc:
         return self.policy.round
 
     def _register(self, ids: list) -> None:
-        p = self.policy
-        agent_slots, arm_slots, new_agents, new_arms = p.registry.add(ids, np.zeros(len(ids),
-                                                                                    np.int64))
-        p.posterior.resize(p.registry.n_arm_slots)
-        p.fairness.resize(p.registry.n_agent_slots)
+        self.policy.register(ids)
 
-    def _per_agent(self, mapping: Mapping, name: str, low: float, high: float) -> tuple:
+    def _per_agent(self, mapping: Mapping, name: str, low: float, high: float, *,
+                   low_open: bool = False) -> tuple:
+        """Validate {id: value} first, then register unknown ids; returns (slots, values)."""
+        if not isinstance(mapping, Mapping):
+            raise InvalidInputError(f"{name}: expected a mapping {{agent_id: value}}")
         ids = list(mapping)
         vals = as_float_array([mapping[a] for a in ids], name, ndim=1)
-        if len(vals) and (np.any(vals < low) or np.any(vals > high)):
-            raise InvalidInputError(f"{name}: values must lie in [{low}, {high}]")
-        new = [a for a in ids if a not in self.policy.registry]
-        for a in new:
-            if not isinstance(a, Hashable):
-                raise InvalidInputError(f"agent id {a!r} is not hashable")
-        self._register(new)
+        below = vals <= low if low_open else vals < low
+        if len(vals) and (np.any(below) or np.any(vals > high)):
+            raise InvalidInputError(f"{name}: values must lie in "
+                                    f"{'(' if low_open else '['}{low}, {high}]")
+        self._register([a for a in ids if a not in self.policy.registry])
         return self.policy.registry.agent_slots(ids), vals
 
     def set_weights(self, weights: Mapping) -> None:
         """Priority weights w_i > 0 (values are multiplied by them)."""
-        slots, vals = self._per_agent(weights, "weights", 0.0, np.inf)
-        if np.any(vals <= 0):
-            raise InvalidInputError("weights: must be > 0")
+        slots, vals = self._per_agent(weights, "weights", 0.0, np.inf, low_open=True)
         self.policy.fairness.weight[slots] = vals
 
     def set_min_share(self, min_share: Mapping) -> None:

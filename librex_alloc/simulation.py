@@ -10,8 +10,6 @@ policy it includes the price of fairness.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 
@@ -119,9 +117,3 @@ def summarize(df: pd.DataFrame) -> dict:
         "oracle_proved": float((df["oracle_status"] == "optimal").mean()) if len(df)
         else float("nan"),
     }
-
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0

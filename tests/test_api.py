@@ -136,3 +136,25 @@ def test_save_and_load(tmp_path):
     for _ in range(10):
         oa, ob = a.allocate(reqs, [3.0, 4.0]), b.allocate(reqs, [3.0, 4.0])
         assert all(np.array_equal(oa[k], ob[k]) for k in reqs)
+
+
+def test_per_agent_min_share_and_weights_through_the_api():
+    alloc = LibrexAlloc(n_resource_types=1, fairness_mode="none", min_share={"low": 0.5},
+                        weights={"vip": 4.0}, seed=0)
+    reqs = {"low": [1.0], "vip": [1.0], "x": [1.0], "y": [1.0]}
+    served = {a: 0 for a in reqs}
+    for _ in range(300):
+        for agent, vec in alloc.allocate(reqs, [1.0]).items():
+            if vec.any():
+                served[agent] += 1
+                alloc.update(agent, {"reward": 0.9 if agent != "low" else 0.05})
+    assert served["low"] >= 0.45 * 300
+    assert served["vip"] > max(served["x"], served["y"])
+    before = alloc.get_state()
+    with pytest.raises(InvalidInputError):
+        alloc.set_min_share({"x": 1.5})
+    with pytest.raises(InvalidInputError):
+        alloc.set_weights({"x": 0.0})
+    with pytest.raises(InvalidInputError):  # a new id with a bad value is not registered
+        alloc.set_weights({"newcomer": -1.0})
+    assert_state_equal(before, alloc.get_state())

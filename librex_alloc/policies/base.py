@@ -60,8 +60,7 @@ class Allocation:
     @property
     def usage(self) -> np.ndarray:
         """(K,) total resources granted."""
-        return self.requests[self.selected].sum(axis=0) if not self.oracle.method == "lp" \
-            else self.fractions @ self.requests
+        return self.fractions @ self.requests
 
     def allocated_agents(self) -> list:
         return [self.agent_ids[i] for i in np.nonzero(self.selected)[0]]
@@ -146,14 +145,7 @@ class AllocationPolicy(ABC):
         ids, options, requests, budget, codes, uniques = self._check_batch(
             agent_ids, requests, budget, options)
         reg = self.registry
-        agent_slots, arm_slots, new_agents, new_arms = reg.add(ids, options, codes=codes,
-                                                               uniques=uniques)
-        self.posterior.resize(reg.n_arm_slots)
-        self.fairness.resize(reg.n_agent_slots)
-        if len(new_arms):
-            self.posterior.reset(new_arms)
-        if len(new_agents):
-            self.fairness.reset(new_agents)
+        agent_slots, arm_slots = self._register(ids, options, codes=codes, uniques=uniques)
         self.posterior.decay()
         index = self._index(arm_slots)
         values = self.fairness.values(index, agent_slots)
@@ -219,6 +211,29 @@ class AllocationPolicy(ABC):
         self._learn(pending.arms[pos], values, successes is not None)
         self.fairness.record_rewards(pending.agents[pos], values)
         return int(len(pos))
+
+    def register(self, agent_ids, options=None) -> None:
+        """Agents join without requesting (their fairness state starts counting from now).
+
+        options: (N,) option index per id, default 0."""
+        ids = check_ids(agent_ids)
+        opts = np.zeros(len(ids), np.int64) if options is None else \
+            as_int_array(options, "options", length=len(ids))
+        if np.any(opts < 0):
+            raise InvalidInputError("options: must be ≥ 0")
+        self._register(ids, opts)
+
+    def _register(self, ids, options, **factorized) -> tuple[np.ndarray, np.ndarray]:
+        """Slots for the rows; new agents and arms start at the prior."""
+        reg = self.registry
+        agent_slots, arm_slots, new_agents, new_arms = reg.add(ids, options, **factorized)
+        self.posterior.resize(reg.n_arm_slots)
+        self.fairness.resize(reg.n_agent_slots)
+        if len(new_arms):
+            self.posterior.reset(new_arms)
+        if len(new_agents):
+            self.fairness.reset(new_agents)
+        return agent_slots, arm_slots
 
     def remove_agents(self, agent_ids) -> None:
         """Agents leave: their posteriors, fairness state and pending outcomes are dropped."""
