@@ -40,9 +40,12 @@ def _demo(args) -> int:
         frames[mode] = df
         s = summarize(df)
         df.to_csv(out / f"rounds_{mode}.csv", index=False)
+        _, served = policy.utilities("service")
+        s["served_min"], s["served_max"] = served.min() / args.rounds, served.max() / args.rounds
         rows.append((mode, s, wall))
     header = (f"{'fairness':<14}{'reward':>10}{'oracle':>10}{'vs oracle':>11}{'Gini(rew)':>11}"
-              f"{'Jain(rew)':>11}{'Jain(serv)':>12}{'utilization':>22}{'solve ms':>10}"
+              f"{'Jain(rew)':>11}{'Jain(serv)':>12}{'served min-max':>16}{'utilization':>18}"
+              f"{'solve ms':>10}"
               f"{'wall s':>8}")
     print(header)
     print("-" * len(header))
@@ -50,12 +53,15 @@ def _demo(args) -> int:
         util = "/".join(f"{u:.2f}" for u in s["utilization"])
         print(f"{mode:<14}{s['expected_reward']:>10.1f}{s['oracle_reward']:>10.1f}"
               f"{s['reward_vs_oracle']:>10.1%} {s['gini_reward']:>10.3f}{s['jain_reward']:>11.3f}"
-              f"{s['jain_service']:>12.3f}{util:>22}{s['median_solve_ms']:>10.2f}{wall:>8.1f}")
+              f"{s['jain_service']:>12.3f}"
+              f"{s['served_min']:>9.1%}-{s['served_max']:<6.1%}{util:>18}"
+              f"{s['median_solve_ms']:>10.2f}{wall:>8.1f}")
     proved = min(s["oracle_proved"] for _, s, _ in rows)
     print("\nreward: expected reward of the chosen allocations; oracle: the utilitarian oracle "
           f"with the true means\n(method 'auto', proved optimal in {proved:.0%} of rounds), so "
           "'vs oracle' under a fairness rule includes the price of fairness.\nGini/Jain on each "
-          "agent's cumulative realized reward (rew) and rounds served (serv).")
+          "agent's cumulative realized reward (rew) and rounds served (serv);\nserved min-max: the "
+          "least and most served agent's share of rounds.")
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for mode, df in frames.items():
