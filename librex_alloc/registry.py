@@ -28,12 +28,10 @@ def _as_series(ids: list) -> pd.Series:
 
 
 def check_ids(agent_ids) -> list:
-    """A list of hashable ids (raises :class:`InvalidInputError` otherwise)."""
+    """``agent_ids`` as a list; :func:`factorize_ids` then checks that they are hashable."""
     if isinstance(agent_ids, (str, bytes)) or not isinstance(agent_ids, (Sequence, np.ndarray)):
         raise InvalidInputError("agent_ids: expected a sequence of hashable ids")
-    ids = list(agent_ids)
-    factorize_ids(ids)
-    return ids
+    return list(agent_ids)
 
 
 def factorize_ids(ids: list) -> tuple[np.ndarray, list]:
@@ -105,7 +103,10 @@ class AgentRegistry:
 
     def agent_slots(self, ids: Sequence) -> np.ndarray:
         """Slots of known agents; raises :class:`UnknownAgentError` for any unknown id."""
-        codes, uniques = factorize_ids(list(ids))
+        return self.slots_of(*factorize_ids(list(ids)))
+
+    def slots_of(self, codes: np.ndarray, uniques: list) -> np.ndarray:
+        """:meth:`agent_slots` for ids already passed through :func:`factorize_ids`."""
         slots = self._lookup(uniques)
         if np.any(slots < 0):
             raise UnknownAgentError(f"unknown agent id {uniques[int(np.argmax(slots < 0))]!r}")

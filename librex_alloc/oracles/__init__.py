@@ -33,7 +33,7 @@ from librex_alloc.oracles._problem import (
     make_problem,
     selection_is_feasible,
 )
-from librex_alloc.oracles.exact import solve_exact
+from librex_alloc.oracles.exact import reduced_cost_filter, solve_exact
 from librex_alloc.oracles.fast import (
     density_key,
     fractional_from_relaxation,
@@ -211,33 +211,22 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     if fast_optimal:
         status = "optimal"
     if method == "exact" or (method == "auto" and not fast_optimal):
-        if method == "auto":
-            from librex_alloc.oracles.exact import reduced_cost_filter
-
-            keep, _ = reduced_cost_filter(v, r, b, g, lam, obj_fast)
-            run_exact = int(keep.sum()) <= AUTO_MAX_FREE_ROWS
-        else:
-            run_exact = True
-        if run_exact:
-            out = solve_exact(v, r, b, g, lam=lam, incumbent=sel_fast,
+        keep, must = reduced_cost_filter(v, r, b, g, lam, obj_fast)
+        if method == "exact" or int(keep.sum()) <= AUTO_MAX_FREE_ROWS:
+            out = solve_exact(v, r, b, g, incumbent=sel_fast, keep=keep, must=must,
                               time_limit=time_limit)
             obj_ex = float(v[out.selected].sum())
             info.update(exact_status=out.status, exact_free_rows=out.free_rows,
                         exact_scaling=out.exact_scaling)
             if out.exact_scaling:
                 bound = min(bound, out.bound)
-            if method == "exact" or obj_ex > obj_fast or out.proved:
-                if obj_ex >= obj_fast or method == "exact":
-                    chosen, chosen_obj, used = out.selected, obj_ex, "exact"
-                    # "optimal": CP-SAT proved its model optimal. With inexact scaling that
-                    # model rounds requests up by < 2^-24 of the budget (info["exact_scaling"]
-                    # says which); ``bound`` stays valid for the real problem either way.
-                    status = "optimal" if out.proved or obj_ex >= bound - 2 * tol \
-                        else "feasible"
-            if method == "exact" and obj_fast > obj_ex:
-                # only possible when the conservative scaling excluded the hint
-                chosen, chosen_obj, used = sel_fast, obj_fast, "fast"
-                status = "optimal" if fast_optimal else "feasible"
+            # CP-SAT's answer, unless the fast one is strictly better (only possible when the
+            # conservative scaling excluded the hint). "optimal": CP-SAT proved its model
+            # optimal; with inexact scaling that model rounds requests up by < 2^-24 of the
+            # budget (info["exact_scaling"]); ``bound`` stays valid for the real problem.
+            if obj_ex >= obj_fast:
+                chosen, chosen_obj, used = out.selected, obj_ex, "exact"
+                status = "optimal" if out.proved or obj_ex >= bound - 2 * tol else "feasible"
     selected, repaired = _guard(problem, lift(chosen), key_full)
     if repaired:
         status = "feasible"

@@ -102,13 +102,13 @@ def reduced_cost_filter(values, requests, budget, groups: Groups, lam, incumbent
     return keep, must
 
 
-def solve_exact(values, requests, budget, groups: Groups, *, lam, incumbent, time_limit: float
-                ) -> ExactOutcome:
-    """CP-SAT on the candidate problem, hinted with and pruned by the fast oracle's answer."""
+def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, must,
+                time_limit: float) -> ExactOutcome:
+    """CP-SAT on the candidate problem, hinted with the fast oracle's answer ``incumbent`` and
+    pruned by :func:`reduced_cost_filter` (``keep``, ``must``) against it."""
     m, _ = requests.shape
     inc_value = float(values[incumbent].sum())
-    keep, must = reduced_cost_filter(values, requests, budget, groups, lam, inc_value)
-    keep |= incumbent  # never drop the hint
+    keep = keep | incumbent  # never drop the hint
     rows = np.nonzero(keep)[0]
     r_int, b_int, exact_r = scale_resources(requests[rows], budget)
     v_int, v_scale, exact_v = scale_values(values[rows])

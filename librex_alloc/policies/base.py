@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,9 +177,10 @@ class AllocationPolicy(ABC):
         same (round, agent) are skipped: the return value counts those newly applied.
         """
         ids = check_ids(agent_ids)
+        codes, uniques = factorize_ids(ids)
         if (rewards is None) == (successes is None):
             raise InvalidInputError("observe: give exactly one of rewards or successes")
-        if len(set(ids)) != len(ids):
+        if len(uniques) != len(ids):
             raise InvalidInputError("observe: an agent appears twice in one call")
         pending = self._pending.get(int(round_id)) if isinstance(round_id, (int, np.integer)) \
             else None
@@ -189,7 +189,7 @@ class AllocationPolicy(ABC):
                 f"round {round_id!r} has no pending allocations (unknown, or older than the "
                 f"last {self.max_pending_rounds} rounds)"
             )
-        slots = self.registry.agent_slots(ids)
+        slots = self.registry.slots_of(codes, uniques)
         index = self._pending_index[int(round_id)]
         pos = _Pending.find(index, slots)
         if np.any(pos < 0):
@@ -275,10 +275,7 @@ class AllocationPolicy(ABC):
 
     # -- validation ----------------------------------------------------------------------------
     def _check_batch(self, agent_ids, requests, budget, options):
-        if isinstance(agent_ids, (str, bytes)) or not isinstance(agent_ids, (Sequence,
-                                                                             np.ndarray)):
-            raise InvalidInputError("agent_ids: expected a sequence of hashable ids")
-        ids = list(agent_ids)
+        ids = check_ids(agent_ids)
         codes, uniques = factorize_ids(ids)
         n, k = len(ids), self.n_resources
         budget = as_float_array(budget, "budget", shape=(k,), nonnegative=True)
