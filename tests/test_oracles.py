@@ -300,26 +300,16 @@ def test_property_fast_working_set(problem):
     assert lp.bound >= res.objective - 1e-9 * (1.0 + abs(res.objective))
 
 
+@pytest.mark.parametrize("method", ["exact", "auto"])
 @settings(max_examples=600, **PROPERTY_SETTINGS)
-@given(problems())
-def test_property_exact(problem):
+@given(problem=problems())
+def test_property_exact_and_auto(method, problem):
     values, requests, budget, groups = problem
-    res = solve(values, requests, budget, groups=groups, method="exact", time_limit=EXACT_TIME)
+    res = solve(values, requests, budget, groups=groups, method=method, time_limit=EXACT_TIME)
     event(f"method={res.method}")
     assert_valid(res, values, requests, budget, groups, methods=("exact", "fast", "trivial"))
     fast = solve(values, requests, budget, groups=groups, method="fast")
-    assert res.objective >= fast.objective  # exact starts from the fast answer
-
-
-@settings(max_examples=600, **PROPERTY_SETTINGS)
-@given(problems())
-def test_property_auto(problem):
-    values, requests, budget, groups = problem
-    res = solve(values, requests, budget, groups=groups, method="auto", time_limit=EXACT_TIME)
-    event(f"method={res.method}")
-    assert_valid(res, values, requests, budget, groups, methods=("exact", "fast", "trivial"))
-    fast = solve(values, requests, budget, groups=groups, method="fast")
-    assert res.objective >= fast.objective
+    assert res.objective >= fast.objective  # both start from the fast answer
 
 
 @settings(max_examples=1500, **PROPERTY_SETTINGS)

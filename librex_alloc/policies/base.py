@@ -155,7 +155,7 @@ class AllocationPolicy(ABC):
         self.round += 1
         rnd = self.round
         # fairness bookkeeping, once per requesting agent
-        uniq, first = np.unique(agent_slots, return_index=True)
+        uniq = np.unique(agent_slots)
         per_agent = np.zeros(reg.n_agent_slots)
         share = np.zeros(reg.n_agent_slots)
         np.add.at(per_agent, agent_slots, fractions)
