@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from librex_alloc.errors import InvalidConfigError, InvalidInputError
+from librex_alloc.errors import InvalidConfigError, InvalidInputError, StateError
 
 
 def as_float_array(
@@ -84,3 +84,39 @@ def check_scalar(
     if high is not None and (v > high or (high_open and v == high)):
         raise error(f"{name}: must be {'<' if high_open else '<='} {high}, got {v}")
     return v
+
+
+# -- state dictionaries (set_state): every failure is a StateError --------------------------
+def expect_keys(state, keys, name: str) -> dict:
+    """``state`` as a dict with exactly ``keys``; :class:`StateError` otherwise."""
+    if not isinstance(state, dict):
+        raise StateError(f"{name}: expected a dict, got {type(state).__name__}")
+    if set(state) != set(keys):
+        missing = sorted(set(keys) - set(state))
+        unknown = sorted(map(str, set(state) - set(keys)))
+        raise StateError(f"{name}: missing keys {missing}, unknown keys {unknown}")
+    return state
+
+
+def state_array(value, name: str, *, kinds: str = "f", length: int | None = None,
+                finite: bool = True, low: float | None = None,
+                high: float | None = None) -> np.ndarray:
+    """A 1-D numpy array of one of the dtype ``kinds`` (numpy kind letters), as a copy.
+
+    float kinds are returned as float64, int kinds as int64, bool as bool. Checks length,
+    finiteness and closed bounds; raises :class:`StateError`.
+    """
+    if not (isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in kinds):
+        raise StateError(f"{name}: expected a 1-D array of kind {kinds!r}")
+    if length is not None and len(value) != length:
+        raise StateError(f"{name}: expected length {length}, got {len(value)}")
+    kind = value.dtype.kind
+    out = value.astype(np.float64 if kind == "f" else np.int64 if kind in "iu" else bool,
+                       copy=True)
+    if kind == "f" and finite and not np.all(np.isfinite(out)):
+        raise StateError(f"{name}: contains NaN or infinite values")
+    if low is not None and len(out) and np.any(out < low):
+        raise StateError(f"{name}: values below {low}")
+    if high is not None and len(out) and np.any(out > high):
+        raise StateError(f"{name}: values above {high}")
+    return out

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from librex_alloc import metrics
-from librex_alloc._validation import as_float_array
+from librex_alloc._validation import as_float_array, expect_keys
 from librex_alloc.checkpoint import load_state, save_state
-from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError
+from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError, StateError
 from librex_alloc.fairness import FairnessConfig
 from librex_alloc.policies import Allocation, ConstrainedThompsonSampling
+
+#: Agents registered up front by ``LibrexAlloc(n_agents=...)`` (more may join by requesting).
+MAX_INITIAL_AGENTS = 10_000_000
 
 
 class LibrexAlloc:
@@ -46,8 +49,10 @@ class LibrexAlloc:
         if use_gurobi:
             raise InvalidConfigError("use_gurobi=True: Gurobi is not a dependency of "
                                      "librex-alloc; use oracle='exact' (OR-Tools CP-SAT)")
-        if not isinstance(n_agents, (int, np.integer)) or n_agents < 0:
-            raise InvalidConfigError(f"n_agents: expected an int ≥ 0, got {n_agents!r}")
+        if isinstance(n_agents, bool) or not isinstance(n_agents, (int, np.integer)) or \
+                not 0 <= n_agents <= MAX_INITIAL_AGENTS:
+            raise InvalidConfigError(f"n_agents: expected an int in [0, {MAX_INITIAL_AGENTS}], "
+                                     f"got {n_agents!r}")
         default_share = 0.0 if isinstance(min_share, Mapping) else min_share
         fairness = FairnessConfig(mode=fairness_mode, alpha=fairness_alpha, utility=utility,
                                   horizon=fairness_horizon, epsilon=epsilon,
@@ -59,21 +64,30 @@ class LibrexAlloc:
         else:
             raise InvalidConfigError(f"reward_family: expected 'bernoulli' or 'gaussian', got "
                                      f"{reward_family!r}")
-        self.n_agents = int(n_agents)
-        self.n_resource_types = n_resource_types
-        self.fairness_mode = fairness.mode
-        self.use_gurobi = False
-        self.policy = ConstrainedThompsonSampling(
+        policy = ConstrainedThompsonSampling(
             n_resource_types, fairness=fairness, oracle=oracle, time_limit=time_limit,
             divisible=divisible, reward_family=reward_family, prior=prior, discount=discount,
             max_pending_rounds=max_pending_rounds, seed=seed)
-        self.last_allocation: Allocation | None = None
+        self._attach(policy, int(n_agents))
         if self.n_agents:
-            self._register(list(range(self.n_agents)))
+            self.policy.register(list(range(self.n_agents)))
         if isinstance(min_share, Mapping):
             self.set_min_share(min_share)
         if weights:
             self.set_weights(weights)
+
+    def _attach(self, policy: ConstrainedThompsonSampling, n_agents: int) -> None:
+        self.policy = policy
+        self.n_agents = n_agents
+        self.n_resource_types = policy.n_resources
+        self.fairness_mode = policy.fairness_config.mode
+        self.use_gurobi = False
+        self.last_allocation: Allocation | None = None
+
+    @property
+    def config(self):
+        """The policy's :class:`~librex_alloc.config.PolicyConfig`."""
+        return self.policy.config
 
     @property
     def name(self) -> str:
@@ -83,32 +97,17 @@ class LibrexAlloc:
     def round(self) -> int:
         return self.policy.round
 
-    def _register(self, ids: list) -> None:
-        self.policy.register(ids)
-
-    def _per_agent(self, mapping: Mapping, name: str, low: float, high: float, *,
-                   low_open: bool = False) -> tuple:
-        """Validate {id: value} first, then register unknown ids; returns (slots, values)."""
-        if not isinstance(mapping, Mapping):
-            raise InvalidInputError(f"{name}: expected a mapping {{agent_id: value}}")
-        ids = list(mapping)
-        vals = as_float_array([mapping[a] for a in ids], name, ndim=1)
-        below = vals <= low if low_open else vals < low
-        if len(vals) and (np.any(below) or np.any(vals > high)):
-            raise InvalidInputError(f"{name}: values must lie in "
-                                    f"{'(' if low_open else '['}{low}, {high}]")
-        self._register([a for a in ids if a not in self.policy.registry])
-        return self.policy.registry.agent_slots(ids), vals
-
     def set_weights(self, weights: Mapping) -> None:
-        """Priority weights w_i > 0 (values are multiplied by them)."""
-        slots, vals = self._per_agent(weights, "weights", 0.0, np.inf, low_open=True)
-        self.policy.fairness.weight[slots] = vals
+        """Priority weights w_i ∈ [1e-6, 1e6] per agent id (values are multiplied by them)."""
+        if not isinstance(weights, Mapping):
+            raise InvalidInputError("weights: expected a mapping {agent_id: weight}")
+        self.policy.set_weights(weights)
 
     def set_min_share(self, min_share: Mapping) -> None:
-        """Minimum service fractions ρ_i ∈ [0, 1] per agent (virtual queues)."""
-        slots, vals = self._per_agent(min_share, "min_share", 0.0, 1.0)
-        self.policy.fairness.min_share[slots] = vals
+        """Minimum service fractions ρ_i ∈ [0, 1] per agent id (virtual queues)."""
+        if not isinstance(min_share, Mapping):
+            raise InvalidInputError("min_share: expected a mapping {agent_id: share}")
+        self.policy.set_min_share(min_share)
 
     # -- the design's API ----------------------------------------------------------------------
     def allocate(self, agent_requests: Mapping, budget) -> dict:
@@ -149,7 +148,9 @@ class LibrexAlloc:
         outcome: {"success": bool} or {"reward": float} (in [0, 1] for the Bernoulli family,
         learned with the Bernoulli trick, not thresholded), optionally {"round": t}; by default
         the newest round in which the agent was allocated and has not reported yet.
-        Returns True if applied, False if this (round, agent) had already been applied.
+        Returns True if applied, False if this (round, agent) had already been applied: a
+        retried call without a round is recognized as a duplicate (it is never applied to an
+        older round of the agent).
         """
         if not isinstance(outcome, Mapping):
             raise InvalidInputError("outcome: expected a dict with 'success' or 'reward'")
@@ -160,8 +161,8 @@ class LibrexAlloc:
         if rnd is None:
             rnd = self.policy.last_allocated_round(agent_id)
             if rnd is None:
-                raise NotAllocatedError(f"agent {agent_id!r} has no allocated round awaiting "
-                                        f"an outcome")
+                raise NotAllocatedError(f"agent {agent_id!r} has no pending allocated round "
+                                        f"(never allocated, or its newest round expired)")
         if has_s:
             s = outcome["success"]
             if not isinstance(s, (bool, np.bool_, int, np.integer)) or int(s) not in (0, 1):
@@ -200,19 +201,55 @@ class LibrexAlloc:
 
     # -- state ---------------------------------------------------------------------------------
     def get_state(self) -> dict:
-        return {"n_agents": self.n_agents, "policy": self.policy.get_state()}
+        """The learned state with its configuration (see ``AllocationPolicy.get_state``)."""
+        return {"api": self.name, "n_agents": self.n_agents, "policy": self.policy.get_state()}
+
+    @staticmethod
+    def _check_state(state) -> dict:
+        if isinstance(state, dict) and "api" not in state and "policy" in state and \
+                "config" in state:
+            raise StateError("this is a policy-level state (AllocationPolicy.get_state), not a "
+                             "LibrexAlloc one: restore it with "
+                             "ConstrainedThompsonSampling.from_state")
+        state = expect_keys(state, ("api", "n_agents", "policy"), "LibrexAlloc state")
+        if state["api"] != "LibrexAlloc":
+            raise StateError(f"state: api {state['api']!r}, expected 'LibrexAlloc'")
+        n = state["n_agents"]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise StateError(f"state: n_agents must be an int ≥ 0, got {n!r}")
+        return state
 
     def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state`'s output into this object; its configuration (and
+        ``n_agents``) must equal this object's, else :class:`StateError` and nothing changes."""
+        state = self._check_state(state)
+        if int(state["n_agents"]) != self.n_agents:
+            raise StateError(f"state: n_agents {state['n_agents']} differs from this object's "
+                             f"{self.n_agents}; use LibrexAlloc.from_state(state)")
         self.policy.set_state(state["policy"])
-        self.n_agents = int(state["n_agents"])
         self.last_allocation = None
 
+    @classmethod
+    def from_state(cls, state: dict) -> LibrexAlloc:
+        """A ``LibrexAlloc`` built with the state's own configuration, then restored."""
+        state = cls._check_state(state)
+        obj = cls.__new__(cls)
+        obj._attach(ConstrainedThompsonSampling.from_state(state["policy"]),
+                    int(state["n_agents"]))
+        return obj
+
     def save(self, path) -> None:
-        """Atomic Parquet checkpoint of the learned state."""
+        """Atomic Parquet checkpoint of the learned state and its configuration."""
         save_state(self.get_state(), path)
 
     def load(self, path) -> None:
+        """Restore a checkpoint written by :meth:`save` into this object (same configuration)."""
         self.set_state(load_state(path))
+
+    @classmethod
+    def from_checkpoint(cls, path) -> LibrexAlloc:
+        """A ``LibrexAlloc`` rebuilt from a checkpoint file, with its configuration."""
+        return cls.from_state(load_state(path))
 
 
 class BudgetTracker:

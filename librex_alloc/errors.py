@@ -31,6 +31,10 @@ class StateError(LibrexError):
     """A state dictionary or checkpoint that cannot be restored into this object."""
 
 
+class OracleError(LibrexError):
+    """A solver failed on input that passed validation (reported instead of its own error)."""
+
+
 __all__ = [
     "LibrexError",
     "InvalidInputError",
@@ -38,4 +42,5 @@ __all__ = [
     "UnknownAgentError",
     "NotAllocatedError",
     "StateError",
+    "OracleError",
 ]

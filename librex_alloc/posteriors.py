@@ -17,7 +17,11 @@ from librex_alloc.errors import InvalidConfigError, InvalidInputError, StateErro
 
 __all__ = ["BetaPosterior", "GaussianPosterior", "make_posterior"]
 
-_MAX_REWARD = float(np.sqrt(np.finfo(np.float64).max))
+#: Largest accepted |reward| of the Gaussian family. Its statistics are updated with Welford's
+#: / Chan's numerically stable formulas (count, mean, sum of squared deviations); with
+#: |y| ≤ 1e100 the squared deviations stay below 4e200 per observation, so no accepted input
+#: can overflow them. Larger rewards are rejected at the boundary: rescale such rewards.
+MAX_GAUSSIAN_REWARD = 1e100
 
 
 class _SlotPosterior:
@@ -88,6 +92,11 @@ class _SlotPosterior:
         pad = np.zeros(extra, dtype=np.float64)
         for name in self._stat_names:
             self._stats[name] = np.concatenate([self._stats[name], pad])
+
+    def truncate(self, n_slots: int) -> None:
+        """Drop slots ``>= n_slots`` (undoes a :meth:`resize`)."""
+        for name in self._stat_names:
+            self._stats[name] = self._stats[name][:n_slots].copy()
 
     def reset(self, slots) -> None:
         """Put ``slots`` (shape ``(m,)``) back to the prior (for a reused slot)."""
@@ -258,12 +267,14 @@ class GaussianPosterior(_SlotPosterior):
     """Normal–Inverse-Gamma posteriors (unknown mean and variance) for unbounded real rewards.
 
     Stores discounted sufficient statistics per slot (float64, shape ``(n_slots,)``):
-    ``n`` (count), ``s1`` (sum of y), ``s2`` (sum of y**2). Prior
-    ``NIG(mu_prior, kappa_prior, a_prior, b_prior)``; rewards are in the caller's units.
+    ``n`` (count), ``mean`` (sample mean) and ``m2`` (sum of squared deviations from it),
+    updated with Welford's / Chan's stable formulas. Prior
+    ``NIG(mu_prior, kappa_prior, a_prior, b_prior)``; rewards are in the caller's units,
+    ``|y| ≤ MAX_GAUSSIAN_REWARD`` (1e100).
     """
 
     family = "gaussian"
-    _stat_names = ("n", "s1", "s2")
+    _stat_names = ("n", "mean", "m2")
     _config_names = ("mu_prior", "kappa_prior", "a_prior", "b_prior", "discount")
 
     def __init__(
@@ -288,18 +299,25 @@ class GaussianPosterior(_SlotPosterior):
 
     @classmethod
     def _check_config(cls, config: dict) -> dict:
+        lim = MAX_GAUSSIAN_REWARD
         return {
-            "mu_prior": check_scalar(config["mu_prior"], "mu_prior"),
-            "kappa_prior": check_scalar(config["kappa_prior"], "kappa_prior", low=0, low_open=True),
-            "a_prior": check_scalar(config["a_prior"], "a_prior", low=0, low_open=True),
-            "b_prior": check_scalar(config["b_prior"], "b_prior", low=0, low_open=True),
+            "mu_prior": check_scalar(config["mu_prior"], "mu_prior", low=-lim, high=lim),
+            "kappa_prior": check_scalar(config["kappa_prior"], "kappa_prior", low=1e-100,
+                                        high=1e100),
+            "a_prior": check_scalar(config["a_prior"], "a_prior", low=1e-100, high=1e100),
+            "b_prior": check_scalar(config["b_prior"], "b_prior", low=1e-100, high=1e100),
             "discount": check_scalar(config["discount"], "discount", low=0, high=1, low_open=True),
         }
 
     def _check_stats(self, stats: dict[str, np.ndarray]) -> None:
-        for name in ("n", "s2"):
-            if stats[name].size and np.any(stats[name] < 0):
-                raise StateError(f"state[{name!r}]: negative values")
+        n, mean, m2 = stats["n"], stats["mean"], stats["m2"]
+        if n.size and (np.any(n < 0) or np.any(m2 < 0)):
+            raise StateError("state: negative count or sum of squared deviations")
+        if mean.size and np.any(np.abs(mean) > MAX_GAUSSIAN_REWARD):
+            raise StateError(f"state['mean']: magnitude above {MAX_GAUSSIAN_REWARD:g}")
+        empty = n == 0
+        if np.any(mean[empty] != 0) or np.any(m2[empty] != 0):
+            raise StateError("state: statistics of a slot without observations must be 0")
 
     @property
     def mu_prior(self) -> float:
@@ -321,18 +339,14 @@ class GaussianPosterior(_SlotPosterior):
         """``(m_n, kappa_n, a_n, b_n)``, each shape ``(m,)``, of the NIG posteriors of ``slots``."""
         idx = self._slots(slots)
         n = self._stats["n"][idx]
-        s1 = self._stats["s1"][idx]
-        s2 = self._stats["s2"][idx]
+        ybar = self._stats["mean"][idx]
+        m2 = self._stats["m2"][idx]
         mu0, k0 = self._mu_prior, self._kappa_prior
         kappa_n = k0 + n
-        m_n = (k0 * mu0 + s1) / kappa_n
+        w = n / kappa_n  # weight of the data in the posterior mean, in [0, 1)
+        m_n = mu0 + w * (ybar - mu0)
         a_n = self._a_prior + 0.5 * n
-        pos = n > 0
-        n_safe = np.where(pos, n, 1.0)
-        ybar = s1 / n_safe
-        scatter = np.maximum(s2 - s1 * s1 / n_safe, 0.0)
-        shrink = k0 * n * (ybar - mu0) ** 2 / (2.0 * kappa_n)
-        b_n = self._b_prior + np.where(pos, 0.5 * scatter + shrink, 0.0)
+        b_n = self._b_prior + 0.5 * m2 + 0.5 * k0 * w * (ybar - mu0) ** 2
         return m_n, kappa_n, a_n, b_n
 
     def sample(self, slots, rng: np.random.Generator) -> np.ndarray:
@@ -344,6 +358,17 @@ class GaussianPosterior(_SlotPosterior):
         sigma2 = 1.0 / precision
         return m_n + np.sqrt(sigma2 / kappa_n) * rng.standard_normal(m_n.shape[0])
 
+    def decay(self) -> None:
+        """Discount the count and the squared deviations (the sample mean is unchanged)."""
+        if self._discount == 1.0:
+            return
+        n = self._stats["n"]
+        n *= self._discount
+        self._stats["m2"] *= self._discount
+        gone = n == 0  # underflowed: the slot is back at its prior
+        self._stats["mean"][gone] = 0.0
+        self._stats["m2"][gone] = 0.0
+
     def mean(self, slots) -> np.ndarray:
         """Posterior mean of the reward mean, ``m_n``, shape ``(m,)``."""
         return self.params(slots)[0]
@@ -354,8 +379,13 @@ class GaussianPosterior(_SlotPosterior):
         return self._stats["n"][idx].copy()
 
     def validate_rewards(self, rewards) -> np.ndarray:
-        """Rewards as float64 (any shape); :class:`InvalidInputError` unless finite."""
-        return as_float_array(rewards, "rewards")
+        """Rewards as float64 (any shape); :class:`InvalidInputError` unless finite with
+        ``|y| ≤ MAX_GAUSSIAN_REWARD``."""
+        y = as_float_array(rewards, "rewards")
+        if y.size and np.max(np.abs(y)) > MAX_GAUSSIAN_REWARD:
+            raise InvalidInputError(
+                f"rewards: magnitude above {MAX_GAUSSIAN_REWARD:g}; rescale the rewards")
+        return y
 
     def update(self, slots, rewards, rng: np.random.Generator | None = None) -> None:
         """Add rewards (shape ``(m,)``) to the statistics; slots may repeat. ``rng`` is unused."""
@@ -363,8 +393,6 @@ class GaussianPosterior(_SlotPosterior):
         y = self.validate_rewards(rewards)
         if y.shape != idx.shape:
             raise InvalidInputError(f"rewards: expected shape {idx.shape}, got {y.shape}")
-        if y.size and np.max(np.abs(y)) > _MAX_REWARD:
-            raise InvalidInputError(f"rewards: magnitude above {_MAX_REWARD:.3g} (y**2 overflows)")
         self._add(idx, y)
 
     def update_success(self, slots, successes) -> None:
@@ -374,9 +402,19 @@ class GaussianPosterior(_SlotPosterior):
         self._add(idx, flags)
 
     def _add(self, idx: np.ndarray, y: np.ndarray) -> None:
-        np.add.at(self._stats["n"], idx, 1.0)
-        np.add.at(self._stats["s1"], idx, y)
-        np.add.at(self._stats["s2"], idx, y * y)
+        """Chan et al.'s pairwise merge of each slot's batch into its statistics."""
+        if not idx.size:
+            return
+        uniq, inv = np.unique(idx, return_inverse=True)
+        c = np.bincount(inv, minlength=len(uniq)).astype(np.float64)
+        mb = np.bincount(inv, weights=y, minlength=len(uniq)) / c
+        m2b = np.bincount(inv, weights=(y - mb[inv]) ** 2, minlength=len(uniq))
+        n, mean, m2 = (self._stats[k][uniq] for k in ("n", "mean", "m2"))
+        total = n + c
+        delta = mb - mean
+        self._stats["mean"][uniq] = mean + delta * (c / total)
+        self._stats["m2"][uniq] = m2 + m2b + delta * delta * (n * c / total)
+        self._stats["n"][uniq] = total
 
 
 _FAMILIES: dict[str, type[_SlotPosterior]] = {

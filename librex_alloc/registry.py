@@ -17,7 +17,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from librex_alloc._validation import expect_keys, state_array
 from librex_alloc.errors import InvalidInputError, StateError, UnknownAgentError
+
+#: Option indices are 0 .. MAX_OPTIONS - 1 (the arm table is dense per agent).
+MAX_OPTIONS = 1024
+
+
+def check_options(options: np.ndarray) -> None:
+    """Option indices (int64 array) must lie in [0, MAX_OPTIONS); :class:`InvalidInputError`."""
+    if len(options) and (options.min() < 0 or options.max() >= MAX_OPTIONS):
+        raise InvalidInputError(f"options: indices must lie in [0, {MAX_OPTIONS}), got range "
+                                f"[{options.min()}, {options.max()}]")
 
 
 def _as_series(ids: list) -> pd.Series:
@@ -83,10 +94,27 @@ class AgentRegistry:
     def live_agent_slots(self) -> np.ndarray:
         return np.nonzero(self._agent_live)[0]
 
+    def live_mask(self) -> np.ndarray:
+        """(n_agent_slots,) bool: which agent slots are in use (a copy)."""
+        return self._agent_live.copy()
+
     def agent_id(self, slot: int):
         return self._agent_ids[slot]
 
     # -- lookups -------------------------------------------------------------------------
+    def lookup(self, uniques: list) -> np.ndarray:
+        """Slots of ``uniques`` (distinct ids), -1 where unknown (read-only)."""
+        return self._lookup(uniques)
+
+    def arms_of(self, agent_slots: np.ndarray, options: np.ndarray) -> np.ndarray:
+        """Arm slots of (agent slot, option) rows, -1 where the agent (slot -1) or the
+        option is not registered (read-only)."""
+        rows, cols = self._arm_table.shape
+        ok = (agent_slots >= 0) & (agent_slots < rows) & (options >= 0) & (options < cols)
+        out = np.full(len(agent_slots), -1, dtype=np.int64)
+        out[ok] = self._arm_table[agent_slots[ok], options[ok]]
+        return out
+
     def _lookup(self, uniques: list) -> np.ndarray:
         """Slots of ``uniques`` (distinct ids), -1 where unknown."""
         if len(uniques) <= 16:
@@ -127,6 +155,7 @@ class AgentRegistry:
         options = np.asarray(options, dtype=np.int64)
         if options.shape != codes.shape:
             raise InvalidInputError("registry.add: one option index per id")
+        check_options(options)
         slots_u = self._lookup(uniques)
         new_agents = []
         for j in np.nonzero(slots_u < 0)[0].tolist():  # joiners only
@@ -204,27 +233,44 @@ class AgentRegistry:
         }
 
     def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state`'s output (copies), all checked first. Raises
+        :class:`StateError` and changes nothing on a bad state."""
+        state = expect_keys(state, ("agent_ids", "agent_live", "arm_agent", "arm_option"),
+                            "registry")
+        if type(state["agent_ids"]) not in (list, tuple):
+            raise StateError("registry.agent_ids: expected a list")
+        ids = list(state["agent_ids"])
+        live = state_array(state["agent_live"], "registry.agent_live", kinds="b",
+                           length=len(ids))
+        arm_agent = state_array(state["arm_agent"], "registry.arm_agent", kinds="iu", low=-1,
+                                high=len(ids) - 1)
+        arm_option = state_array(state["arm_option"], "registry.arm_option", kinds="iu",
+                                 length=len(arm_agent), low=-1, high=MAX_OPTIONS - 1)
+        if any(ids[s] is not None for s in np.nonzero(~live)[0].tolist()):
+            raise StateError("registry: a free agent slot holds an id")
+        live_ids = [ids[s] for s in np.nonzero(live)[0].tolist()]
         try:
-            ids = list(state["agent_ids"])
-            live = np.asarray(state["agent_live"], dtype=bool)
-            arm_agent = np.asarray(state["arm_agent"], dtype=np.int64)
-            arm_option = np.asarray(state["arm_option"], dtype=np.int64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(f"registry state: {exc}") from None
-        if len(ids) != len(live) or arm_agent.shape != arm_option.shape or arm_agent.ndim != 1:
-            raise StateError("registry state: inconsistent lengths")
+            _as_series(live_ids)
+            slot_of = {a: s for s, a in zip(np.nonzero(live)[0].tolist(), live_ids)}
+        except (InvalidInputError, TypeError):
+            raise StateError("registry: agent ids must be hashable, not None or NaN") from None
+        if len(slot_of) != len(live_ids):
+            raise StateError("registry: an agent id appears in two slots")
         used = arm_agent >= 0
-        if np.any(arm_agent[used] >= len(ids)) or not np.all(live[arm_agent[used]]) or \
-                np.any(arm_option[used] < 0):
-            raise StateError("registry state: an arm points at a free agent slot")
+        if np.any((arm_option >= 0) != used):
+            raise StateError("registry: a free arm slot has an option, or a used one none")
+        if not np.all(live[arm_agent[used]]):
+            raise StateError("registry: an arm points at a free agent slot")
         table = np.full((len(ids), int(arm_option.max(initial=0)) + 1), -1, np.int64)
         table[arm_agent[used], arm_option[used]] = np.nonzero(used)[0]
+        if np.count_nonzero(table >= 0) != np.count_nonzero(used):
+            raise StateError("registry: an (agent, option) pair has two arm slots")
         self._agent_ids = ids
-        self._agent_live = live.copy()
-        self._agent_slot = {a: s for s, a in enumerate(ids) if live[s]}
+        self._agent_live = live
+        self._agent_slot = slot_of
         self._free_agents = sorted(np.nonzero(~live)[0].tolist())
-        self.arm_agent = arm_agent.copy()
-        self.arm_option = arm_option.copy()
+        self.arm_agent = arm_agent
+        self.arm_option = arm_option
         self._arm_table = table
         self._free_arms = sorted(np.nonzero(~used)[0].tolist())
         self._index = None

@@ -10,18 +10,28 @@ policy it includes the price of fairness.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
 from librex_alloc import metrics, oracles
-from librex_alloc.environments import SyntheticEnvironment
+from librex_alloc._validation import check_scalar
+from librex_alloc.environments import Environment
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.policies.base import AllocationPolicy
 
 
-def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, seed: int = 0,
+def _count(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidConfigError(f"{name}: expected an int ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int = 0,
              *, oracle_method: str = "auto", oracle_time_limit: float = 10.0,
-             metrics_every: int = 1) -> pd.DataFrame:
+             metrics_every: int = 1,
+             progress: Callable[[int], object] | None = None) -> pd.DataFrame:
     """Simulate ``rounds`` rounds; returns one row per round.
 
     Columns: round, reward (realized), expected_reward, oracle_reward, regret, cum_regret,
@@ -29,11 +39,25 @@ def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, s
     all agents, computed every ``metrics_every`` rounds, NaN in between), utilization_k for
     each resource, solve_time (s, the policy's oracle call), oracle_gap (its certificate),
     oracle_status (the reference oracle's status: "optimal" when proved).
+    progress: called with the number of rounds done after every round (for a progress bar).
+    Every argument is checked before the first round.
     """
-    if not isinstance(rounds, int) or rounds < 0:
-        raise InvalidConfigError("rounds: expected an int ≥ 0")
+    rounds = _count(rounds, "rounds", 0)
+    metrics_every = _count(metrics_every, "metrics_every", 1)
+    seed = _count(seed, "seed", 0)
+    if oracle_method not in oracles.METHODS:
+        raise InvalidConfigError(f"oracle_method: expected one of {oracles.METHODS}, got "
+                                 f"{oracle_method!r}")
+    check_scalar(oracle_time_limit, "oracle_time_limit", low=0.0, low_open=True)
+    if not isinstance(policy, AllocationPolicy):
+        raise InvalidConfigError(f"policy: expected an AllocationPolicy, got {type(policy)!r}")
+    if not isinstance(env, Environment):
+        raise InvalidConfigError(f"env: {type(env)!r} does not implement the Environment "
+                                 f"protocol")
     if env.n_resources != policy.n_resources:
         raise InvalidConfigError("environment and policy disagree on the number of resources")
+    if progress is not None and not callable(progress):
+        raise InvalidConfigError("progress: expected a callable or None")
     rng = np.random.default_rng(seed)
     method = oracle_method
     k = env.n_resources
@@ -47,23 +71,23 @@ def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, s
     reward_sum = np.zeros(n)
     service = np.zeros(n)
     for t in range(1, rounds + 1):
-        req = env.requests(t)
-        alloc = policy.allocate_batch(req.agent_ids, req.requests, req.budget,
-                                      options=req.options)
+        env_round = env.requests(t)
+        req, agent_index = env_round.request, env_round.agent_index
+        alloc = policy.allocate(req)
         rows = np.nonzero(alloc.fractions > 0)[0]
         frac = alloc.fractions[rows]
-        mu_all = env.expected(req.agent_index, req.options)
+        mu_all = env.expected(agent_index, req.options)
         expected = float(mu_all[rows] @ frac)
-        rewards = env.sample(req.agent_index[rows], req.options[rows], rng)
+        rewards = env.sample(agent_index[rows], req.options[rows], rng)
         if len(rows):
             policy.observe(alloc.round, [req.agent_ids[i] for i in rows],
                            rewards=np.clip(rewards, 0.0, 1.0) if env.reward_family != "gaussian"
                            else rewards)
-        np.add.at(reward_sum, req.agent_index[rows], rewards * frac)
-        np.add.at(service, req.agent_index[rows], frac)
-        key = (req.requests, req.budget, req.agent_index, mu_all)
+        np.add.at(reward_sum, agent_index[rows], rewards * frac)
+        np.add.at(service, agent_index[rows], frac)
+        key = (req.requests, req.budget, agent_index, mu_all)
         if cached is None or not all(np.array_equal(a, b) for a, b in zip(key, cached[0])):
-            best = oracles.solve(mu_all, req.requests, req.budget, groups=req.agent_index,
+            best = oracles.solve(mu_all, req.requests, req.budget, groups=agent_index,
                                  method=method, time_limit=oracle_time_limit,
                                  divisible=policy.divisible)
             cached = (key, best)  # static environments solve the reference once
@@ -88,6 +112,8 @@ def simulate(policy: AllocationPolicy, env: SyntheticEnvironment, rounds: int, s
         used = frac @ req.requests[rows] if len(rows) else np.zeros(k)
         for j in range(k):
             util[j].append(used[j] / req.budget[j] if req.budget[j] > 0 else 0.0)
+        if progress is not None:
+            progress(t)
     df = pd.DataFrame(rec)
     for j in range(k):
         df[f"utilization_{j}"] = util[j]

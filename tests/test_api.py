@@ -12,8 +12,10 @@ from librex_alloc import (
     LibrexAlloc,
     NotAllocatedError,
     ResourceManager,
+    StateError,
     UnknownAgentError,
 )
+from librex_alloc.checkpoint import save_state
 from tests.conftest import assert_state_equal
 
 
@@ -70,9 +72,25 @@ def test_update_errors_change_nothing():
             alloc.update(agent, outcome)
         assert_state_equal(before, alloc.get_state())
     assert alloc.update(0, {"reward": 0.5}) is True
-    with pytest.raises(NotAllocatedError):  # already reported, nothing left to report
-        alloc.update(0, {"reward": 0.5})
+    after = alloc.get_state()
+    assert alloc.update(0, {"reward": 0.5}) is False  # a retry without a round: a duplicate
     assert alloc.update(0, {"reward": 0.5, "round": 1}) is False  # a retry is applied once
+    assert_state_equal(after, alloc.get_state())
+
+
+def test_retry_without_round_never_reports_an_older_round():
+    """Issue 5.4: two rounds pending for agent "a"; a report without "round" goes to the newest
+    one, and its retry is a duplicate: it must not be applied to the older round."""
+    alloc = LibrexAlloc(n_resource_types=1, seed=0)
+    manager = ResourceManager(alloc)
+    manager.manage_resources({"a": [1.0]}, [1.0])
+    manager.manage_resources({"a": [1.0]}, [1.0])
+    assert manager.report_outcome("a", {"reward": 1.0}) is True  # round 2
+    state = alloc.get_state()
+    assert manager.report_outcome("a", {"reward": 1.0}) is False  # the retry
+    assert_state_equal(state, alloc.get_state())
+    assert alloc.policy.posterior.count(np.array([0]))[0] == 1.0
+    assert manager.report_outcome("a", {"reward": 1.0, "round": 1}) is True  # explicit round
 
 
 def test_allocate_errors_change_nothing():
@@ -131,8 +149,16 @@ def test_save_and_load(tmp_path):
             if vec.any():
                 a.update(agent, {"reward": 0.7})
     a.save(tmp_path / "ckpt.parquet")
-    b = LibrexAlloc(n_resource_types=2, seed=0)
-    b.load(tmp_path / "ckpt.parquet")
+    other = LibrexAlloc(n_resource_types=2, seed=0)  # another configuration: refused
+    with pytest.raises(StateError):
+        other.load(tmp_path / "ckpt.parquet")
+    b = LibrexAlloc.from_checkpoint(tmp_path / "ckpt.parquet")
+    c = LibrexAlloc(n_agents=6, n_resource_types=2, fairness_mode="proportional", seed=5)
+    c.load(tmp_path / "ckpt.parquet")  # the same configuration: restored in place
+    assert_state_equal(b.get_state(), c.get_state())
+    with pytest.raises(StateError, match="policy-level"):
+        save_state(a.policy.get_state(), tmp_path / "policy.parquet")
+        a.load(tmp_path / "policy.parquet")
     for _ in range(10):
         oa, ob = a.allocate(reqs, [3.0, 4.0]), b.allocate(reqs, [3.0, 4.0])
         assert all(np.array_equal(oa[k], ob[k]) for k in reqs)

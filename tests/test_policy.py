@@ -93,8 +93,11 @@ def test_state_round_trip_gives_same_future(tmp_path, rng, family):
     _run(p, req, 0.4 * req.sum(0), mu, 30, rng)
     a = p.allocate_batch(list(range(15)), req, 0.4 * req.sum(0))  # leave a round pending
     save_state(p.get_state(), tmp_path / "policy.parquet")
-    q = ConstrainedThompsonSampling(2, fairness="none", oracle="fast", seed=999)
-    q.set_state(load_state(tmp_path / "policy.parquet"))
+    other = ConstrainedThompsonSampling(2, fairness="none", oracle="fast", seed=999)
+    with pytest.raises(StateError, match="configuration differs"):
+        other.set_state(load_state(tmp_path / "policy.parquet"))
+    q = ConstrainedThompsonSampling.from_state(load_state(tmp_path / "policy.parquet"))
+    assert q.config == p.config
     assert_state_equal(p.get_state(), q.get_state())
     ids = a.allocated_agents()
     p.observe(a.round, ids, rewards=np.full(len(ids), 0.5))

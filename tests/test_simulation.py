@@ -14,7 +14,7 @@ from librex_alloc.simulation import simulate, summarize
 def test_environment_budget_and_shapes():
     env = SyntheticEnvironment(n_agents=10, n_resources=3, tightness=0.25, options_per_agent=2,
                                seed=1)
-    req = env.requests()
+    req = env.requests().request
     assert req.requests.shape == (20, 3) and len(req.agent_ids) == 20
     assert np.allclose(req.budget, 0.25 * env.request_table[:, 0, :].sum(axis=0))
     with pytest.raises(InvalidConfigError):

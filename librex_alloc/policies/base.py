@@ -9,27 +9,32 @@ applied once. Every public method validates all of its input before it changes a
 Subclasses supply :meth:`AllocationPolicy._index` (the per-row value fed to the oracle: a
 Thompson sample, a UCB index, a posterior mean...) and may override :meth:`_decide` (for
 policies that do not use the knapsack oracle) or :meth:`_learn`.
+
+Configuration and learned state are separate: ``policy.config`` is a frozen
+:class:`~librex_alloc.config.PolicyConfig`; :meth:`get_state` / :meth:`set_state` carry the
+learned state (registry, posteriors, fairness, outcome ledger, RNG, round counter) with the
+configuration it was learned under. ``set_state`` validates the whole state and refuses a
+state whose configuration differs from the policy's (:class:`StateError`);
+:meth:`AllocationPolicy.from_state` builds a policy from a state's own configuration.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from librex_alloc import oracles
-from librex_alloc._validation import as_float_array, as_int_array, check_scalar
-from librex_alloc.errors import (
-    InvalidConfigError,
-    InvalidInputError,
-    NotAllocatedError,
-    StateError,
-)
-from librex_alloc.fairness import FairnessConfig, FairnessState
+from librex_alloc._validation import as_float_array, as_int_array, expect_keys
+from librex_alloc.config import PolicyConfig
+from librex_alloc.errors import InvalidConfigError, InvalidInputError, LibrexError, StateError
+from librex_alloc.fairness import MAX_WEIGHT, MIN_WEIGHT, FairnessConfig, FairnessState
+from librex_alloc.ledger import OutcomeLedger
 from librex_alloc.posteriors import make_posterior
-from librex_alloc.registry import AgentRegistry, check_ids, factorize_ids
+from librex_alloc.registry import AgentRegistry, check_ids, check_options, factorize_ids
+from librex_alloc.request import RoundRequest
 
 
 @dataclass(frozen=True)
@@ -65,73 +70,75 @@ class Allocation:
         return [self.agent_ids[i] for i in np.nonzero(self.selected)[0]]
 
 
-@dataclass
-class _Pending:
-    """Allocated (agent slot, arm slot, fraction) of one round, and which have reported."""
-
-    agents: np.ndarray
-    arms: np.ndarray
-    fractions: np.ndarray
-    reported: np.ndarray
-
-    def index(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted agent slots, their positions) for vectorized lookups."""
-        order = np.argsort(self.agents, kind="stable")
-        return self.agents[order], order
-
-    @staticmethod
-    def find(index: tuple[np.ndarray, np.ndarray], slots: np.ndarray) -> np.ndarray:
-        """Positions of agent ``slots`` in this round's allocation, -1 where absent."""
-        keys, order = index
-        if not len(keys):
-            return np.full(len(slots), -1, dtype=np.int64)
-        i = np.minimum(np.searchsorted(keys, slots), len(keys) - 1)
-        return np.where(keys[i] == slots, order[i], -1)
-
-
 class AllocationPolicy(ABC):
     """Base class: registry, posteriors, fairness, the oracle call and the outcome ledger.
 
-    n_resources: K. fairness: a :class:`FairnessConfig` (or its mode string). oracle: "auto",
-    "exact" or "fast"; time_limit: seconds for exact solves. divisible: grant fractions.
-    reward_family: "bernoulli" (rewards in [0, 1], Bernoulli trick) or "gaussian".
-    prior: keyword arguments of the posterior. discount: γ ∈ (0, 1] per round.
-    max_pending_rounds: rounds whose outcomes are still accepted. seed: of the one Generator.
+    Keyword arguments are those of :class:`~librex_alloc.config.PolicyConfig` (n_resources:
+    K; fairness: a :class:`FairnessConfig`, a preset name or a number α; oracle "auto" |
+    "exact" | "fast"; time_limit; divisible; reward_family "bernoulli" | "gaussian"; prior;
+    discount γ; max_pending_rounds; seed), or pass ``config=`` a ready PolicyConfig.
     """
 
     name = "policy"
 
-    def __init__(self, n_resources: int, *, fairness: FairnessConfig | str = "none",
-                 oracle: str = "auto", time_limit: float | None = None, divisible: bool = False,
+    def __init__(self, n_resources: int | None = None, *,
+                 fairness: FairnessConfig | str | float = "none", oracle: str = "auto",
+                 time_limit: float | None = None, divisible: bool = False,
                  reward_family: str = "bernoulli", prior: dict | None = None,
-                 discount: float = 1.0, max_pending_rounds: int = 1000, seed=None):
-        if not isinstance(n_resources, (int, np.integer)) or n_resources < 1:
-            raise InvalidConfigError(f"n_resources: expected an int ≥ 1, got {n_resources!r}")
-        if oracle not in oracles.METHODS:
-            raise InvalidConfigError(f"oracle: expected one of {oracles.METHODS}, got {oracle!r}")
-        if time_limit is not None:
-            check_scalar(time_limit, "time_limit", low=0.0, low_open=True)
-        if not isinstance(max_pending_rounds, (int, np.integer)) or max_pending_rounds < 1:
-            raise InvalidConfigError("max_pending_rounds: expected an int ≥ 1")
-        self.n_resources = int(n_resources)
-        self.fairness_config = fairness if isinstance(fairness, FairnessConfig) else \
-            FairnessConfig(mode=fairness)
-        self.oracle = oracle
-        self.time_limit = time_limit
-        self.divisible = bool(divisible)
-        self.reward_family = reward_family
-        self.prior = dict(prior or {})
-        self.discount = discount
-        self.max_pending_rounds = int(max_pending_rounds)
-        self.seed = seed
-        # learned state
-        self.posterior = make_posterior(reward_family, discount=discount, **self.prior)
+                 discount: float = 1.0, max_pending_rounds: int = 1000, seed: int | None = None,
+                 config: PolicyConfig | None = None):
+        if config is None:
+            config = PolicyConfig(n_resources, fairness=fairness, oracle=oracle,
+                                  time_limit=time_limit, divisible=divisible,
+                                  reward_family=reward_family, prior=prior or {},
+                                  discount=discount, max_pending_rounds=max_pending_rounds,
+                                  seed=seed)
+        elif not isinstance(config, PolicyConfig):
+            raise InvalidConfigError(f"config: expected a PolicyConfig, got {type(config)!r}")
+        elif n_resources is not None and n_resources != config.n_resources:
+            raise InvalidConfigError("n_resources disagrees with config.n_resources")
+        self.config = config
+        self._reset_state()
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig | dict) -> AllocationPolicy:
+        """A fresh policy with this configuration (a dict is read by PolicyConfig.from_dict)."""
+        if isinstance(config, dict):
+            config = PolicyConfig.from_dict(config)
+        return cls(config=config)
+
+    @classmethod
+    def from_state(cls, state: dict) -> AllocationPolicy:
+        """A policy built with a state's own configuration, then restored from it."""
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise StateError("state: expected a policy state dict with a 'config' entry")
+        try:
+            config = PolicyConfig.from_dict(state["config"])
+        except LibrexError as exc:
+            raise StateError(f"state: invalid configuration ({exc})") from None
+        policy = cls(config=config)
+        policy.set_state(state)
+        return policy
+
+    def _reset_state(self) -> None:
+        cfg = self.config
+        self.posterior = make_posterior(cfg.reward_family, discount=cfg.discount, **cfg.prior)
         self.registry = AgentRegistry()
-        self.fairness = FairnessState(self.fairness_config)
-        self.rng = np.random.default_rng(seed)
+        self.fairness = FairnessState(cfg.fairness)
+        self.ledger = OutcomeLedger(cfg.max_pending_rounds)
+        self.rng = np.random.default_rng(cfg.seed)
         self.round = 0
-        self._pending: OrderedDict[int, _Pending] = OrderedDict()
-        self._pending_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    # -- configuration, read-only ----------------------------------------------------------
+    n_resources = property(lambda self: self.config.n_resources)
+    fairness_config = property(lambda self: self.config.fairness)
+    oracle = property(lambda self: self.config.oracle)
+    time_limit = property(lambda self: self.config.time_limit)
+    divisible = property(lambda self: self.config.divisible)
+    reward_family = property(lambda self: self.config.reward_family)
+    discount = property(lambda self: self.config.discount)
+    max_pending_rounds = property(lambda self: self.config.max_pending_rounds)
+    seed = property(lambda self: self.config.seed)
 
     # -- the batch interface -----------------------------------------------------------------
     def allocate_batch(self, agent_ids, requests, budget, *, options=None) -> Allocation:
@@ -141,33 +148,68 @@ class AllocationPolicy(ABC):
         requests: (N, K) float ≥ 0, resource units. budget: (K,) float ≥ 0.
         options: (N,) ints naming each row's option; default: order of appearance per agent.
         """
-        ids, options, requests, budget, codes, uniques = self._check_batch(
-            agent_ids, requests, budget, options)
-        reg = self.registry
-        agent_slots, arm_slots = self._register(ids, options, codes=codes, uniques=uniques)
-        self.posterior.decay()
-        index = self._index(arm_slots)
-        values = self.fairness.values(index, agent_slots)
-        # the group of a row is its agent: at most one option per agent
-        result = self._decide(values, requests, budget, agent_slots, index)
+        return self.allocate(RoundRequest.build(agent_ids, requests, budget, options,
+                                                n_resources=self.n_resources))
+
+    def allocate(self, request: RoundRequest) -> Allocation:
+        """Decide one round from a :class:`~librex_alloc.request.RoundRequest`.
+
+        Validation happens first; if anything fails later (an oracle error), every change is
+        rolled back, so a call that raises leaves the policy as it was."""
+        if not isinstance(request, RoundRequest):
+            raise InvalidInputError(f"request: expected a RoundRequest, got {type(request)!r}")
+        if request.codes is None or request.n_resources != self.n_resources:
+            request = RoundRequest.build(request.agent_ids, request.requests, request.budget,
+                                         request.options, n_resources=self.n_resources)
+        undo = self._undo_point(request)
+        try:
+            agent_slots, arm_slots = self._register(request.agent_ids, request.options,
+                                                    codes=request.codes,
+                                                    uniques=request.uniques)
+            self.posterior.decay()
+            index = self._index(arm_slots)
+            values = self.fairness.values(index, agent_slots)
+            if not np.all(np.isfinite(values)):  # pragma: no cover - guarded by the configs
+                raise InvalidInputError("oracle values are not finite")
+            result = self._decide(values, request.requests, request.budget, agent_slots, index)
+        except BaseException:
+            self._roll_back(undo)
+            raise
         fractions = result.fractions
-        selected = result.selected
         self.round += 1
         rnd = self.round
-        # fairness bookkeeping, once per requesting agent
-        uniq = np.unique(agent_slots)
-        per_agent = np.zeros(reg.n_agent_slots)
-        share = np.zeros(reg.n_agent_slots)
-        np.add.at(per_agent, agent_slots, fractions)
-        safe_b = np.where(budget > 0, budget, np.inf)
-        row_share = (fractions[:, None] * requests / safe_b).max(axis=1) if len(ids) else \
-            np.zeros(0)
-        np.add.at(share, agent_slots, row_share)
-        self.fairness.record_round(uniq, per_agent[uniq], share[uniq])
+        self.fairness.record_allocation(agent_slots, fractions, request.requests,
+                                        request.budget)
         rows = np.nonzero(fractions > 0)[0]
-        self._remember(rnd, agent_slots[rows], arm_slots[rows], fractions[rows])
-        return Allocation(rnd, ids, options, requests, budget, selected, fractions, values,
-                          result)
+        self.ledger.record(rnd, agent_slots[rows], arm_slots[rows], fractions[rows])
+        return Allocation(rnd, request.agent_ids, request.options, request.requests,
+                          request.budget, result.selected, fractions, values, result)
+
+    def _undo_point(self, request: RoundRequest) -> dict:
+        """What :meth:`allocate` may change before its decision, saved cheaply: the RNG state,
+        the registry and array sizes when new agents or options arrive, the posterior's
+        statistics when it decays."""
+        undo = {"rng": self.rng.bit_generator.state}
+        slots = self.registry.lookup(request.uniques)
+        known = slots[request.codes]
+        if np.any(known < 0) or np.any(self.registry.arms_of(known, request.options) < 0):
+            undo["registry"] = self.registry.get_state()
+            undo["sizes"] = (self.posterior.n_slots, self.fairness.n_slots,
+                             len(self.ledger.last_round))
+        if self.config.discount != 1.0:
+            undo["posterior"] = self.posterior.get_state()
+        return undo
+
+    def _roll_back(self, undo: dict) -> None:
+        self.rng.bit_generator.state = undo["rng"]
+        if "posterior" in undo:
+            self.posterior.set_state(undo["posterior"])
+        if "registry" in undo:
+            self.registry.set_state(undo["registry"])
+            n_arms, n_agents, n_ledger = undo["sizes"]
+            self.posterior.truncate(n_arms)
+            self.fairness.truncate(n_agents)
+            self.ledger.truncate(n_ledger)
 
     def observe(self, round_id: int, agent_ids, rewards=None, *, successes=None) -> int:
         """Report outcomes of ``round_id`` for ``agent_ids`` (one each, no repeats in a call).
@@ -175,6 +217,7 @@ class AllocationPolicy(ABC):
         rewards: (m,) floats (in [0, 1] for the Bernoulli family) or successes: (m,) 0/1 flags.
         Every agent must have been allocated in that round. Reports already applied for the
         same (round, agent) are skipped: the return value counts those newly applied.
+        Everything is validated before anything changes.
         """
         ids = check_ids(agent_ids)
         codes, uniques = factorize_ids(ids)
@@ -182,32 +225,20 @@ class AllocationPolicy(ABC):
             raise InvalidInputError("observe: give exactly one of rewards or successes")
         if len(uniques) != len(ids):
             raise InvalidInputError("observe: an agent appears twice in one call")
-        pending = self._pending.get(int(round_id)) if isinstance(round_id, (int, np.integer)) \
-            else None
-        if pending is None:
-            raise NotAllocatedError(
-                f"round {round_id!r} has no pending allocations (unknown, or older than the "
-                f"last {self.max_pending_rounds} rounds)"
-            )
-        slots = self.registry.slots_of(codes, uniques)
-        index = self._pending_index[int(round_id)]
-        pos = _Pending.find(index, slots)
-        if np.any(pos < 0):
-            bad = ids[int(np.argmax(pos < 0))]
-            raise NotAllocatedError(f"agent {bad!r} was not allocated in round {round_id}")
         if successes is not None:
-            flags = as_float_array(successes, "successes", shape=(len(ids),))
-            if np.any((flags != 0) & (flags != 1)):
+            values = as_float_array(successes, "successes", shape=(len(ids),))
+            if np.any((values != 0) & (values != 1)):
                 raise InvalidInputError("successes: expected 0/1 flags")
-            values = flags
         else:
             values = as_float_array(rewards, "rewards", shape=(len(ids),))
             values = self.posterior.validate_rewards(values)
+        slots = self.registry.slots_of(codes, uniques)
+        pending, pos = self.ledger.locate(round_id, slots, ids)
         fresh = ~pending.reported[pos]
         pos, values = pos[fresh], values[fresh]
         if not len(pos):
             return 0
-        pending.reported[pos] = True
+        self.ledger.mark(int(round_id), pos)
         self._learn(pending.arms[pos], values, successes is not None)
         self.fairness.record_rewards(pending.agents[pos], values)
         return int(len(pos))
@@ -217,11 +248,11 @@ class AllocationPolicy(ABC):
 
         options: (N,) option index per id, default 0."""
         ids = check_ids(agent_ids)
+        codes, uniques = factorize_ids(ids)
         opts = np.zeros(len(ids), np.int64) if options is None else \
             as_int_array(options, "options", length=len(ids))
-        if np.any(opts < 0):
-            raise InvalidInputError("options: must be ≥ 0")
-        self._register(ids, opts)
+        check_options(opts)
+        self._register(ids, opts, codes=codes, uniques=uniques)
 
     def _register(self, ids, options, **factorized) -> tuple[np.ndarray, np.ndarray]:
         """Slots for the rows; new agents and arms start at the prior."""
@@ -229,34 +260,55 @@ class AllocationPolicy(ABC):
         agent_slots, arm_slots, new_agents, new_arms = reg.add(ids, options, **factorized)
         self.posterior.resize(reg.n_arm_slots)
         self.fairness.resize(reg.n_agent_slots)
+        self.ledger.resize(reg.n_agent_slots)
         if len(new_arms):
             self.posterior.reset(new_arms)
         if len(new_agents):
             self.fairness.reset(new_agents)
         return agent_slots, arm_slots
 
+    def _per_agent(self, agent_ids, values, name: str, low: float, high: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Validate per-agent settings, then register unknown ids; returns (slots, values)."""
+        if isinstance(agent_ids, Mapping) and values is None:
+            agent_ids, values = list(agent_ids), list(agent_ids.values())
+        ids = check_ids(agent_ids)
+        codes, uniques = factorize_ids(ids)
+        if len(uniques) != len(ids):
+            raise InvalidInputError(f"{name}: an agent appears twice")
+        vals = as_float_array(values, name, shape=(len(ids),))
+        if len(vals) and (np.any(vals < low) or np.any(vals > high)):
+            raise InvalidInputError(f"{name}: values must lie in [{low:g}, {high:g}]")
+        agent_slots, _ = self._register(ids, np.zeros(len(ids), np.int64), codes=codes,
+                                        uniques=uniques)
+        return agent_slots, vals
+
+    def set_weights(self, agent_ids, weights=None) -> None:
+        """Priority weights w_i ∈ [1e-6, 1e6] (the oracle values are multiplied by them).
+
+        Either ``set_weights({id: w})`` or ``set_weights(ids, weights)``; unknown ids join."""
+        slots, vals = self._per_agent(agent_ids, weights, "weights", MIN_WEIGHT, MAX_WEIGHT)
+        self.fairness.weight[slots] = vals
+
+    def set_min_share(self, agent_ids, min_share=None) -> None:
+        """Minimum service fractions ρ_i ∈ [0, 1] (virtual queues); a mapping or ids + values."""
+        slots, vals = self._per_agent(agent_ids, min_share, "min_share", 0.0, 1.0)
+        self.fairness.min_share[slots] = vals
+
     def remove_agents(self, agent_ids) -> None:
         """Agents leave: their posteriors, fairness state and pending outcomes are dropped."""
         ids = check_ids(agent_ids)
-        slots = self.registry.agent_slots(ids)
-        for rnd, p in self._pending.items():
-            keep = ~np.isin(p.agents, slots)
-            if not keep.all():
-                self._pending[rnd] = _Pending(p.agents[keep], p.arms[keep], p.fractions[keep],
-                                              p.reported[keep])
-                self._pending_index[rnd] = self._pending[rnd].index()
+        slots = self.registry.agent_slots(ids)  # raises before any change
+        self.ledger.drop_agents(slots)
         _, arms = self.registry.remove(ids)
         self.posterior.reset(arms)
         self.fairness.reset(slots)
 
     def last_allocated_round(self, agent_id) -> int | None:
-        """The newest pending round in which ``agent_id`` was allocated and has not reported."""
+        """The newest round in which ``agent_id`` was allocated, if it is still pending
+        (whether or not it has reported)."""
         s = int(self.registry.agent_slots([agent_id])[0])
-        for rnd in reversed(self._pending):
-            i = int(_Pending.find(self._pending_index[rnd], np.array([s]))[0])
-            if i >= 0 and not self._pending[rnd].reported[i]:
-                return rnd
-        return None
+        return self.ledger.newest_round(s)
 
     # -- hooks -------------------------------------------------------------------------------
     @abstractmethod
@@ -273,39 +325,6 @@ class AllocationPolicy(ABC):
         else:
             self.posterior.update(arms, values, self.rng)
 
-    # -- validation ----------------------------------------------------------------------------
-    def _check_batch(self, agent_ids, requests, budget, options):
-        ids = check_ids(agent_ids)
-        codes, uniques = factorize_ids(ids)
-        n, k = len(ids), self.n_resources
-        budget = as_float_array(budget, "budget", shape=(k,), nonnegative=True)
-        requests = as_float_array(requests, "requests", nonnegative=True,
-                                  shape=(n, k)) if n else np.zeros((0, k))
-        if options is None:  # order of appearance within each agent: 0, 1, 2, ...
-            order = np.argsort(codes, kind="stable")
-            sorted_codes = codes[order]
-            starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1] if n else \
-                np.zeros(0, np.int64)
-            first = np.repeat(starts, np.diff(np.r_[starts, n]))
-            options = np.empty(n, dtype=np.int64)
-            options[order] = np.arange(n) - first
-        else:
-            options = as_int_array(options, "options", length=n)
-            if np.any(options < 0):
-                raise InvalidInputError("options: must be ≥ 0")
-            if n and len(np.unique(codes * (int(options.max()) + 1) + options)) != n:
-                raise InvalidInputError("options: an (agent, option) pair appears twice")
-        return ids, options, requests, budget, codes, uniques
-
-    # -- outcome ledger ------------------------------------------------------------------------
-    def _remember(self, rnd, agents, arms, fractions) -> None:
-        p = _Pending(agents.copy(), arms.copy(), fractions.copy(), np.zeros(len(agents), bool))
-        self._pending[rnd] = p
-        self._pending_index[rnd] = p.index()
-        while len(self._pending) > self.max_pending_rounds:
-            old, _ = self._pending.popitem(last=False)
-            del self._pending_index[old]
-
     # -- metrics ---------------------------------------------------------------------------------
     def utilities(self, kind: str = "service") -> tuple[list, np.ndarray]:
         """(live agent ids, cumulative utility per agent): ``reward``, ``service`` or
@@ -315,91 +334,98 @@ class AllocationPolicy(ABC):
 
     # -- state -----------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {
-            "name": self.name,
-            "n_resources": self.n_resources,
-            "fairness": self.fairness_config.to_dict(),
-            "oracle": self.oracle,
-            "time_limit": self.time_limit,
-            "divisible": self.divisible,
-            "reward_family": self.reward_family,
-            "prior": dict(self.prior),
-            "discount": self.discount,
-            "max_pending_rounds": self.max_pending_rounds,
-        }
+        """The configuration as a plain dict (:meth:`PolicyConfig.to_dict`)."""
+        return self.config.to_dict()
 
     def get_state(self) -> dict:
-        """Everything learned, as nested dicts of arrays and scalars (see ``checkpoint``)."""
-        rounds = list(self._pending)
-        parts = [self._pending[r] for r in rounds]
-        def cat(field: str, dtype) -> np.ndarray:
-            if not parts:
-                return np.zeros(0, dtype)
-            return np.concatenate([getattr(p, field) for p in parts]).astype(dtype)
-
+        """Everything learned, with the configuration and the policy's name, as nested dicts of
+        arrays and scalars (copies; ``librex_alloc.checkpoint.save_state`` writes it)."""
         return {
-            "config": self.get_config(),
+            "policy": self.name,
+            "config": self.config.to_dict(),
             "round": self.round,
             "rng": self.rng.bit_generator.state,
             "registry": self.registry.get_state(),
             "posterior": self.posterior.get_state(),
             "fairness": self.fairness.get_state(),
-            "pending": {
-                "rounds": np.asarray(rounds, dtype=np.int64),
-                "sizes": np.asarray([len(p.agents) for p in parts], dtype=np.int64),
-                "agents": cat("agents", np.int64),
-                "arms": cat("arms", np.int64),
-                "fractions": cat("fractions", np.float64),
-                "reported": cat("reported", bool),
-            },
+            "pending": self.ledger.get_state(),
             "extra": self._extra_state(),
         }
 
+    STATE_KEYS = ("policy", "config", "round", "rng", "registry", "posterior", "fairness",
+                  "pending", "extra")
+
     def set_state(self, state: dict) -> None:
         """Restore :meth:`get_state`'s output; the restored policy makes the same future draws.
-        Raises :class:`StateError` (and changes nothing) when the state does not fit."""
+
+        The whole state is validated first (keys, types, shapes consistent with each other,
+        finite values, ranges, pending rounds within the registry and the round counter) and
+        its configuration must equal this policy's; otherwise :class:`StateError` is raised
+        and nothing changes. Every array is copied: the state dict is never shared."""
+        state = expect_keys(state, self.STATE_KEYS, "policy state")
+        if state["policy"] != self.name:
+            raise StateError(f"state of policy {state['policy']!r} cannot be restored into "
+                             f"{self.name!r}")
         try:
-            cfg = state["config"]
-            if cfg["name"] != self.name or cfg["n_resources"] != self.n_resources:
-                raise StateError(f"state of {cfg['name']!r} with K={cfg['n_resources']} cannot be "
-                                 f"restored into {self.name!r} with K={self.n_resources}")
-            registry = AgentRegistry()
-            registry.set_state(state["registry"])
-            posterior = make_posterior(cfg["reward_family"], discount=cfg["discount"],
-                                       **cfg["prior"])
-            posterior.set_state(state["posterior"])
-            fairness = FairnessState(FairnessConfig(**cfg["fairness"]))
-            fairness.set_state(state["fairness"])
-            rng = np.random.default_rng()
-            rng.bit_generator.state = state["rng"]
-            pend = state["pending"]
-            bounds = np.concatenate([[0], np.cumsum(pend["sizes"])]).astype(np.int64)
-            pending: OrderedDict[int, _Pending] = OrderedDict()
-            for j, r in enumerate(np.asarray(pend["rounds"]).tolist()):
-                sl = slice(bounds[j], bounds[j + 1])
-                pending[int(r)] = _Pending(np.asarray(pend["agents"][sl], np.int64),
-                                           np.asarray(pend["arms"][sl], np.int64),
-                                           np.asarray(pend["fractions"][sl], np.float64),
-                                           np.asarray(pend["reported"][sl], bool))
-            rnd = int(state["round"])
-        except StateError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise StateError(f"cannot restore policy state: {exc!r}") from None
-        # the checkpoint's configuration comes back with its learned state
-        self.fairness_config = fairness.config
-        self.oracle, self.time_limit = cfg["oracle"], cfg["time_limit"]
-        self.divisible, self.reward_family = bool(cfg["divisible"]), cfg["reward_family"]
-        self.prior, self.discount = dict(cfg["prior"]), cfg["discount"]
-        self.max_pending_rounds = int(cfg["max_pending_rounds"])
+            config = PolicyConfig.from_dict(state["config"])
+        except LibrexError as exc:
+            raise StateError(f"state: invalid configuration ({exc})") from None
+        if config != self.config:
+            mine, theirs = self.config.to_dict(), config.to_dict()
+            diff = sorted(k for k in mine if mine[k] != theirs[k])
+            raise StateError(f"state: its configuration differs from this policy's in {diff}; "
+                             f"build the policy with {type(self).__name__}.from_state(state)")
+        rnd = state["round"]
+        if isinstance(rnd, (bool, np.bool_)) or not isinstance(rnd, (int, np.integer)) or \
+                not 0 <= rnd < 2**62:
+            raise StateError(f"state: round must be an int ≥ 0, got {rnd!r}")
+        rng = _restore_rng(state["rng"], type(self.rng.bit_generator))
+        registry = AgentRegistry()
+        registry.set_state(state["registry"])
+        posterior = make_posterior(config.reward_family, discount=config.discount,
+                                   **config.prior)
+        posterior.set_state(state["posterior"])
+        if posterior.n_slots != registry.n_arm_slots:
+            raise StateError(f"state: {posterior.n_slots} posterior slots for "
+                             f"{registry.n_arm_slots} arm slots")
+        free_arms = np.nonzero(registry.arm_agent < 0)[0]
+        if len(free_arms) and np.any(posterior.count(free_arms) != 0):
+            raise StateError("state: a free arm slot holds observations")
+        fairness = FairnessState(config.fairness)
+        fairness.set_state(state["fairness"], n_slots=registry.n_agent_slots)
+        if not fairness.is_reset(np.nonzero(~registry.live_mask())[0]):
+            raise StateError("state: a free agent slot holds fairness state")
+        ledger = OutcomeLedger.from_state(
+            state["pending"], max_pending_rounds=config.max_pending_rounds,
+            current_round=int(rnd), arm_agent=registry.arm_agent,
+            agent_live=registry.live_mask())
+        extra = self._check_extra_state(state["extra"])
         self.registry, self.posterior, self.fairness, self.rng = registry, posterior, fairness, rng
-        self._pending = pending
-        self._pending_index = {r: p.index() for r, p in pending.items()}
-        self.round = rnd
-        self._set_extra_state(state.get("extra", {}))
+        self.ledger = ledger
+        self.round = int(rnd)
+        self._set_extra_state(extra)
 
     def _extra_state(self) -> dict:
         return {}
 
+    def _check_extra_state(self, extra) -> dict:
+        """Validate a subclass's extra state (:class:`StateError`); returns what to apply."""
+        if extra != {}:
+            raise StateError("state: unexpected extra state for this policy")
+        return extra
+
     def _set_extra_state(self, extra: dict) -> None:
         pass
+
+
+def _restore_rng(state, bit_generator: type) -> np.random.Generator:
+    """A Generator with the saved bit-generator state; :class:`StateError` if it is not a
+    valid state of ``bit_generator``."""
+    if not isinstance(state, dict) or state.get("bit_generator") != bit_generator.__name__:
+        raise StateError(f"state: rng must be a {bit_generator.__name__} state")
+    try:
+        bg = bit_generator()
+        bg.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise StateError(f"state: invalid rng state ({exc})") from None
+    return np.random.Generator(bg)
