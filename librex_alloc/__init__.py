@@ -5,17 +5,24 @@ environments, metrics and the simulator. ``agents/`` and ``coordinator/`` wrap i
 """
 
 from librex_alloc.api import BudgetTracker, LibrexAlloc, ResourceManager
+from librex_alloc.checkpoint import load_state, save_state
+from librex_alloc.config import PolicyConfig
+from librex_alloc.environments import Environment, EnvironmentRound, SyntheticEnvironment
 from librex_alloc.errors import (
     InvalidConfigError,
     InvalidInputError,
     LibrexError,
     NotAllocatedError,
+    OracleError,
     StateError,
     UnknownAgentError,
 )
 from librex_alloc.fairness import FairnessConfig
+from librex_alloc.ledger import OutcomeLedger
 from librex_alloc.oracles import OracleResult, solve
 from librex_alloc.policies import Allocation, AllocationPolicy, ConstrainedThompsonSampling
+from librex_alloc.request import RoundRequest
+from librex_alloc.simulation import simulate, summarize
 
 __version__ = "0.1.0"
 
@@ -27,6 +34,16 @@ __all__ = [
     "ConstrainedThompsonSampling",
     "Allocation",
     "FairnessConfig",
+    "PolicyConfig",
+    "RoundRequest",
+    "OutcomeLedger",
+    "Environment",
+    "EnvironmentRound",
+    "SyntheticEnvironment",
+    "simulate",
+    "summarize",
+    "save_state",
+    "load_state",
     "solve",
     "OracleResult",
     "LibrexError",
@@ -35,4 +52,5 @@ __all__ = [
     "UnknownAgentError",
     "NotAllocatedError",
     "StateError",
+    "OracleError",
 ]

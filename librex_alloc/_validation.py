@@ -101,22 +101,43 @@ def expect_keys(state, keys, name: str) -> dict:
 def state_array(value, name: str, *, kinds: str = "f", length: int | None = None,
                 finite: bool = True, low: float | None = None,
                 high: float | None = None) -> np.ndarray:
-    """A 1-D numpy array of one of the dtype ``kinds`` (numpy kind letters), as a copy.
+    """A copy of a 1-D numpy array whose dtype is float64 (``"f"`` in ``kinds``), int64 or
+    uint64 (``"iu"``, returned as int64) or bool (``"b"``): exactly what ``get_state`` wrote.
 
-    float kinds are returned as float64, int kinds as int64, bool as bool. Checks length,
-    finiteness and closed bounds; raises :class:`StateError`.
+    Checks length, finiteness and closed bounds; raises :class:`StateError`.
     """
-    if not (isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in kinds):
-        raise StateError(f"{name}: expected a 1-D array of kind {kinds!r}")
+    allowed = {"f": ("float64",), "i": ("int64",), "u": ("uint64",), "b": ("bool",)}
+    names = [d for k in kinds for d in allowed.get(k, ())]
+    if not (isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.name in names):
+        raise StateError(f"{name}: expected a 1-D array of dtype {' or '.join(names)}")
     if length is not None and len(value) != length:
         raise StateError(f"{name}: expected length {length}, got {len(value)}")
-    kind = value.dtype.kind
-    out = value.astype(np.float64 if kind == "f" else np.int64 if kind in "iu" else bool,
-                       copy=True)
-    if kind == "f" and finite and not np.all(np.isfinite(out)):
+    if value.dtype.kind == "u" and len(value) and value.max() > np.iinfo(np.int64).max:
+        raise StateError(f"{name}: values out of range")
+    out = value.astype(np.int64 if value.dtype.kind in "iu" else value.dtype, copy=True)
+    if out.dtype.kind == "f" and finite and not np.all(np.isfinite(out)):
         raise StateError(f"{name}: contains NaN or infinite values")
     if low is not None and len(out) and np.any(out < low):
         raise StateError(f"{name}: values below {low}")
     if high is not None and len(out) and np.any(out > high):
         raise StateError(f"{name}: values above {high}")
     return out
+
+
+def pcg64_state(state) -> dict:
+    """Check a ``numpy.random.PCG64`` state dict exactly (types and ranges);
+    :class:`StateError` otherwise. Returns it."""
+    def is_int(x, bits):
+        return type(x) is int and 0 <= x < 2**bits
+
+    ok = (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32",
+                                                      "uinteger"}
+          and state["bit_generator"] == "PCG64" and isinstance(state["state"], dict)
+          and set(state["state"]) == {"state", "inc"}
+          and is_int(state["state"]["state"], 128) and is_int(state["state"]["inc"], 128)
+          and state["state"]["inc"] % 2 == 1
+          and is_int(state["has_uint32"], 1) and is_int(state["uinteger"], 32))
+    if not ok:
+        raise StateError("rng: expected a PCG64 state {bit_generator, state: {state, inc}, "
+                         "has_uint32, uinteger} with integers in range")
+    return state

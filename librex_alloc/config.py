@@ -106,15 +106,18 @@ class PolicyConfig:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> PolicyConfig:
+    def from_dict(cls, d: dict, *, complete: bool = False) -> PolicyConfig:
         """Validated config from a dict of this class's field names (missing keys take the
-        defaults); :class:`InvalidConfigError` on unknown keys or bad values."""
+        defaults, unless ``complete``, as when restoring a checkpoint);
+        :class:`InvalidConfigError` on unknown or missing keys or bad values."""
         if not isinstance(d, dict):
             raise InvalidConfigError(f"config: expected a dict, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise InvalidConfigError(f"config: unknown keys {sorted(map(str, unknown))}")
+        if complete and set(d) != names:
+            raise InvalidConfigError(f"config: missing keys {sorted(names - set(d))}")
         if "n_resources" not in d:
             raise InvalidConfigError("config: n_resources is required")
         return cls(**d)

@@ -127,8 +127,9 @@ class _SlotPosterior:
             state[name] = self._stats[name].copy()
         return state
 
-    def set_state(self, state: dict) -> None:
-        """Restore a :meth:`get_state` dict (config included). :class:`StateError` on mismatch."""
+    def set_state(self, state: dict, *, same_config: bool = False) -> None:
+        """Restore a :meth:`get_state` dict (config included). :class:`StateError` on mismatch;
+        with ``same_config`` also when the state's prior or discount differ from this one's."""
         if not isinstance(state, dict):
             raise StateError(f"state: expected a dict, got {type(state)!r}")
         expected = {"family", *self._config_names, *self._stat_names}
@@ -142,15 +143,15 @@ class _SlotPosterior:
             config = self._check_config({name: state[name] for name in self._config_names})
         except InvalidConfigError as exc:
             raise StateError(f"state: invalid config ({exc})") from None
+        if same_config and config != self._config():
+            raise StateError(f"state: posterior configuration {config} differs from "
+                             f"{self._config()}")
         stats: dict[str, np.ndarray] = {}
         for name in self._stat_names:
             value = state[name]
-            if (
-                not isinstance(value, np.ndarray)
-                or value.ndim != 1
-                or value.dtype.kind not in "iuf"
-            ):
-                raise StateError(f"state[{name!r}]: expected a 1-D numeric numpy array")
+            if not isinstance(value, np.ndarray) or value.ndim != 1 or \
+                    value.dtype != np.float64:
+                raise StateError(f"state[{name!r}]: expected a 1-D float64 numpy array")
             arr = np.array(value, dtype=np.float64, copy=True)
             if not np.all(np.isfinite(arr)):
                 raise StateError(f"state[{name!r}]: contains NaN or infinite values")

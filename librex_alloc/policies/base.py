@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from librex_alloc import oracles
-from librex_alloc._validation import as_float_array, as_int_array, expect_keys
+from librex_alloc._validation import as_float_array, as_int_array, expect_keys, pcg64_state
 from librex_alloc.config import PolicyConfig
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, LibrexError, StateError
 from librex_alloc.fairness import MAX_WEIGHT, MIN_WEIGHT, FairnessConfig, FairnessState
@@ -113,7 +113,7 @@ class AllocationPolicy(ABC):
         if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
             raise StateError("state: expected a policy state dict with a 'config' entry")
         try:
-            config = PolicyConfig.from_dict(state["config"])
+            config = PolicyConfig.from_dict(state["config"], complete=True)
         except LibrexError as exc:
             raise StateError(f"state: invalid configuration ({exc})") from None
         policy = cls(config=config)
@@ -367,7 +367,7 @@ class AllocationPolicy(ABC):
             raise StateError(f"state of policy {state['policy']!r} cannot be restored into "
                              f"{self.name!r}")
         try:
-            config = PolicyConfig.from_dict(state["config"])
+            config = PolicyConfig.from_dict(state["config"], complete=True)
         except LibrexError as exc:
             raise StateError(f"state: invalid configuration ({exc})") from None
         if config != self.config:
@@ -379,12 +379,12 @@ class AllocationPolicy(ABC):
         if isinstance(rnd, (bool, np.bool_)) or not isinstance(rnd, (int, np.integer)) or \
                 not 0 <= rnd < 2**62:
             raise StateError(f"state: round must be an int ≥ 0, got {rnd!r}")
-        rng = _restore_rng(state["rng"], type(self.rng.bit_generator))
+        rng = _restore_rng(state["rng"])
         registry = AgentRegistry()
         registry.set_state(state["registry"])
         posterior = make_posterior(config.reward_family, discount=config.discount,
                                    **config.prior)
-        posterior.set_state(state["posterior"])
+        posterior.set_state(state["posterior"], same_config=True)
         if posterior.n_slots != registry.n_arm_slots:
             raise StateError(f"state: {posterior.n_slots} posterior slots for "
                              f"{registry.n_arm_slots} arm slots")
@@ -418,14 +418,8 @@ class AllocationPolicy(ABC):
         pass
 
 
-def _restore_rng(state, bit_generator: type) -> np.random.Generator:
-    """A Generator with the saved bit-generator state; :class:`StateError` if it is not a
-    valid state of ``bit_generator``."""
-    if not isinstance(state, dict) or state.get("bit_generator") != bit_generator.__name__:
-        raise StateError(f"state: rng must be a {bit_generator.__name__} state")
-    try:
-        bg = bit_generator()
-        bg.state = state
-    except (TypeError, ValueError, KeyError, OverflowError) as exc:
-        raise StateError(f"state: invalid rng state ({exc})") from None
+def _restore_rng(state) -> np.random.Generator:
+    """A Generator with the saved PCG64 state, checked exactly (:class:`StateError`)."""
+    bg = np.random.PCG64()
+    bg.state = pcg64_state(state)
     return np.random.Generator(bg)
