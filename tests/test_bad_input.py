@@ -256,3 +256,30 @@ def test_librex_alloc_bad_input_changes_nothing():
         with pytest.raises(LibrexError):
             call()
         assert_state_equal(before, alloc.get_state())
+
+
+EXTREME = st.sampled_from([0.0, 5e-324, 1e-300, 1e-10, 0.3, 1.0, 7.0, 1e10, 1e300, 1.7e308])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 8), st.integers(1, 3), st.data(),
+       st.sampled_from(["fast", "auto", "exact"]), st.booleans(),
+       st.sampled_from(["none", "proportional", "maxmin"]))
+def test_huge_and_tiny_finite_input_is_served_within_budget(n, k, data, oracle, divisible,
+                                                            mode):
+    """Huge or tiny but finite requests and budgets are valid input: the round is decided,
+    the budget holds in float64 and the state stays finite (nothing bricks)."""
+    req = np.array(data.draw(st.lists(EXTREME, min_size=n * k, max_size=n * k))).reshape(n, k)
+    budget = np.array(data.draw(st.lists(EXTREME, min_size=k, max_size=k)))
+    p = ConstrainedThompsonSampling(k, fairness=mode, oracle=oracle, divisible=divisible,
+                                    time_limit=0.05, seed=0)
+    for _ in range(3):
+        a = p.allocate_batch(list(range(n)), req, budget)
+        assert np.all(a.fractions @ req <= budget)
+        assert np.all(a.granted.sum(axis=0) <= budget)
+        if not divisible:
+            assert np.all(req[a.selected].sum(axis=0) <= budget)
+        got = a.allocated_agents()
+        if got:
+            p.observe(a.round, got, rewards=np.ones(len(got)))
+    assert all(np.all(np.isfinite(v)) for v in p.get_state()["fairness"].values())

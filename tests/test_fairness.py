@@ -112,8 +112,7 @@ def test_min_share_guarantee_is_met():
     mu = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.05])
     cfg = FairnessConfig(mode="none", min_share=0.0, eta=1.0)
     p = ConstrainedThompsonSampling(1, fairness=cfg, oracle="fast", seed=0)
-    p.allocate_batch(list(range(n)), req, [2.0])  # register
-    p.fairness.min_share[p.registry.agent_slots([5])] = 0.3
+    p.set_min_share([5], [0.3])
     served = np.zeros(n)
     rounds = 600
     for _ in range(rounds):
@@ -143,8 +142,7 @@ def test_alpha_is_a_continuous_knob():
 
 def test_weights_multiply_values():
     p = ConstrainedThompsonSampling(1, fairness="none", oracle="fast", seed=0)
-    p.allocate_batch(["a", "b"], [[1.0], [1.0]], [1.0])
-    p.fairness.weight[p.registry.agent_slots(["b"])] = 1e6
+    p.set_weights({"b": 1e6})
     wins = sum(p.allocate_batch(["a", "b"], [[1.0], [1.0]], [1.0]).selected[1]
                for _ in range(50))
     assert wins == 50

@@ -79,9 +79,18 @@ def test_jain_bounds_and_formula(xs):
     j = jain(x)
     n = x.size
     assert 1.0 / n - 1e-12 <= j <= 1.0 + 1e-12
+    assert jain(x[::-1]) == pytest.approx(j, rel=1e-12)  # permutation invariant
     if x.sum() > 0:
-        y = x / x.max()
-        assert j == pytest.approx(y.sum() ** 2 / (n * (y**2).sum()), rel=1e-9)
+        assert jain(7.25 * x) == pytest.approx(j, rel=1e-9)  # scale invariant
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(0, 40), st.floats(1e-6, 1e6))
+def test_jain_known_answer_k_of_n_equal(k, zeros, level):
+    """k agents with the same positive utility and the rest with none: Jain = k / n exactly
+    (Jain, Chiu & Hawe 1984: "the fraction of users treated fairly")."""
+    x = np.concatenate([np.full(k, level), np.zeros(zeros)])
+    assert jain(x) == pytest.approx(k / (k + zeros), rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- others
@@ -195,10 +204,10 @@ def test_fairness_report():
     x = [1.0, 2.0, 3.0, 4.0]
     report = fairness_report(x)
     assert set(report) == {"gini", "jain", "min_max_ratio", "variance", "sum_log_utility"}
-    assert report["gini"] == gini(x)
-    assert report["jain"] == jain(x)
+    assert report["gini"] == pytest.approx(0.25)
+    assert report["jain"] == pytest.approx(100.0 / 120.0)
     assert report["min_max_ratio"] == 0.25
-    assert report["variance"] == variance(x)
+    assert report["variance"] == pytest.approx(1.25)
     assert report["sum_log_utility"] == pytest.approx(math.log(24.0))
     assert all(isinstance(v, float) for v in report.values())
     with pytest.raises(InvalidInputError):

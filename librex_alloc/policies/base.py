@@ -161,11 +161,15 @@ class AllocationPolicy(ABC):
         if request.codes is None or request.n_resources != self.n_resources:
             request = RoundRequest.build(request.agent_ids, request.requests, request.budget,
                                          request.options, n_resources=self.n_resources)
-        undo = self._undo_point(request)
+        agent_slots = self.registry.lookup(request.uniques)[request.codes]
+        arm_slots = self.registry.arms_of(agent_slots, request.options)
+        joining = bool(np.any(arm_slots < 0))  # new agents or new options
+        undo = self._undo_point(joining)
         try:
-            agent_slots, arm_slots = self._register(request.agent_ids, request.options,
-                                                    codes=request.codes,
-                                                    uniques=request.uniques)
+            if joining:
+                agent_slots, arm_slots = self._register(request.agent_ids, request.options,
+                                                        codes=request.codes,
+                                                        uniques=request.uniques)
             self.posterior.decay()
             index = self._index(arm_slots)
             values = self.fairness.values(index, agent_slots)
@@ -185,14 +189,12 @@ class AllocationPolicy(ABC):
         return Allocation(rnd, request.agent_ids, request.options, request.requests,
                           request.budget, result.selected, fractions, values, result)
 
-    def _undo_point(self, request: RoundRequest) -> dict:
+    def _undo_point(self, joining: bool) -> dict:
         """What :meth:`allocate` may change before its decision, saved cheaply: the RNG state,
-        the registry and array sizes when new agents or options arrive, the posterior's
+        the registry and array sizes when new agents or options join, the posterior's
         statistics when it decays."""
         undo = {"rng": self.rng.bit_generator.state}
-        slots = self.registry.lookup(request.uniques)
-        known = slots[request.codes]
-        if np.any(known < 0) or np.any(self.registry.arms_of(known, request.options) < 0):
+        if joining:
             undo["registry"] = self.registry.get_state()
             undo["sizes"] = (self.posterior.n_slots, self.fairness.n_slots,
                              len(self.ledger.last_round))
