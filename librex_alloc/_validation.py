@@ -21,8 +21,12 @@ def as_float_array(
     ``shape`` may hold ``None`` for a free axis. Raises :class:`InvalidInputError`.
     """
     try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        raw = np.asarray(x)
+        if raw.dtype.kind in "USV" or (raw.dtype.kind == "O" and any(
+                isinstance(e, (str, bytes)) for e in raw.flat)):
+            raise TypeError("text is not a number")
+        arr = raw.astype(np.float64, copy=False)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"{name}: not convertible to a float array ({exc})") from None
     if shape is not None:
         ndim = len(shape)
@@ -40,6 +44,19 @@ def as_float_array(
     if nonnegative and arr.size and np.any(arr < 0):
         raise InvalidInputError(f"{name}: contains negative values")
     return arr
+
+
+def as_float(x, name: str) -> float:
+    """One finite number (int, float or a numpy number; not bool, not text) as a float."""
+    if type(x) is float or type(x) is int:
+        v = float(x)
+    elif isinstance(x, (np.floating, np.integer)):
+        v = float(x)
+    else:
+        raise InvalidInputError(f"{name}: expected a number, got {x!r}")
+    if v != v or v in (np.inf, -np.inf):
+        raise InvalidInputError(f"{name}: must be finite, got {x!r}")
+    return v
 
 
 def as_int_array(x, name: str, *, ndim: int = 1, length: int | None = None) -> np.ndarray:

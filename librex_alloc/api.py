@@ -121,6 +121,17 @@ class LibrexAlloc:
         if not isinstance(agent_requests, Mapping):
             raise InvalidInputError("agent_requests: expected a dict {agent_id: request}")
         k = self.policy.n_resources
+        keys = list(agent_requests)
+        try:  # the common case, one (K,) vector per agent: one array, no per-agent work
+            requests = as_float_array(list(agent_requests.values()), "requests", nonnegative=True,
+                                      shape=(len(keys), k))
+        except InvalidInputError:
+            requests = None
+        if requests is not None and len(keys):
+            alloc = self.policy.allocate_batch(keys, requests, budget,
+                                               options=np.zeros(len(keys), np.int64))
+            self.last_allocation = alloc
+            return dict(zip(keys, alloc.granted))
         ids, rows, opts = [], [], []
         for a, req in agent_requests.items():
             r = as_float_array(req, f"request of agent {a!r}")
@@ -165,12 +176,10 @@ class LibrexAlloc:
                                         f"(never allocated, or its newest round expired)")
         if has_s:
             s = outcome["success"]
-            if not isinstance(s, (bool, np.bool_, int, np.integer)) or int(s) not in (0, 1):
+            if not isinstance(s, (bool, np.bool_, int, np.integer)) or s not in (0, 1):
                 raise InvalidInputError(f"success: expected a bool, got {s!r}")
-            applied = self.policy.observe(rnd, [agent_id], successes=[int(s)])
-        else:
-            applied = self.policy.observe(rnd, [agent_id], rewards=[outcome["reward"]])
-        return applied == 1
+            return self.policy.observe_one(rnd, agent_id, success=s)
+        return self.policy.observe_one(rnd, agent_id, outcome["reward"])
 
     def compute_fairness_metrics(self, utility: str = "service") -> dict:
         """Fairness of the cumulative ``utility`` vector over all registered agents.

@@ -214,6 +214,14 @@ class FairnessState:
             if self.config.horizon is not None:
                 np.add.at(self.ema, agents, rewards / self.config.horizon)
 
+    def record_reward_one(self, agent: int, reward: float) -> None:
+        """:meth:`record_rewards` for one agent slot."""
+        self.reward_sum[agent] += reward
+        if self.config.utility == "reward":
+            self.utility_sum[agent] += reward
+            if self.config.horizon is not None:
+                self.ema[agent] += reward / self.config.horizon
+
     def utility_vector(self, kind: str, slots: np.ndarray) -> np.ndarray:
         """Cumulative utility per agent for the metrics: reward, service or the chosen one."""
         if kind == "reward":

@@ -46,6 +46,12 @@ class PendingRound:
         i = np.minimum(np.searchsorted(keys, slots), len(keys) - 1)
         return np.where(keys[i] == slots, self._order[i], -1)
 
+    def find_one(self, slot: int) -> int:
+        """Position of one agent slot in this round's rows, -1 if absent."""
+        keys = self._keys
+        i = int(np.searchsorted(keys, slot))
+        return int(self._order[i]) if i < len(keys) and keys[i] == slot else -1
+
     def without(self, keep: np.ndarray) -> PendingRound:
         return PendingRound(self.agents[keep], self.arms[keep], self.fractions[keep],
                             self.reported[keep])

@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from librex_alloc._validation import as_float_array, as_int_array, check_scalar
+from librex_alloc._validation import as_float, as_float_array, as_int_array, check_scalar
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, StateError
 
 __all__ = ["BetaPosterior", "GaussianPosterior", "make_posterior"]
@@ -263,6 +263,24 @@ class BetaPosterior(_SlotPosterior):
         np.add.at(self._stats["successes"], idx, flags)
         np.add.at(self._stats["failures"], idx, 1.0 - flags)
 
+    def check_reward(self, reward) -> float:
+        """One reward as a float in [0, 1]; :class:`InvalidInputError` otherwise."""
+        r = as_float(reward, "reward")
+        if not 0.0 <= r <= 1.0:
+            raise InvalidInputError("reward: must lie in [0, 1] for a Bernoulli posterior")
+        return r
+
+    def update_one(self, slot: int, reward: float, rng: np.random.Generator) -> None:
+        """:meth:`update` for one slot and a checked reward (same draw, same result)."""
+        hit = 1.0 if rng.random() < reward else 0.0
+        self._stats["successes"][slot] += hit
+        self._stats["failures"][slot] += 1.0 - hit
+
+    def update_success_one(self, slot: int, flag: float) -> None:
+        """:meth:`update_success` for one slot and a checked 0/1 flag."""
+        self._stats["successes"][slot] += flag
+        self._stats["failures"][slot] += 1.0 - flag
+
 
 class GaussianPosterior(_SlotPosterior):
     """Normal–Inverse-Gamma posteriors (unknown mean and variance) for unbounded real rewards.
@@ -401,6 +419,29 @@ class GaussianPosterior(_SlotPosterior):
         idx = self._slots(slots)
         flags = self._check_success_flags(successes, idx.shape[0])
         self._add(idx, flags)
+
+    def check_reward(self, reward) -> float:
+        """One reward as a float with ``|y| ≤ MAX_GAUSSIAN_REWARD``; :class:`InvalidInputError`."""
+        y = as_float(reward, "reward")
+        if abs(y) > MAX_GAUSSIAN_REWARD:
+            raise InvalidInputError(
+                f"reward: magnitude above {MAX_GAUSSIAN_REWARD:g}; rescale the rewards")
+        return y
+
+    def update_one(self, slot: int, reward: float, rng: np.random.Generator | None = None
+                   ) -> None:
+        """:meth:`update` for one slot and a checked reward (the same arithmetic)."""
+        st = self._stats
+        n, mean = st["n"][slot], st["mean"][slot]
+        total = n + 1.0
+        delta = reward - mean
+        st["mean"][slot] = mean + delta * (1.0 / total)
+        st["m2"][slot] = st["m2"][slot] + 0.0 + delta * delta * (n * 1.0 / total)
+        st["n"][slot] = total
+
+    def update_success_one(self, slot: int, flag: float) -> None:
+        """:meth:`update_success` for one slot and a checked 0/1 flag."""
+        self.update_one(slot, flag)
 
     def _add(self, idx: np.ndarray, y: np.ndarray) -> None:
         """Chan et al.'s pairwise merge of each slot's batch into its statistics."""

@@ -45,8 +45,33 @@ def check_ids(agent_ids) -> list:
     return list(agent_ids)
 
 
+#: Up to this many ids are factorized with a dict (no pandas overhead per call).
+_SMALL = 64
+
+
+def check_id(agent_id) -> None:
+    """One agent id: hashable, not None and not NaN; :class:`InvalidInputError` otherwise."""
+    try:
+        hash(agent_id)
+        bad = agent_id is None or bool(agent_id != agent_id)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"agent ids must be hashable, got {agent_id!r}") from None
+    if bad:
+        raise InvalidInputError("agent ids must not be None or NaN")
+
+
 def factorize_ids(ids: list) -> tuple[np.ndarray, list]:
     """``(codes (N,), uniques)``: ``uniques[codes[i]] == ids[i]``, uniques in first-seen order."""
+    if len(ids) <= _SMALL:
+        seen: dict = {}
+        codes = np.empty(len(ids), dtype=np.int64)
+        for i, a in enumerate(ids):
+            code = seen.get(a) if type(a) in (int, str) else None
+            if code is None:
+                check_id(a)
+                code = seen.setdefault(a, len(seen))
+            codes[i] = code
+        return codes, list(seen)
     s = _as_series(ids)
     try:
         codes, uniques = pd.factorize(s)
@@ -128,6 +153,15 @@ class AgentRegistry:
         index, slots = self._index
         pos = index.get_indexer(pd.Index(_as_series(uniques), tupleize_cols=False))
         return np.where(pos >= 0, slots[np.maximum(pos, 0)] if len(slots) else -1, -1)
+
+    def slot_of(self, agent_id) -> int:
+        """Slot of one known agent (a dict look-up); :class:`UnknownAgentError` if unknown."""
+        try:
+            return self._agent_slot[agent_id]
+        except KeyError:
+            raise UnknownAgentError(f"unknown agent id {agent_id!r}") from None
+        except TypeError:
+            raise InvalidInputError(f"agent ids must be hashable, got {agent_id!r}") from None
 
     def agent_slots(self, ids: Sequence) -> np.ndarray:
         """Slots of known agents; raises :class:`UnknownAgentError` for any unknown id."""

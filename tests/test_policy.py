@@ -240,3 +240,29 @@ def test_state_of_another_policy_is_refused():
     with pytest.raises(StateError):
         q.set_state(p.get_state())
     assert_state_equal(before, q.get_state())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["bernoulli", "gaussian"]), st.booleans(), st.integers(0, 10_000))
+def test_observe_one_equals_observe(family, flags, seed):
+    """The per-agent path (observe_one, used by LibrexAlloc.update) has the same effects and
+    the same random draws as the batch observe."""
+    rng = np.random.default_rng(seed)
+    req = rng.uniform(1, 3, (8, 2))
+    ps = [ConstrainedThompsonSampling(2, fairness=FairnessConfig(mode="proportional",
+                                                                 horizon=20.0),
+                                      oracle="fast", reward_family=family, seed=seed)
+          for _ in range(2)]
+    for _ in range(6):
+        allocs = [p.allocate_batch(list(range(8)), req, [6.0, 6.0]) for p in ps]
+        assert np.array_equal(allocs[0].selected, allocs[1].selected)
+        for agent in allocs[0].allocated_agents():
+            value = float(rng.integers(0, 2)) if flags else float(rng.uniform(0, 1))
+            kw = {"successes": [value]} if flags else {"rewards": [value]}
+            one = {"success": bool(value)} if flags else {}
+            a = ps[0].observe(allocs[0].round, [agent], **kw)
+            b = ps[1].observe_one(allocs[1].round, agent, None if flags else value, **one)
+            assert a == 1 and b is True
+            assert ps[1].observe_one(allocs[1].round, agent, None if flags else value,
+                                     **one) is False
+    assert_state_equal(ps[0].get_state(), ps[1].get_state())

@@ -29,7 +29,13 @@ import numpy as np
 from librex_alloc import oracles
 from librex_alloc._validation import as_float_array, as_int_array, expect_keys, pcg64_state
 from librex_alloc.config import PolicyConfig
-from librex_alloc.errors import InvalidConfigError, InvalidInputError, LibrexError, StateError
+from librex_alloc.errors import (
+    InvalidConfigError,
+    InvalidInputError,
+    LibrexError,
+    NotAllocatedError,
+    StateError,
+)
 from librex_alloc.fairness import MAX_WEIGHT, MIN_WEIGHT, FairnessConfig, FairnessState
 from librex_alloc.ledger import OutcomeLedger
 from librex_alloc.posteriors import make_posterior
@@ -245,6 +251,40 @@ class AllocationPolicy(ABC):
         self.fairness.record_rewards(pending.agents[pos], values)
         return int(len(pos))
 
+    def observe_one(self, round_id: int, agent_id, reward=None, *, success=None) -> bool:
+        """:meth:`observe` for one agent (the per-agent API's path: dict look-ups, no arrays).
+
+        Same validation, same effects and the same random draws as ``observe`` with one id;
+        returns True if applied, False if this (round, agent) had already reported."""
+        if (reward is None) == (success is None):
+            raise InvalidInputError("observe: give exactly one of reward or success")
+        if success is not None:
+            if not isinstance(success, (bool, int, float, np.bool_, np.integer, np.floating)) \
+                    or success not in (0, 1):
+                raise InvalidInputError(f"success: expected a bool or 0/1, got {success!r}")
+            value = float(success)
+        else:
+            value = self.posterior.check_reward(reward)
+        slot = self.registry.slot_of(agent_id)
+        pending = self.ledger.pending(round_id)
+        pos = pending.find_one(slot)
+        if pos < 0:
+            raise NotAllocatedError(f"agent {agent_id!r} was not allocated in round {round_id}")
+        if pending.reported[pos]:
+            return False
+        if type(self)._learn is not AllocationPolicy._learn:  # a subclass learns its own way
+            self.ledger.mark(int(round_id), np.array([pos]))
+            self._learn(pending.arms[pos:pos + 1], np.array([value]), success is not None)
+        else:
+            pending.reported[pos] = True
+            arm = int(pending.arms[pos])
+            if success is not None:
+                self.posterior.update_success_one(arm, value)
+            else:
+                self.posterior.update_one(arm, value, self.rng)
+        self.fairness.record_reward_one(slot, value)
+        return True
+
     def register(self, agent_ids, options=None) -> None:
         """Agents join without requesting (their fairness state starts counting from now).
 
@@ -309,8 +349,7 @@ class AllocationPolicy(ABC):
     def last_allocated_round(self, agent_id) -> int | None:
         """The newest round in which ``agent_id`` was allocated, if it is still pending
         (whether or not it has reported)."""
-        s = int(self.registry.agent_slots([agent_id])[0])
-        return self.ledger.newest_round(s)
+        return self.ledger.newest_round(self.registry.slot_of(agent_id))
 
     # -- hooks -------------------------------------------------------------------------------
     @abstractmethod
