@@ -20,7 +20,13 @@ from librex_alloc.errors import (
 from librex_alloc.fairness import FairnessConfig
 from librex_alloc.ledger import OutcomeLedger
 from librex_alloc.oracles import OracleResult, solve
-from librex_alloc.policies import Allocation, AllocationPolicy, ConstrainedThompsonSampling
+from librex_alloc.policies import (
+    POLICIES,
+    Allocation,
+    AllocationPolicy,
+    ConstrainedThompsonSampling,
+    make_policy,
+)
 from librex_alloc.request import RoundRequest
 from librex_alloc.simulation import simulate, summarize
 
@@ -32,6 +38,8 @@ __all__ = [
     "BudgetTracker",
     "AllocationPolicy",
     "ConstrainedThompsonSampling",
+    "make_policy",
+    "POLICIES",
     "Allocation",
     "FairnessConfig",
     "PolicyConfig",

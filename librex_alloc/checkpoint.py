@@ -1,4 +1,5 @@
-"""Exact, Arrow-backed serialization of state dicts (as returned by ``get_state()``).
+"""Exact, Arrow-backed serialization of state dicts (as returned by ``get_state()``), with a
+content hash that every load verifies.
 
 A state is a dict with ``str`` keys (no ``"."``) whose values are nested state dicts or leaves:
 
@@ -12,10 +13,22 @@ A state is a dict with ``str`` keys (no ``"."``) whose values are nested state d
 ``"dict"``); :func:`table_to_state` inverts it exactly: same nesting and key order, arrays
 bitwise equal with the same dtype and shape, scalars equal with the same type.
 Anything else is a :class:`StateError`.
+
+Integrity (format ``librex-alloc-state/2``): the schema metadata holds ``format`` and
+``sha256``, the SHA-256 of a canonical byte serialization of the rows (:func:`content_digest`):
+``FORMAT`` + ``b"\\0"`` + row count (u64 LE), then per row, per column in the order key, kind,
+dtype, shape, data, json: ``b"\\0"`` for null, else ``b"\\1"`` + length (u64 LE) + the value's
+bytes (strings as their stored UTF-8 bytes; a shape as its int64 LE elements, each tagged
+null / not null). Every load recomputes it over the decoded columns and refuses a mismatch, so
+a corrupted file either raises :class:`StateError` or restores exactly the state that was
+saved. Parquet page CRC32 checksums are written and verified as well, where pyarrow supports
+them. Files of format ``librex-alloc-state/1`` (no hash) are refused.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
 import os
@@ -28,13 +41,24 @@ import pyarrow.parquet as pq
 
 from librex_alloc.errors import StateError
 
-__all__ = ["FORMAT", "state_to_table", "table_to_state", "save_state", "load_state"]
+__all__ = [
+    "FORMAT",
+    "state_to_table",
+    "table_to_state",
+    "content_digest",
+    "save_state",
+    "load_state",
+]
 
-FORMAT = "librex-alloc-state/1"
+FORMAT = "librex-alloc-state/2"
 """Value of the ``format`` key in the Arrow / Parquet schema metadata."""
 
 _FORMAT_KEY = b"format"
+_DIGEST_KEY = b"sha256"
+_UNHASHED_FORMATS = (b"librex-alloc-state/1",)
 _ARRAY_KINDS = "biufc"  # numpy dtype kinds stored as raw bytes
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
 
 SCHEMA = pa.schema(
     [
@@ -47,6 +71,10 @@ SCHEMA = pa.schema(
     ],
     metadata={_FORMAT_KEY: FORMAT.encode()},
 )
+
+# Parquet page CRC32s (pyarrow ≥ 15); the SHA-256 above does not depend on them.
+_WRITE_CHECKSUMS = "write_page_checksum" in inspect.signature(pq.write_table).parameters
+_READ_CHECKSUMS = "page_checksum_verification" in inspect.signature(pq.ParquetFile).parameters
 
 
 # --------------------------------------------------------------------------- JSON leaves
@@ -155,10 +183,51 @@ def _flatten(state: dict, prefix: str | None, rows: list[tuple]) -> None:
             rows.append((path, "value", None, None, None, text))
 
 
+def _columns(table: pa.Table) -> list[list]:
+    """The six columns as Python lists, string columns as their raw ``bytes`` (not decoded)."""
+    cols = []
+    for field in SCHEMA:
+        col = table.column(field.name)
+        if pa.types.is_string(field.type):
+            col = col.cast(pa.binary())  # no UTF-8 validation: decoded (and checked) later
+        cols.append(col.to_pylist())
+    return cols
+
+
+def _digest(cols: list[list]) -> str:
+    """SHA-256 (hex) of the canonical serialization of the rows described in the module doc."""
+    h = hashlib.sha256()
+    h.update(FORMAT.encode() + b"\0" + _U64.pack(len(cols[0])))
+    for row in zip(*cols, strict=True):
+        for i, value in enumerate(row):
+            if value is None:
+                h.update(b"\0")
+            elif i == 3:  # shape: list of int64 (elements may be null in a foreign table)
+                h.update(b"\1" + _U64.pack(len(value)))
+                h.update(b"".join(b"\0" if s is None else b"\1" + _I64.pack(s) for s in value))
+            else:
+                h.update(b"\1" + _U64.pack(len(value)))
+                h.update(value)
+    return h.hexdigest()
+
+
+def content_digest(table: pa.Table) -> str:
+    """SHA-256 (64 hex digits) of a state table's rows, as stored under ``sha256`` in its
+    schema metadata. The table must have the columns of :func:`state_to_table`."""
+    try:
+        _check_schema(table, "table")
+        return _digest(_columns(table))
+    except StateError:
+        raise
+    except Exception as exc:
+        raise StateError(f"table: cannot hash ({type(exc).__name__}: {exc})") from None
+
+
 def state_to_table(state: dict) -> pa.Table:
     """One row per leaf of ``state``; columns ``key`` (dot-joined path), ``kind``
     (``array`` / ``scalar`` / ``value`` / ``dict``), ``dtype``, ``shape``, ``data`` (raw C-order
-    bytes), ``json`` (type-tagged JSON). Schema metadata ``format = FORMAT``."""
+    bytes), ``json`` (type-tagged JSON). Schema metadata ``format = FORMAT`` and ``sha256`` =
+    :func:`content_digest` of the rows."""
     if type(state) is not dict:
         raise StateError(f"state: expected a dict, got {type(state)!r}")
     rows: list[tuple] = []
@@ -170,20 +239,27 @@ def state_to_table(state: dict) -> pa.Table:
         ]
     except (pa.ArrowException, UnicodeError) as exc:
         raise StateError(f"state: cannot convert to Arrow ({exc})") from None
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    table = pa.Table.from_arrays(arrays, schema=SCHEMA)
+    meta = {_FORMAT_KEY: FORMAT.encode(), _DIGEST_KEY: _digest(_columns(table)).encode()}
+    return table.replace_schema_metadata(meta)
 
 
-def _insert(root: dict, sealed: set[int], key: str, value) -> None:
+def _insert(root: dict, sealed: set[int], key: str, value, where: str) -> None:
     parts = key.split(".")
     node = root
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if type(child) is not dict or id(child) in sealed:
-            raise StateError(f"checkpoint: key {key!r} conflicts with another entry")
+            raise StateError(f"{where}: key {key!r} conflicts with another entry")
         node = child
     if parts[-1] in node:
-        raise StateError(f"checkpoint: duplicate or conflicting key {key!r}")
+        raise StateError(f"{where}: duplicate or conflicting key {key!r}")
     node[parts[-1]] = value
+
+
+def _text(raw) -> str | None:
+    """Strict UTF-8 decoding of a string cell (``UnicodeDecodeError`` on invalid bytes)."""
+    return None if raw is None else raw.decode("utf-8")
 
 
 def _row_value(kind, dtype, shape, data, text):
@@ -206,46 +282,97 @@ def _row_value(kind, dtype, shape, data, text):
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def table_to_state(table: pa.Table) -> dict:
-    """Inverse of :func:`state_to_table`. :class:`StateError` on a foreign or corrupt table."""
-    if not isinstance(table, pa.Table):
-        raise StateError(f"expected a pyarrow.Table, got {type(table)!r}")
+def _check_schema(table: pa.Table, where: str) -> None:
+    names = table.schema.names
+    if names != SCHEMA.names:
+        raise StateError(f"{where}: columns {names}, expected {SCHEMA.names}")
+    for field, want in zip(table.schema, SCHEMA, strict=True):
+        if not field.type.equals(want.type):
+            raise StateError(f"{where}: column {field.name!r} has type {field.type}, "
+                             f"expected {want.type}")
+
+
+def _check_header(table: pa.Table, where: str) -> bytes:
+    """Format and schema checks; returns the stored digest (hex, as bytes)."""
     meta = table.schema.metadata or {}
-    if meta.get(_FORMAT_KEY) != FORMAT.encode():
-        found = meta.get(_FORMAT_KEY)
-        raise StateError(f"checkpoint: format {found!r}, expected {FORMAT!r}")
-    missing = [name for name in SCHEMA.names if name not in table.column_names]
-    if missing:
-        raise StateError(f"checkpoint: missing columns {missing}")
-    cols = [table.column(name).to_pylist() for name in SCHEMA.names]
+    found = meta.get(_FORMAT_KEY)
+    if found in _UNHASHED_FORMATS:
+        raise StateError(
+            f"{where}: format {found.decode()!r} has no content hash and is no longer read "
+            f"(this version reads {FORMAT!r} only); load it with the librex-alloc version "
+            "that wrote it and save it again with this one")
+    if found != FORMAT.encode():
+        raise StateError(f"{where}: format {found!r}, expected {FORMAT!r}")
+    digest = meta.get(_DIGEST_KEY)
+    if digest is None:
+        raise StateError(f"{where}: no content hash ({_DIGEST_KEY.decode()!r}) in the metadata")
+    _check_schema(table, where)
+    return digest
+
+
+def _table_to_state(table: pa.Table, where: str) -> dict:
+    digest = _check_header(table, where)
+    cols = _columns(table)
+    if _digest(cols).encode() != digest:
+        raise StateError(f"{where}: content hash mismatch (corrupted or modified)")
     root: dict = {}
     sealed: set[int] = set()
-    for key, kind, dtype, shape, data, text in zip(*cols, strict=True):
-        if type(key) is not str:
-            raise StateError(f"checkpoint: bad key {key!r}")
+    for raw_key, kind, dtype, shape, data, text in zip(*cols, strict=True):
         try:
-            value = _row_value(kind, dtype, shape, data, text)
-        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
-            raise StateError(f"checkpoint: entry {key!r} is corrupt ({exc})") from None
-        _insert(root, sealed, key, value)
-        if kind == "dict":
+            key = _text(raw_key)
+        except UnicodeDecodeError:
+            raise StateError(f"{where}: key {raw_key!r} is not valid UTF-8") from None
+        if type(key) is not str:
+            raise StateError(f"{where}: bad key {key!r}")
+        try:
+            value = _row_value(_text(kind), _text(dtype), shape, data, _text(text))
+        except Exception as exc:  # any decoding failure of a (hash-consistent) crafted row
+            raise StateError(
+                f"{where}: entry {key!r} is corrupt ({type(exc).__name__}: {exc})") from None
+        _insert(root, sealed, key, value, where)
+        if kind == b"dict":
             sealed.add(id(value))
     return root
 
 
+def _guarded(fn, table, where: str) -> dict:
+    try:
+        return fn(table, where)
+    except StateError:
+        raise
+    except Exception as exc:  # Arrow, Unicode, struct, Memory, Recursion, ... errors
+        raise StateError(f"{where}: cannot decode ({type(exc).__name__}: {exc})") from None
+
+
+def table_to_state(table: pa.Table) -> dict:
+    """Inverse of :func:`state_to_table`. :class:`StateError` on a foreign or corrupt table,
+    including one whose rows do not match its ``sha256``."""
+    if not isinstance(table, pa.Table):
+        raise StateError(f"expected a pyarrow.Table, got {type(table)!r}")
+    return _guarded(_table_to_state, table, "checkpoint")
+
+
 # --------------------------------------------------------------------------- files
 def save_state(state: dict, path: str | os.PathLike) -> None:
-    """Write ``state`` to a Parquet file at ``path`` atomically (temp file in the same
-    directory, fsync, ``os.replace``). A failure leaves any existing file untouched."""
+    """Write ``state`` to a Parquet file at ``path`` atomically: temp file in the target's
+    directory, fsync, ``os.replace``; a failure leaves any existing file untouched.
+
+    If ``path`` is a symbolic link (or a chain of them), the file it resolves to is replaced
+    and the link is kept (a dangling link gets its target created). The existing file's
+    permission bits are kept (new files: 0o644)."""
     table = state_to_table(state)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    target = os.path.realpath(os.fspath(path))
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        if _WRITE_CHECKSUMS:
+            pq.write_table(table, tmp, write_page_checksum=True)
+        else:  # pragma: no cover - pyarrow < 15
+            pq.write_table(table, tmp)
         try:
-            mode = os.stat(path).st_mode & 0o777
+            mode = os.stat(target).st_mode & 0o777
         except FileNotFoundError:
             mode = 0o644
         os.chmod(tmp, mode)
@@ -254,7 +381,7 @@ def save_state(state: dict, path: str | os.PathLike) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -273,14 +400,26 @@ def save_state(state: dict, path: str | os.PathLike) -> None:
         os.close(dfd)
 
 
+def _read_table(raw: bytes, where: str) -> pa.Table:
+    try:
+        kwargs = {"page_checksum_verification": True} if _READ_CHECKSUMS else {}
+        return pq.ParquetFile(pa.BufferReader(raw), **kwargs).read()
+    except Exception as exc:
+        raise StateError(
+            f"{where}: not a readable Parquet file ({type(exc).__name__}: {exc})") from None
+
+
 def load_state(path: str | os.PathLike) -> dict:
     """Read a file written by :func:`save_state`. ``FileNotFoundError`` if ``path`` is missing;
-    :class:`StateError` if it is not a librex-alloc checkpoint or is corrupt."""
+    :class:`StateError` (naming ``path``) if it is not a librex-alloc checkpoint of this format,
+    is corrupt or fails its content hash — any decoding failure is a ``StateError``."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(path)
+    where = f"checkpoint {path!r}"
     try:
-        table = pq.ParquetFile(path).read()
-    except (pa.ArrowException, OSError) as exc:
-        raise StateError(f"checkpoint {path!r}: not a readable Parquet file ({exc})") from None
-    return table_to_state(table)
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise
+    except (OSError, MemoryError) as exc:  # a directory, no permission, I/O error
+        raise StateError(f"{where}: cannot read ({type(exc).__name__}: {exc})") from None
+    return _guarded(_table_to_state, _read_table(raw, where), where)

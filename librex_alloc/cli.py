@@ -1,16 +1,137 @@
-"""Command line: ``librex-alloc demo`` and ``librex-alloc bench oracle``."""
+"""Command line of librex-alloc: ``librex-alloc demo`` and ``librex-alloc bench oracle``.
+
+Bad option values are usage errors (exit code 2, a one-line message on stderr, no traceback);
+long runs report progress on stderr (``--no-progress`` turns it off).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from librex_alloc import __version__
+from librex_alloc.errors import LibrexError
+from librex_alloc.fairness import MAX_ALPHA  # largest α the library accepts
 
-def _demo(args) -> int:
+FAIRNESS_PRESETS = ("none", "proportional", "maxmin")
+
+
+# --------------------------------------------------------------------------- argparse types
+def positive_int(text: str) -> int:
+    """An integer ≥ 1 (argparse ``type=``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """An integer ≥ 0 (argparse ``type=``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def finite_nonneg_float(text: str) -> float:
+    """A finite number ≥ 0 (argparse ``type=``)."""
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def finite_positive_float(text: str) -> float:
+    """A finite number > 0, e.g. a time limit in seconds (argparse ``type=``)."""
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def positive_int_list(text: str) -> list[int]:
+    """Comma-separated integers ≥ 1, e.g. ``10,100,1_000`` (argparse ``type=``)."""
+    parts = [p.strip().replace("_", "") for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers >= 1 (e.g. 10,100), got {text!r}")
+    return [positive_int(p) for p in parts]
+
+
+def fairness(text: str) -> str | float:
+    """A preset (``none``, ``proportional``, ``maxmin``) or a number 0 ≤ α ≤ 100."""
+    name = text.strip().lower()
+    if name in FAIRNESS_PRESETS:
+        return name
+    msg = f"expected {', '.join(FAIRNESS_PRESETS)} or a number 0 <= alpha <= {MAX_ALPHA:g}"
+    try:
+        alpha = float(name)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{msg}, got {text!r}") from None
+    if not math.isfinite(alpha) or not 0.0 <= alpha <= MAX_ALPHA:
+        raise argparse.ArgumentTypeError(f"{msg}, got {text!r}")
+    return alpha
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: ...)`` to every option's help, except when the help text already
+    states its default (options whose default is None)."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def prepare_out_dir(parser: argparse.ArgumentParser, path: str | os.PathLike,
+                    option: str = "--out") -> Path:
+    """Create the folder ``path`` (and its parents) and check that it is writable, before any
+    work; a usage error (exit 2) if it cannot be created or written."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        parser.error(f"{option} {str(out)!r}: exists and is not a folder")
+    except OSError as exc:
+        parser.error(f"{option} {str(out)!r}: cannot create the folder ({exc.strerror or exc})")
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        parser.error(f"{option} {str(out)!r}: folder is not writable ({exc.strerror or exc})")
+    return out
+
+
+def _mode_label(mode: str | float) -> str:
+    """Table label of a fairness setting: the preset name or ``alpha=<α>``."""
+    return mode if isinstance(mode, str) else f"alpha={mode:g}"
+
+
+# --------------------------------------------------------------------------- demo
+def _demo(args, out: Path) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,30 +140,36 @@ def _demo(args) -> int:
     from librex_alloc.environments import SyntheticEnvironment
     from librex_alloc.fairness import FairnessConfig
     from librex_alloc.policies import ConstrainedThompsonSampling
+    from librex_alloc.progress import Progress
     from librex_alloc.simulation import simulate, summarize
 
     env = SyntheticEnvironment(n_agents=args.agents, n_resources=args.resources,
                                tightness=args.tightness, seed=args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     print(f"librex-alloc demo: {args.agents} agents, {args.resources} resources, "
           f"{args.rounds} rounds, budget tightness {args.tightness}, oracle '{args.oracle}', "
-          f"seed {args.seed} (in-process simulation)\n")
+          f"seed {args.seed} (in-process simulation)\n", flush=True)
     modes = [args.fairness] if args.fairness == "none" else ["none", args.fairness]
     frames, rows = {}, []
-    for mode in modes:
-        policy = ConstrainedThompsonSampling(
-            args.resources, fairness=FairnessConfig(mode=mode), oracle=args.oracle,
-            seed=args.seed)
-        t0 = time.perf_counter()
-        df = simulate(policy, env, args.rounds, seed=args.seed, metrics_every=10)
-        wall = time.perf_counter() - t0
-        frames[mode] = df
-        s = summarize(df)
-        df.to_csv(out / f"rounds_{mode}.csv", index=False)
-        _, served = policy.utilities("service")
-        s["served_min"], s["served_max"] = served.min() / args.rounds, served.max() / args.rounds
-        rows.append((mode, s, wall))
+    bar = Progress(len(modes) * args.rounds, "demo", unit="rounds",
+                   enabled=not args.no_progress)
+    with bar:
+        for j, mode in enumerate(modes):
+            label = _mode_label(mode)
+            policy = ConstrainedThompsonSampling(
+                args.resources, fairness=FairnessConfig(mode=mode), oracle=args.oracle,
+                seed=args.seed)
+            offset = j * args.rounds
+            t0 = time.perf_counter()
+            df = simulate(policy, env, args.rounds, seed=args.seed, metrics_every=10,
+                          progress=lambda done, offset=offset: bar.update(offset + done))
+            wall = time.perf_counter() - t0
+            frames[label] = df
+            s = summarize(df)
+            df.to_csv(out / f"rounds_{label.replace('=', '')}.csv", index=False)
+            _, served = policy.utilities("service")
+            s["served_min"] = served.min() / args.rounds
+            s["served_max"] = served.max() / args.rounds
+            rows.append((label, s, wall))
     header = (f"{'fairness':<14}{'reward':>10}{'oracle':>10}{'vs oracle':>11}{'Gini(rew)':>11}"
               f"{'Jain(rew)':>11}{'Jain(serv)':>12}{'served min-max':>16}{'utilization':>18}"
               f"{'solve ms':>10}"
@@ -88,27 +215,55 @@ def _demo(args) -> int:
     return 0
 
 
+def _demo_parser(sub) -> argparse.ArgumentParser:
+    d = sub.add_parser("demo", help="run the demo simulation and write a plot",
+                       description="In-process simulation: utilitarian vs a fairness rule on a "
+                       "synthetic environment; prints a summary, writes CSVs and a plot.",
+                       formatter_class=HelpFormatter)
+    d.add_argument("--agents", type=positive_int, default=50, help="number of agents (>= 1)")
+    d.add_argument("--resources", type=positive_int, default=3,
+                   help="number of resource types (>= 1)")
+    d.add_argument("--rounds", type=positive_int, default=2000,
+                   help="rounds per policy (>= 1)")
+    d.add_argument("--tightness", type=finite_nonneg_float, default=0.3,
+                   help="budget as a fraction of the total request (finite, >= 0)")
+    d.add_argument("--fairness", type=fairness, default="proportional",
+                   help="none, proportional, maxmin, or a number 0 <= alpha <= 100; compared "
+                   "with none (utilitarian)")
+    d.add_argument("--oracle", default="fast", choices=("fast", "auto", "exact"),
+                   help="the policy's allocation oracle")
+    d.add_argument("--seed", type=nonneg_int, default=0, help="random seed (>= 0)")
+    d.add_argument("--out", default="out/demo",
+                   help="output folder for CSVs and demo.png (created if missing)")
+    d.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    return d
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="librex-alloc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="run the demo simulation and write a plot")
-    d.add_argument("--agents", type=int, default=50)
-    d.add_argument("--resources", type=int, default=3)
-    d.add_argument("--rounds", type=int, default=2000)
-    d.add_argument("--tightness", type=float, default=0.3)
-    d.add_argument("--fairness", default="proportional")
-    d.add_argument("--oracle", default="fast", choices=("fast", "auto", "exact"))
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--out", default="out/demo")
-    b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("which", choices=("oracle",))
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    """Entry point of ``librex-alloc``; returns the exit code (usage errors exit 2)."""
+    parser = argparse.ArgumentParser(
+        prog="librex-alloc", formatter_class=HelpFormatter,
+        description="Constrained Thompson sampling for multi-agent resource allocation: "
+        "'demo' runs an in-process simulation, 'bench oracle' the oracle benchmark.")
+    parser.add_argument("--version", action="version", version=f"librex-alloc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
+    demo = _demo_parser(sub)
+    b = sub.add_parser("bench", help="benchmarks: 'bench oracle --help' lists the options",
+                       description="Benchmarks. 'librex-alloc bench oracle --help' lists the "
+                       "oracle benchmark's options.", formatter_class=HelpFormatter)
+    b.add_argument("which", choices=("oracle",), help="which benchmark")
+    b.add_argument("rest", nargs=argparse.REMAINDER,
+                   help="options of the benchmark (see 'bench oracle --help')")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _demo(args)
-    from librex_alloc import bench
+        out = prepare_out_dir(demo, args.out)
+        try:
+            return _demo(args, out)
+        except LibrexError as exc:  # a value the type checks above let through
+            demo.error(str(exc))
+    from librex_alloc.evaluation import oracle_bench
 
-    return int(bench.main(args.rest) or 0)
+    return int(oracle_bench.main(args.rest) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

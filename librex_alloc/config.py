@@ -46,6 +46,8 @@ class PolicyConfig:
     alias of "bernoulli"). prior: keyword arguments of the posterior (alpha_prior/beta_prior,
     or mu_prior/kappa_prior/a_prior/b_prior). discount: γ ∈ (0, 1] per round.
     max_pending_rounds: rounds whose outcomes are still accepted. seed: int ≥ 0 or None.
+    params: policy-specific hyper-parameters (str keys; numbers, strings, bools or None),
+    checked by the policy class that is built from the config.
     """
 
     n_resources: int
@@ -58,6 +60,7 @@ class PolicyConfig:
     discount: float = 1.0
     max_pending_rounds: int = 1000
     seed: int | None = None
+    params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self):
         put = object.__setattr__
@@ -96,6 +99,15 @@ class PolicyConfig:
                                              MAX_PENDING_ROUNDS))
         if self.seed is not None:
             put(self, "seed", _int(self.seed, "seed", 0, 2**63 - 1))
+        params = self.params if self.params is not None else {}
+        if not hasattr(params, "items") or not all(
+                isinstance(k, str) and (v is None or type(v) in (bool, int, float, str))
+                for k, v in params.items()):
+            raise InvalidConfigError(f"params: expected a dict of str keys and plain values "
+                                     f"(numbers, strings, bools, None), got {params!r}")
+        if any(type(v) is float and not math.isfinite(v) for v in params.values()):
+            raise InvalidConfigError("params: numbers must be finite")
+        put(self, "params", MappingProxyType(dict(params)))
 
     # -- conversions ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -103,6 +115,7 @@ class PolicyConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["fairness"] = self.fairness.to_dict()
         out["prior"] = dict(self.prior)
+        out["params"] = dict(self.params)
         return out
 
     @classmethod

@@ -5,9 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from librex_alloc.bench import COLUMNS, METHODS, format_table, main, make_instance, oracle_benchmark
+from librex_alloc.evaluation.oracle_bench import (
+    COLUMNS,
+    METHODS,
+    count_cells,
+    format_table,
+    main,
+    make_instance,
+    oracle_benchmark,
+)
+from librex_alloc.evaluation.reference import solve_scip_reference
 from librex_alloc.oracles import solve
-from librex_alloc.oracles.reference import solve_scip_reference
 
 
 def test_make_instance_is_deterministic_and_documented():
@@ -23,10 +31,22 @@ def test_make_instance_is_deterministic_and_documented():
     np.testing.assert_array_equal(b3, np.round(b3, 2))
 
 
+PROGRESS: list[int] = []
+
+
 @pytest.fixture(scope="module")
 def table():
+    PROGRESS.clear()
     return oracle_benchmark(ns=(10, 60, 1500), ks=(2, 3), repeats=1, exact_time_limit=0.5,
-                            scip_max_n=100, scip_time_limit=5.0, warm_up=False)
+                            scip_max_n=100, scip_time_limit=5.0, warm_up=False,
+                            progress=PROGRESS.append)
+
+
+def test_progress_reaches_the_cell_count(table):
+    total = count_cells((10, 60, 1500), (2, 3), 1)
+    assert total == 3 * 2 * len(METHODS)
+    assert PROGRESS == sorted(PROGRESS) and PROGRESS[-1] == total
+    assert len(PROGRESS) == 3 * 2  # one call per (n, K, instance), every method counted
 
 
 def test_table_shape(table):
@@ -77,7 +97,9 @@ def test_main_writes_csv(tmp_path, capsys):
     out = tmp_path / "bench.csv"
     assert main(["--quick", "--ns", "10,2000", "--ks", "2", "--repeats", "1", "--out",
                  str(out)]) == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
+    assert "oracle bench 100%" in captured.err  # progress on stderr (log style: not a TTY)
     assert "| method" in text.replace("  ", " ") or "method" in text
     import pandas as pd
 

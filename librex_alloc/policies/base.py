@@ -92,17 +92,18 @@ class AllocationPolicy(ABC):
                  time_limit: float | None = None, divisible: bool = False,
                  reward_family: str = "bernoulli", prior: dict | None = None,
                  discount: float = 1.0, max_pending_rounds: int = 1000, seed: int | None = None,
-                 config: PolicyConfig | None = None):
+                 params: dict | None = None, config: PolicyConfig | None = None):
         if config is None:
             config = PolicyConfig(n_resources, fairness=fairness, oracle=oracle,
                                   time_limit=time_limit, divisible=divisible,
                                   reward_family=reward_family, prior=prior or {},
                                   discount=discount, max_pending_rounds=max_pending_rounds,
-                                  seed=seed)
+                                  seed=seed, params=params or {})
         elif not isinstance(config, PolicyConfig):
             raise InvalidConfigError(f"config: expected a PolicyConfig, got {type(config)!r}")
         elif n_resources is not None and n_resources != config.n_resources:
             raise InvalidConfigError("n_resources disagrees with config.n_resources")
+        self.params = self._check_params(dict(config.params))
         self.config = config
         self._reset_state()
 
@@ -125,6 +126,19 @@ class AllocationPolicy(ABC):
         policy = cls(config=config)
         policy.set_state(state)
         return policy
+
+    #: Policy-specific hyper-parameters (``config.params``) and their defaults.
+    PARAMS: dict = {}
+
+    @classmethod
+    def _check_params(cls, params: dict) -> dict:
+        """Validate ``config.params`` for this policy; returns them with defaults filled in.
+        The base accepts exactly the keys of :attr:`PARAMS` (subclasses check the values)."""
+        unknown = set(params) - set(cls.PARAMS)
+        if unknown:
+            raise InvalidConfigError(f"{cls.name}: unknown params {sorted(unknown)}; expected "
+                                     f"a subset of {sorted(cls.PARAMS)}")
+        return {**cls.PARAMS, **params}
 
     def _reset_state(self) -> None:
         cfg = self.config

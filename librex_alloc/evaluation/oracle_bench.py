@@ -7,23 +7,32 @@ call (validation and model building included), the mean and max relative gap to 
 instance (a valid upper bound, so every gap is ≥ 0), and the fraction of instances whose answer
 is *proved* optimal (status ``"optimal"``). Expensive cells are capped and say so in ``note``.
 
-Run ``python -m librex_alloc.bench --help`` (or ``librex-alloc bench oracle``). The default run
-takes a few minutes on a 2-core machine; ``--quick`` (n ≤ 1000, 2 repeats, short time limits)
-is a smoke test.
+Run ``python -m librex_alloc.evaluation.oracle_bench --help`` (or ``librex-alloc bench
+oracle``). The default run takes a few minutes on a 2-core machine; ``--quick`` (n ≤ 1000,
+2 repeats, short time limits) is a smoke test.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from librex_alloc.cli import (
+    HelpFormatter,
+    finite_positive_float,
+    nonneg_int,
+    positive_int,
+    positive_int_list,
+)
+from librex_alloc.evaluation.reference import solve_scip_reference
 from librex_alloc.oracles import solve
-from librex_alloc.oracles.reference import solve_scip_reference
+from librex_alloc.progress import Progress
 
 METHODS = ("exact", "fast", "auto", "scip-reference")
 DEFAULT_NS = (10, 100, 1000, 10_000, 100_000)
@@ -92,7 +101,8 @@ def oracle_benchmark(ns: Sequence[int] = DEFAULT_NS, ks: Sequence[int] = DEFAULT
                      exact_time_limit: float = 5.0, exact_large_time_limit: float = 1.0,
                      exact_large_repeats: int = 2, auto_time_limit: float | None = None,
                      scip_max_n: int = 1000, scip_time_limit: float = 10.0,
-                     decimals: int | None = None, warm_up: bool = True) -> pd.DataFrame:
+                     decimals: int | None = None, warm_up: bool = True,
+                     progress: Callable[[int], object] | None = None) -> pd.DataFrame:
     """Benchmark the oracles; one row per (n, K, method), columns :data:`COLUMNS`.
 
     ``repeats`` instances per (n, K) (seeds ``seed + r``). ``exact`` runs with CP-SAT's
@@ -100,11 +110,14 @@ def oracle_benchmark(ns: Sequence[int] = DEFAULT_NS, ks: Sequence[int] = DEFAULT
     ``exact_large_repeats`` instances when n ≥ :data:`LARGE_N`); ``auto`` with
     ``auto_time_limit`` (None: the library default); the SCIP reference only for
     n ≤ ``scip_max_n``, with the wall-clock ``scip_time_limit``. Gaps are relative to the LP
-    bound returned by ``fast`` on the same instance, in percent.
+    bound returned by ``fast`` on the same instance, in percent. ``progress``, if given, is
+    called with the number of (n, K, method, instance) cells done so far, out of
+    :func:`count_cells` (a method skipped on an instance counts as done).
     """
     if warm_up:
         _warm_up()
     rows = []
+    done = 0
     for n in ns:
         for k in ks:
             large = n >= LARGE_N
@@ -145,6 +158,9 @@ def oracle_benchmark(ns: Sequence[int] = DEFAULT_NS, ks: Sequence[int] = DEFAULT
                 for m, res in results.items():
                     acc[m]["gap"].append((lp - res.objective) / abs(lp) if lp else 0.0)
                     acc[m]["proved"].append(res.status == "optimal")
+                done += len(METHODS)
+                if progress is not None:
+                    progress(done)
             notes = {
                 "fast": [f"LP not converged in {lp_nc}/{repeats}" if lp_nc else ""],
                 "auto": [f"CP-SAT ran in {auto_cpsat}/{repeats}" if auto_cpsat else "",
@@ -165,6 +181,12 @@ def oracle_benchmark(ns: Sequence[int] = DEFAULT_NS, ks: Sequence[int] = DEFAULT
                 rows.append(_cell(n, k, m, acc[m]["t"], acc[m]["gap"], acc[m]["proved"],
                                   notes[m]))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def count_cells(ns: Sequence[int], ks: Sequence[int], repeats: int) -> int:
+    """Number of (n, K, method, instance) cells of :func:`oracle_benchmark` (its progress
+    total)."""
+    return len(ns) * len(ks) * len(METHODS) * repeats
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -195,49 +217,72 @@ def format_table(df: pd.DataFrame) -> str:
     return "\n".join([line(head), sep, *(line(b) for b in body)])
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
+def _check_out_file(parser: argparse.ArgumentParser, path: str) -> None:
+    """Usage error (exit 2) unless ``path`` can be written: its folder is created if missing
+    and must be writable; ``path`` must not be a folder."""
+    if os.path.isdir(path):
+        parser.error(f"--out {path!r}: is a folder, expected a CSV file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out {path!r}: cannot create folder {folder!r} ({exc.strerror or exc})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        parser.error(f"--out {path!r}: folder {folder!r} is not writable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m librex_alloc.bench [--quick] [--ns ...] [--out PATH]``."""
+    """Command line: ``python -m librex_alloc.evaluation.oracle_bench [--quick] [--ns ...]
+    [--out PATH]``. Bad values are usage errors (exit 2)."""
     p = argparse.ArgumentParser(prog="librex-alloc bench oracle", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--ns", type=_ints, default=None,
-                   help="comma-separated agent counts (default 10,100,1000,10000,100000)")
-    p.add_argument("--ks", type=_ints, default=None, help="comma-separated K (default 3,10)")
-    p.add_argument("--repeats", type=int, default=None, help="instances per (n, K) (default 5)")
-    p.add_argument("--tau", type=float, default=0.3, help="budget / total request")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--exact-time-limit", type=float, default=None,
-                   help="CP-SAT deterministic time limit for exact, n < 10000 (default 5)")
-    p.add_argument("--exact-large-time-limit", type=float, default=None,
-                   help="the same for n ≥ 10000 (default 1)")
-    p.add_argument("--exact-large-repeats", type=int, default=2,
-                   help="instances exact runs on when n ≥ 10000")
-    p.add_argument("--scip-max-n", type=int, default=1000, help="largest n for the SCIP model")
-    p.add_argument("--scip-time-limit", type=float, default=None,
-                   help="SCIP wall-clock limit in seconds (default 10)")
-    p.add_argument("--decimals", type=int, default=None,
+        "\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--ns", type=positive_int_list, default=None,
+                   help="comma-separated agent counts >= 1 (default: 10,100,1000,10000,100000)")
+    p.add_argument("--ks", type=positive_int_list, default=None,
+                   help="comma-separated resource counts K >= 1 (default: 3,10)")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help="instances per (n, K), >= 1 (default: 5; 2 with --quick)")
+    p.add_argument("--tau", type=finite_positive_float, default=0.3,
+                   help="budget / total request (> 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the first instance")
+    p.add_argument("--exact-time-limit", type=finite_positive_float, default=None,
+                   help="CP-SAT deterministic time limit for exact, n < 10000 (default: 5; "
+                   "1 with --quick)")
+    p.add_argument("--exact-large-time-limit", type=finite_positive_float, default=1.0,
+                   help="the same for n >= 10000")
+    p.add_argument("--exact-large-repeats", type=positive_int, default=2,
+                   help="instances exact runs on when n >= 10000")
+    p.add_argument("--scip-max-n", type=nonneg_int, default=1000,
+                   help="largest n for the SCIP model")
+    p.add_argument("--scip-time-limit", type=finite_positive_float, default=None,
+                   help="SCIP wall-clock limit in seconds (default: 10; 2 with --quick)")
+    p.add_argument("--decimals", type=nonneg_int, default=None,
                    help="round values, requests and budget to this many decimals "
-                   "(exact CP-SAT scaling)")
+                   "(exact CP-SAT scaling; default: full float64 data)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: n ≤ 1000, 2 repeats, time limits 1 s (exact) / 2 s (SCIP)")
-    p.add_argument("--out", default=None, help="also write the table as CSV to this path")
+                   help="smoke test: n <= 1000, 2 repeats, time limits 1 s (exact) / 2 s (SCIP)")
+    p.add_argument("--out", default=None,
+                   help="also write the table as CSV to this path (default: no CSV)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     a = p.parse_args(argv)
+    if a.out:
+        _check_out_file(p, a.out)
     ns = a.ns or list(DEFAULT_NS)
     if a.quick:
         ns = [n for n in ns if n <= 1000] or [min(ns)]
     quick = a.quick
+    ks = a.ks or list(DEFAULT_KS)
+    repeats = a.repeats or (2 if quick else 5)
     kwargs = dict(
-        ns=ns, ks=a.ks or list(DEFAULT_KS),
-        repeats=a.repeats or (2 if quick else 5), tau=a.tau, seed=a.seed,
+        ns=ns, ks=ks, repeats=repeats, tau=a.tau, seed=a.seed,
         exact_time_limit=a.exact_time_limit or (1.0 if quick else 5.0),
-        exact_large_time_limit=a.exact_large_time_limit or 1.0,
+        exact_large_time_limit=a.exact_large_time_limit,
         exact_large_repeats=a.exact_large_repeats, scip_max_n=a.scip_max_n,
         scip_time_limit=a.scip_time_limit or (2.0 if quick else 10.0), decimals=a.decimals)
     t0 = time.perf_counter()
-    df = oracle_benchmark(**kwargs)
+    with Progress(count_cells(ns, ks, repeats), "oracle bench", unit="cells",
+                  enabled=not a.no_progress) as bar:
+        df = oracle_benchmark(**kwargs, progress=bar)
     print(format_table(df))
     print(f"\ntotal {time.perf_counter() - t0:.1f} s")
     if a.out:
