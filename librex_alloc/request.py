@@ -39,8 +39,12 @@ class RoundRequest:
 
     agent_ids: N hashable ids, one per option row (an id repeats for several options).
     options: (N,) int64 option index of each row (distinct per agent, 0 ≤ o < 1024).
-    requests: (N, K) float64 ≥ 0, resource units. budget: (K,) float64 ≥ 0, same units.
-    Build it with :meth:`build`, which validates; ``codes``/``uniques`` are the factorized ids.
+    requests: (N, K) float64 ≥ 0, resource units. budget: (K,) float64 ≥ 0, same units: the
+    hard cap of this round. pace: (K,) float64 ≥ 0 or None: in horizon-budget mode (one budget
+    for a whole run), the spend per round that would exhaust it exactly at the horizon (the
+    remaining budget over the remaining rounds); pacing policies steer their spend towards it,
+    the others ignore it. Build it with :meth:`build`, which validates; ``codes``/``uniques``
+    are the factorized ids.
     """
 
     agent_ids: list
@@ -49,10 +53,11 @@ class RoundRequest:
     budget: np.ndarray
     codes: np.ndarray = field(repr=False, compare=False, default=None)
     uniques: list = field(repr=False, compare=False, default=None)
+    pace: np.ndarray | None = None
 
     @classmethod
     def build(cls, agent_ids, requests, budget, options=None, *,
-              n_resources: int | None = None) -> RoundRequest:
+              n_resources: int | None = None, pace=None) -> RoundRequest:
         """Validated request; raises :class:`InvalidInputError` (a ``LibrexError``).
 
         n_resources: K expected by the caller (default: the budget's length).
@@ -73,11 +78,13 @@ class RoundRequest:
             check_options(options)
             if n and len(np.unique(codes * (int(options.max()) + 1) + options)) != n:
                 raise InvalidInputError("options: an (agent, option) pair appears twice")
-        return cls(ids, options, np.ascontiguousarray(requests), budget, codes, uniques)
+        if pace is not None:
+            pace = as_float_array(pace, "pace", shape=(k,), nonnegative=True)
+        return cls(ids, options, np.ascontiguousarray(requests), budget, codes, uniques, pace)
 
     @classmethod
     def concat(cls, parts: Sequence[RoundRequest], budget, *,
-               n_resources: int | None = None) -> RoundRequest:
+               n_resources: int | None = None, pace=None) -> RoundRequest:
         """One round from several submissions (e.g. one per shard) and the round's budget.
 
         An agent may appear in only one part (its options must arrive together)."""
@@ -87,7 +94,7 @@ class RoundRequest:
         ids = [a for p in parts for a in p.agent_ids]
         req = np.vstack([p.requests for p in parts]) if parts else np.zeros((0, k))
         opts = np.concatenate([p.options for p in parts]) if parts else np.zeros(0, np.int64)
-        return cls.build(ids, req, budget, opts, n_resources=k)
+        return cls.build(ids, req, budget, opts, n_resources=k, pace=pace)
 
     @property
     def n_rows(self) -> int:

@@ -8,7 +8,10 @@ applied once. Every public method validates all of its input before it changes a
 
 Subclasses supply :meth:`AllocationPolicy._index` (the per-row value fed to the oracle: a
 Thompson sample, a UCB index, a posterior mean...) and may override :meth:`_decide` (for
-policies that do not use the knapsack oracle) or :meth:`_learn`.
+policies that do not use the knapsack oracle) or :meth:`_learn` (then ``observe_one`` routes
+through ``_learn`` too). ``self.current_request`` is the round being decided. Extra learned
+state goes through ``_extra_state`` / ``_check_extra_state`` / ``_set_extra_state``; extra
+hyper-parameters through :attr:`AllocationPolicy.PARAMS` and ``config.params``.
 
 Configuration and learned state are separate: ``policy.config`` is a frozen
 :class:`~librex_alloc.config.PolicyConfig`; :meth:`get_state` / :meth:`set_state` carry the
@@ -141,6 +144,7 @@ class AllocationPolicy(ABC):
         return {**cls.PARAMS, **params}
 
     def _reset_state(self) -> None:
+        self.current_request: RoundRequest | None = None
         cfg = self.config
         self.posterior = make_posterior(cfg.reward_family, discount=cfg.discount, **cfg.prior)
         self.registry = AgentRegistry()
@@ -180,7 +184,9 @@ class AllocationPolicy(ABC):
             raise InvalidInputError(f"request: expected a RoundRequest, got {type(request)!r}")
         if request.codes is None or request.n_resources != self.n_resources:
             request = RoundRequest.build(request.agent_ids, request.requests, request.budget,
-                                         request.options, n_resources=self.n_resources)
+                                         request.options, n_resources=self.n_resources,
+                                         pace=request.pace)
+        self.current_request = request  # for hooks that need more than the arrays
         agent_slots = self.registry.lookup(request.uniques)[request.codes]
         arm_slots = self.registry.arms_of(agent_slots, request.options)
         joining = bool(np.any(arm_slots < 0))  # new agents or new options
