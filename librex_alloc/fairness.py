@@ -21,6 +21,18 @@ proportional fairness (``"proportional"``, Mo & Walrand 2000; Stolyar 2005), lar
 approaches max-min (``"maxmin"``). The α-weights are computed in log space and normalized so
 the largest among the round's requesters is 1; this keeps large α finite and, for the pure
 α-fair rule, does not change the oracle's answer (a positive rescaling of all values).
+
+A bound on the price of fairness, ``max_reward_loss = ε`` (Neely's drift-plus-penalty): the
+time-averaged reward of the choices, measured on the round's samples θ̃, stays ≥ (1 − ε) of
+what the utilitarian choice on the same samples earns. A virtual queue
+``Z ← [Z + (1 − ε)·R*_t − R_t]_+`` (``R*_t`` the utilitarian optimum of θ̃, ``R_t`` what the
+chosen set earns on θ̃) mixes the fair values with the samples::
+
+    v = fair' + Z / (V · R̄*) · θ̃
+
+where ``fair'`` are the fair values rescaled to the samples' magnitude, ``R̄*`` the running mean
+of ``R*`` (so ``V = reward_loss_v`` is dimensionless: larger V, slower correction). ``Σ_t R_t ≥
+(1 − ε) Σ_t R*_t − Z_T``; ε = 0 is the utilitarian rule, ε = 1 the plain fairness rule.
 """
 
 from __future__ import annotations
@@ -59,6 +71,8 @@ class FairnessConfig:
     epsilon: float = 1e-3
     min_share: float = 0.0
     eta: float = 1.0
+    max_reward_loss: float | None = None
+    reward_loss_v: float = 1.0
 
     def __post_init__(self):
         mode = self.mode
@@ -88,6 +102,11 @@ class FairnessConfig:
         object.__setattr__(self, "min_share", check_scalar(self.min_share, "min_share", low=0.0,
                                                            high=1.0))
         object.__setattr__(self, "eta", check_scalar(self.eta, "eta", low=0.0, high=1e12))
+        if self.max_reward_loss is not None:
+            object.__setattr__(self, "max_reward_loss", check_scalar(
+                self.max_reward_loss, "max_reward_loss", low=0.0, high=1.0))
+        object.__setattr__(self, "reward_loss_v", check_scalar(
+            self.reward_loss_v, "reward_loss_v", low=1e-6, high=1e6))
 
     @property
     def alpha_value(self) -> float:
@@ -125,6 +144,8 @@ class FairnessState:
         self.config = config
         for name in self.FIELDS:
             setattr(self, name, np.zeros(0))
+        #: reward-loss bound: [Z, Σ R*, Σ R, rounds] (see the module docstring)
+        self.reward_loss = np.zeros(4)
 
     @property
     def n_slots(self) -> int:
@@ -172,6 +193,33 @@ class FairnessState:
         if np.any(self.min_share[agent_slots] > 0):
             v = self.queue[agent_slots] + cfg.eta * v
         return v * self.weight[agent_slots]
+
+    def mix_reward_loss(self, fair: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Values under the reward-loss bound: ``fair' + Z / (V · R̄*) · θ̃`` (module doc);
+        ``fair`` itself when no bound is set, ``θ̃`` when ε = 0."""
+        eps = self.config.max_reward_loss
+        if eps is None:
+            return fair
+        if eps == 0.0:
+            return theta.astype(np.float64, copy=True)
+        z, r_star_sum, _, rounds = self.reward_loss
+        top_fair = float(np.max(np.abs(fair))) if len(fair) else 0.0
+        top_theta = float(np.max(np.abs(theta))) if len(theta) else 0.0
+        v = fair * (top_theta / top_fair) if top_fair > 0 and top_theta > 0 else fair.copy()
+        ref = r_star_sum / rounds if rounds else 0.0
+        if z > 0 and ref > 0:
+            v = v + (z / (self.config.reward_loss_v * ref)) * theta
+        return v
+
+    def record_reward_loss(self, r_star: float, r: float) -> None:
+        """One round of the bound: the utilitarian optimum ``r_star`` and what the choice earned
+        ``r``, both on the round's samples."""
+        eps = self.config.max_reward_loss
+        loss = self.reward_loss
+        loss[0] = max(loss[0] + (1.0 - eps) * r_star - r, 0.0)
+        loss[1] += r_star
+        loss[2] += r
+        loss[3] += 1.0
 
     # -- bookkeeping ------------------------------------------------------------------------
     def record_allocation(self, agent_slots: np.ndarray, fractions: np.ndarray,
@@ -234,12 +282,19 @@ class FairnessState:
             f"utility: expected 'reward', 'service' or 'utility', got {kind!r}")
 
     def get_state(self) -> dict:
-        return {name: getattr(self, name).copy() for name in self.FIELDS}
+        state = {name: getattr(self, name).copy() for name in self.FIELDS}
+        state["reward_loss"] = self.reward_loss.copy()
+        return state
 
     def set_state(self, state: dict, n_slots: int | None = None) -> None:
         """Restore :meth:`get_state`'s arrays (copies), all checked first; ``n_slots``: the
         expected length. Raises :class:`StateError` and changes nothing on a bad state."""
-        expect_keys(state, self.FIELDS, "fairness")
+        expect_keys(state, (*self.FIELDS, "reward_loss"), "fairness")
+        loss = state_array(state["reward_loss"], "fairness.reward_loss", length=4)
+        if loss[0] < 0 or loss[3] < 0 or loss[3] != np.round(loss[3]) or \
+                (self.config.max_reward_loss is None and np.any(loss != 0)):
+            raise StateError("fairness.reward_loss: expected [Z ≥ 0, Σ R*, Σ R, rounds ≥ 0], "
+                             "all 0 without a reward-loss bound")
         nonneg = self.config.utility != "reward"
         bounds = {"active": (0.0, None), "served": (0.0, None), "queue": (0.0, None),
                   "min_share": (0.0, 1.0), "weight": (MIN_WEIGHT, MAX_WEIGHT),
@@ -256,3 +311,4 @@ class FairnessState:
             raise StateError("fairness: an agent served in more rounds than it requested")
         for name, arr in arrays.items():
             setattr(self, name, arr)
+        self.reward_loss = loss

@@ -199,6 +199,12 @@ class AllocationPolicy(ABC):
             self.posterior.decay()
             index = self._index(arm_slots)
             values = self.fairness.values(index, agent_slots)
+            bound = self.fairness_config.max_reward_loss
+            r_star = None
+            if bound is not None and bound > 0:  # the utilitarian choice on the same samples
+                r_star = self._decide(index, request.requests, request.budget, agent_slots,
+                                      index).objective
+            values = self.fairness.mix_reward_loss(values, index)
             if not np.all(np.isfinite(values)):  # pragma: no cover - guarded by the configs
                 raise InvalidInputError("oracle values are not finite")
             result = self._decide(values, request.requests, request.budget, agent_slots, index)
@@ -210,6 +216,9 @@ class AllocationPolicy(ABC):
         rnd = self.round
         self.fairness.record_allocation(agent_slots, fractions, request.requests,
                                         request.budget)
+        if bound is not None:
+            earned = float(index @ fractions)
+            self.fairness.record_reward_loss(earned if r_star is None else r_star, earned)
         rows = np.nonzero(fractions > 0)[0]
         self.ledger.record(rnd, agent_slots[rows], arm_slots[rows], fractions[rows])
         return Allocation(rnd, request.agent_ids, request.options, request.requests,
