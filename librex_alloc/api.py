@@ -181,15 +181,22 @@ class LibrexAlloc:
             return self.policy.observe_one(rnd, agent_id, success=s)
         return self.policy.observe_one(rnd, agent_id, outcome["reward"])
 
-    def compute_fairness_metrics(self, utility: str = "service") -> dict:
-        """Fairness of the cumulative ``utility`` vector over all registered agents.
+    def compute_fairness_metrics(self, utility: str | None = None) -> dict:
+        """Fairness of a cumulative utility vector over all registered agents.
 
-        utility: "service" (rounds allocated, the design's allocation counts), "reward"
-        (realized reward) or "utility" (the vector the fairness rule targets).
+        utility: None (default) measures the vector the fairness rule equalizes (its
+        ``utility`` setting: realized reward unless configured otherwise), so the preset and
+        the metric agree; or "service" (rounds allocated, the design's allocation counts),
+        "reward" (realized reward, negatives counted as 0) or "utility".
         Returns gini, jain, allocation_variance, min_allocation_ratio, sum_log_utility,
-        max_min_share_violation, rounds.
+        max_min_share_violation, rounds, and the utility measured.
         """
+        if utility is None:
+            rule = self.policy.fairness_config.utility
+            utility = "utility" if rule == "share" else rule
         _, x = self.policy.utilities(utility)
+        if utility != "service":
+            x = np.maximum(x, 0.0)
         f = self.policy.fairness
         slots = self.policy.registry.live_agent_slots()
         return {

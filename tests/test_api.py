@@ -14,6 +14,7 @@ from librex_alloc import (
     ResourceManager,
     StateError,
     UnknownAgentError,
+    metrics,
 )
 from librex_alloc.checkpoint import save_state
 from tests.conftest import assert_state_equal
@@ -184,3 +185,22 @@ def test_per_agent_min_share_and_weights_through_the_api():
     with pytest.raises(InvalidInputError):  # a new id with a bad value is not registered
         alloc.set_weights({"newcomer": -1.0})
     assert_state_equal(before, alloc.get_state())
+
+
+def test_fairness_metrics_measure_what_the_rule_equalizes_by_default():
+    """Issue 7.2: the α-fair rule equalizes realized reward by default; the metrics report the
+    same vector by default (service counts only when asked)."""
+    rng = np.random.default_rng(0)
+    for utility in ("reward", "service"):
+        alloc = LibrexAlloc(n_agents=4, n_resource_types=1, fairness_mode="maxmin",
+                            utility=utility, seed=1)
+        for _ in range(60):
+            for agent, vec in alloc.allocate({i: [1.0] for i in range(4)}, [2.0]).items():
+                if vec.any():
+                    alloc.update(agent, {"reward": float(rng.uniform(0.2 * agent, 0.2 * agent
+                                                                       + 0.2))})
+        m = alloc.compute_fairness_metrics()
+        assert m["utility"] == utility
+        _, x = alloc.policy.utilities(utility)
+        assert m["gini"] == pytest.approx(metrics.gini(x))
+        assert alloc.compute_fairness_metrics("service")["utility"] == "service"
