@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from librex_alloc.errors import InvalidConfigError
+from librex_alloc.evaluation import design  # noqa: F401  (registers the "design" policy)
 from librex_alloc.policies import POLICIES, make_policy
 from librex_alloc.simulation import simulate, summarize
 
