@@ -249,11 +249,13 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
     demo = _demo_parser(sub)
     b = sub.add_parser("bench", help="benchmarks: 'bench oracle --help' lists the options",
-                       description="Benchmarks. 'librex-alloc bench oracle --help' lists the "
-                       "oracle benchmark's options.", formatter_class=HelpFormatter)
-    b.add_argument("which", choices=("oracle",), help="which benchmark")
+                       description="Benchmarks: 'oracle' (the per-round oracles), 'round' (a "
+                       "whole round through the original and the batch API). 'librex-alloc "
+                       "bench WHICH --help' lists a benchmark's options.",
+                       formatter_class=HelpFormatter)
+    b.add_argument("which", choices=("oracle", "round"), help="which benchmark")
     b.add_argument("rest", nargs=argparse.REMAINDER,
-                   help="options of the benchmark (see 'bench oracle --help')")
+                   help="options of the benchmark (see 'bench WHICH --help')")
     args = parser.parse_args(argv)
     if args.command == "demo":
         out = prepare_out_dir(demo, args.out)
@@ -261,6 +263,10 @@ def main(argv=None) -> int:
             return _demo(args, out)
         except LibrexError as exc:  # a value the type checks above let through
             demo.error(str(exc))
+    if args.which == "round":
+        from librex_alloc.evaluation import round_bench
+
+        return int(round_bench.main(args.rest) or 0)
     from librex_alloc.evaluation import oracle_bench
 
     return int(oracle_bench.main(args.rest) or 0)

@@ -106,3 +106,17 @@ def test_main_writes_csv(tmp_path, capsys):
     df = pd.read_csv(out)
     assert set(df["n"]) == {10}  # --quick drops n > 1000
     assert len(df) == len(METHODS)
+
+
+def test_round_benchmark_runs_both_apis_on_the_same_instances(capsys):
+    from librex_alloc.cli import main
+
+    assert main(["bench", "round", "--ns", "8", "--rounds", "2", "--instances", "synthetic",
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    for what in ("| synthetic | 8 | 3 | fast | original |", "| synthetic | 8 | 3 | fast | batch |",
+                 "| synthetic | 8 | 3 | exact | batch |", "scip-reference"):
+        assert what in text
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "round", "--instances", "nowhere"])
+    assert err.value.code == 2

@@ -1,0 +1,208 @@
+"""Round benchmark: the time of one whole round and the oracles' objectives, side by side.
+
+For each instance (n agents, K resources) and each oracle method, ``rounds`` rounds are played
+through two interfaces on identical instances and seeds:
+
+- ``original``: the design's per-agent API, ``LibrexAlloc.allocate({id: request}, budget)``
+  then one ``LibrexAlloc.update(id, {"reward": r})`` per allocated agent;
+- ``batch``: ``allocate_batch(ids, requests, budget)`` then one ``observe(round, ids,
+  rewards=...)``.
+
+Per cell the table reports the median time per round split into ``allocate`` (the call,
+oracle included), ``oracle`` (the oracle's own solve time) and ``updates`` (all outcome
+reports of the round), and ``per update`` (µs per reported agent). Separately, on the
+policy's own value vectors of those rounds, every method (and the original design's SCIP
+model where feasible) solves the same problem; ``objective`` is its mean objective relative
+to the best answer of any method on the same values.
+
+Instances: ``synthetic`` (values from Thompson sampling, requests U(1, 10) per resource,
+budget τ = 0.25 of the total request) and, when the trace is available, ``alibaba`` (tenants
+built from the Alibaba GPU trace's pods, in the trace's real mixed units; see
+:func:`alibaba_instance`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from librex_alloc.api import LibrexAlloc
+from librex_alloc.oracles import solve
+
+METHODS = ("fast", "auto", "exact")
+DEFAULT_NS = (10, 100, 1000, 10_000)
+#: the design's SCIP model runs only up to this n (it takes seconds beyond)
+SCIP_MAX_N = 1000
+#: exact runs only up to this n in the timed rounds (it hits its time limit beyond)
+EXACT_MAX_N = 1000
+
+
+def synthetic_instance(n: int, k: int = 3, tau: float = 0.25, seed: int = 0):
+    """(requests (n, k), budget (k,), means (n,)): requests U(1, 10), means U(0.1, 0.9)."""
+    rng = np.random.default_rng(seed)
+    req = rng.uniform(1.0, 10.0, (n, k))
+    return req, tau * req.sum(axis=0), rng.uniform(0.1, 0.9, n)
+
+
+def alibaba_instance(n: int, tau: float = 0.25, seed: int = 0, path=None):
+    """(requests (n, 5), budget (5,), means (n,)) from the Alibaba GPU trace, or None when the
+    trace is not available. Resources in the trace's units: cpu_milli, memory_mib, num_gpu,
+    gpu_milli (per GPU; times num_gpu) and the pod count 1; a tenant is one pod sampled with
+    replacement; the budget is τ times the total request; means from the pods' QoS classes
+    (the environment's mapping)."""
+    try:
+        from librex_alloc.environments import AlibabaGpuEnvironment
+    except ImportError:
+        return None
+    try:
+        env = AlibabaGpuEnvironment(n_agents=n, tightness=tau, seed=seed, path=path)
+    except (FileNotFoundError, OSError, TypeError):
+        return None
+    rnd = env.requests(1)
+    req = rnd.request.requests
+    return req, rnd.request.budget, env.expected(rnd.agent_index, rnd.request.options)
+
+
+INSTANCES: dict[str, Callable] = {"synthetic": synthetic_instance, "alibaba": alibaba_instance}
+
+
+def _rounds(n, k, req, budget, mu, method, api, rounds, seed, keep_values):
+    """Play ``rounds`` rounds; returns per-round timings and the value vectors seen."""
+    alloc = LibrexAlloc(n_agents=0, n_resource_types=k, fairness_mode="none", oracle=method,
+                        seed=seed)
+    policy = alloc.policy
+    ids = list(range(n))
+    reqs = {i: req[i] for i in ids}
+    rng = np.random.default_rng(seed + 1)
+    rows, values = [], []
+    for t in range(rounds + 3):
+        t0 = time.perf_counter()
+        if api == "original":
+            alloc.allocate(reqs, budget)
+            a = alloc.last_allocation
+        else:
+            a = policy.allocate_batch(ids, req, budget)
+        t1 = time.perf_counter()
+        got = np.flatnonzero(a.selected)
+        rewards = (rng.random(len(got)) < mu[got]).astype(float)
+        t2 = time.perf_counter()
+        if api == "original":
+            for i, r in zip(got.tolist(), rewards.tolist()):
+                alloc.update(i, {"reward": r})
+        elif len(got):
+            policy.observe(a.round, got.tolist(), rewards=rewards)
+        t3 = time.perf_counter()
+        if t >= 3:  # warm-up rounds are not timed
+            rows.append((t1 - t0, a.oracle.solve_time, t3 - t2, len(got)))
+            if keep_values:
+                values.append(a.values.copy())
+    return rows, values
+
+
+def round_benchmark(ns: Sequence[int] = DEFAULT_NS, k: int = 3, rounds: int = 20,
+                    instances: Sequence[str] = ("synthetic", "alibaba"), seed: int = 0,
+                    progress: Callable[[int], object] | None = None) -> pd.DataFrame:
+    """The benchmark table (one row per instance, n, method and API; see the module doc)."""
+    from librex_alloc.evaluation.reference import solve_scip_reference
+
+    out, done = [], 0
+    for name in instances:
+        for n in ns:
+            inst = INSTANCES[name](n, seed=seed) if name != "synthetic" else \
+                synthetic_instance(n, k, seed=seed)
+            if inst is None:
+                continue
+            req, budget, mu = inst
+            kk = req.shape[1]
+            values_seen: list[np.ndarray] = []
+            for method in METHODS:
+                if method == "exact" and n > EXACT_MAX_N:
+                    continue
+                for api in ("original", "batch"):
+                    keep = method == "fast" and api == "batch"
+                    rows, vals = _rounds(n, kk, req, budget, mu, method, api, rounds, seed,
+                                         keep)
+                    values_seen.extend(vals)
+                    a = np.asarray(rows)
+                    n_upd = max(a[:, 3].sum(), 1)
+                    out.append({"instance": name, "n": n, "K": kk, "method": method,
+                                "api": api, "round_ms": 1e3 * np.median(a[:, 0] + a[:, 2]),
+                                "allocate_ms": 1e3 * np.median(a[:, 0]),
+                                "oracle_ms": 1e3 * np.median(a[:, 1]),
+                                "updates_ms": 1e3 * np.median(a[:, 2]),
+                                "per_update_us": 1e6 * a[:, 2].sum() / n_upd})
+                    done += 1
+                    if progress is not None:
+                        progress(done)
+            # every method on the same value vectors: objective relative to the best
+            objs = {m: [] for m in (*METHODS, "scip-reference")}
+            for v in values_seen:
+                res = {m: solve(v, req, budget, method=m).objective for m in METHODS}
+                if n <= SCIP_MAX_N:
+                    ref = solve_scip_reference(v, req, budget, time_limit=10.0)
+                    if ref.info.get("float_feasible"):
+                        res["scip-reference"] = ref.objective
+                best = max(res.values())
+                for m, o in res.items():
+                    objs[m].append(o / best if best > 0 else 1.0)
+            for row in out:
+                if row["instance"] == name and row["n"] == n:
+                    row["objective_vs_best"] = float(np.mean(objs[row["method"]]))
+            if objs["scip-reference"]:
+                out.append({"instance": name, "n": n, "K": kk, "method": "scip-reference",
+                            "api": "oracle only",
+                            "objective_vs_best": float(np.mean(objs["scip-reference"]))})
+    return pd.DataFrame(out)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    cols = ["instance", "n", "K", "method", "api", "round_ms", "allocate_ms", "oracle_ms",
+            "updates_ms", "per_update_us", "objective_vs_best"]
+    df = df.reindex(columns=cols)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, float):
+                cells.append("" if np.isnan(v) else f"{v:.4f}" if c == "objective_vs_best"
+                             else f"{v:.2f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from librex_alloc.cli import HelpFormatter, positive_int, positive_int_list
+    from librex_alloc.progress import Progress
+
+    p = argparse.ArgumentParser(prog="librex-alloc bench round", description=__doc__,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--ns", type=positive_int_list, default=list(DEFAULT_NS),
+                   help="numbers of agents, comma-separated")
+    p.add_argument("--rounds", type=positive_int, default=20, help="timed rounds per cell")
+    p.add_argument("--instances", default="synthetic,alibaba",
+                   help="comma-separated: synthetic, alibaba")
+    p.add_argument("--out", default=None, help="also write the table as CSV here")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    a = p.parse_args(argv)
+    names = [s for s in a.instances.split(",") if s]
+    bad = [s for s in names if s not in INSTANCES]
+    if bad:
+        p.error(f"--instances: unknown {bad}; expected {sorted(INSTANCES)}")
+    cells = len(names) * sum(2 * (2 + (n <= EXACT_MAX_N)) for n in a.ns)
+    with Progress(cells, "bench round", unit="cells", enabled=not a.no_progress) as bar:
+        df = round_benchmark(a.ns, rounds=a.rounds, instances=names, progress=bar)
+    print(to_markdown(df))
+    if a.out:
+        df.to_csv(a.out, index=False)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
