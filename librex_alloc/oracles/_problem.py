@@ -17,6 +17,32 @@ import numpy as np
 from librex_alloc._validation import as_float_array, as_int_array
 from librex_alloc.errors import InvalidInputError
 
+#: Matrix-vector products are cut into blocks of at most this many entries: OpenBLAS runs
+#: larger ones on several threads, and on a busy 2-core machine one 100,000 × 10 product then
+#: took ~8 ms instead of ~0.2 ms.
+_BLOCK = 1 << 18
+
+
+def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``a @ x`` for a (M, K) matrix, single-threaded (see :data:`_BLOCK`)."""
+    m, k = a.shape
+    rows = max(1, _BLOCK // max(k, 1))
+    if m <= rows:
+        return a @ x
+    out = np.empty(m)
+    for s in range(0, m, rows):
+        np.matmul(a[s:s + rows], x, out=out[s:s + rows])
+    return out
+
+
+def vecmat(y: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``y @ a`` for a (M, K) matrix, single-threaded (see :data:`_BLOCK`)."""
+    m, k = a.shape
+    rows = max(1, _BLOCK // max(k, 1))
+    if m <= rows:
+        return y @ a
+    return sum(y[s:s + rows] @ a[s:s + rows] for s in range(0, m, rows))
+
 
 @dataclass(frozen=True)
 class Groups:
@@ -133,8 +159,8 @@ def make_problem(values, requests, budget, groups=None) -> Problem:
 def candidate_rows(problem: Problem) -> np.ndarray:
     """Rows that can ever be chosen: positive value and fitting the budget on their own."""
     ok = problem.values > 0
-    if problem.k:
-        ok &= np.all(problem.requests <= problem.budget, axis=1)
+    for k in range(problem.k):  # a column at a time: ~5x faster than np.all(..., axis=1)
+        ok &= problem.requests[:, k] <= problem.budget[k]
     return np.nonzero(ok)[0]
 
 
@@ -142,15 +168,22 @@ def lagrangian_bound(values, requests, budget, groups: Groups, lam) -> float:
     """``λ·B + Σ_g max(0, max_{i∈g} v_i − λ·r_i)``: an upper bound on the optimum for any λ ≥ 0.
 
     It is also an upper bound on the LP relaxation, and equals it at the optimal dual prices.
-    A relative slack of 1e-9 absorbs floating-point rounding so the bound is never below
-    a feasible objective computed in float64.
+    The slack added covers the floating-point error of evaluating the formula (relative to the
+    magnitudes summed, :func:`sum_rtol`), so the bound holds in exact arithmetic on the data.
     """
     lam = np.maximum(np.asarray(lam, dtype=np.float64), 0.0)
-    if len(values) == 0:
+    m, k = requests.shape
+    if m == 0:
         return 0.0
-    d = values - requests @ lam if requests.shape[1] else values.copy()
+    if k:
+        rl = matvec(requests, lam)
+        d = values - rl
+        mag = float(np.abs(values).sum() + rl.sum() + lam @ budget)
+    else:
+        d = values
+        mag = float(np.abs(values).sum())
     bound = float(lam @ budget + np.maximum(groups.max(d), 0.0).sum())
-    return bound + 1e-9 * (1.0 + abs(bound))
+    return bound + sum_rtol(m + k) * mag
 
 
 def selection_is_feasible(requests, budget, selected, groups: Groups) -> bool:
@@ -160,3 +193,43 @@ def selection_is_feasible(requests, budget, selected, groups: Groups) -> bool:
     if groups.singleton:
         return True
     return bool(np.all(np.bincount(groups.gid[selected], minlength=groups.n_groups) <= 1))
+
+
+# ----------------------------------------------------------------------------- float numerics
+
+#: Unit roundoff of float64 (round to nearest).
+UNIT = 2.0**-53
+#: The smallest positive (subnormal) float64.
+TINY = float(np.nextafter(0.0, 1.0))
+
+
+def sum_rtol(n: int) -> float:
+    """A relative bound on the rounding error of a sum of ``n`` products of float64 numbers,
+    in any order: ``|computed − exact| <= sum_rtol(n) · Σ|terms|`` (``2 (n + 4) u``, with
+    room for the products themselves, fused or not)."""
+    return 2.0 * (n + 4) * UNIT
+
+
+def binary_exponent(x) -> np.ndarray:
+    """``e`` with ``x = f · 2^e``, ``f`` in [0.5, 1) (``np.frexp``); 0 where ``x == 0``."""
+    return np.frexp(np.asarray(x, dtype=np.float64))[1]
+
+
+def times_pow2(x: np.ndarray, exponent) -> np.ndarray:
+    """``x · 2^exponent`` (exponent: int or int array broadcasting over the last axis), as
+    ``np.ldexp`` (exact unless the result under- or overflows) but a plain multiplication
+    whenever ``2^exponent`` is a normal float64 (about 4x faster)."""
+    exponent = np.asarray(exponent)
+    if exponent.size and (exponent.min() < -1022 or exponent.max() > 1023):
+        return np.ldexp(x, exponent)
+    return x * np.ldexp(1.0, exponent)
+
+
+def to_caller_units(x: float, exponent: int) -> float:
+    """``x · 2^exponent``, rounded up when inexact (only in the subnormal range), so an upper
+    bound stays an upper bound. May return inf."""
+    with np.errstate(over="ignore"):
+        y = float(np.ldexp(x, exponent))
+    if abs(y) < 2.0**-1022 and float(np.ldexp(y, -exponent)) != x:
+        y = float(np.nextafter(y, np.inf))
+    return y

@@ -1,89 +1,112 @@
-"""The exact oracle: OR-Tools CP-SAT on a conservatively integer-scaled model.
+"""The exact oracle: OR-Tools CP-SAT on integer-scaled models, with proofs for the float data.
 
-CP-SAT needs integers. Requests and budgets that are decimals with at most six digits are
-scaled exactly; otherwise each resource is scaled so its budget is about 2^24 units, with
-requests rounded **up** and the budget rounded **down**, so an integer-feasible answer is
-feasible in floating point too (the model is a slight restriction of the real one). Values
-are scaled exactly when they are short decimals, else to about 2^40 / max|v| resolution.
+CP-SAT needs integers. The caller normalizes (largest value in [0.5, 1), every budget in
+[0.5, 1), by powers of two); each resource is then scaled by a power of two ``s`` so its budget
+is about 2^24 units, and the values by a power of two ``S`` so their sum is about 2^52 units.
+Two integer models bracket the float problem, whose feasibility is the canonical float64
+check ``requests[selected].sum(axis=0) <= budget``:
 
-Before the model is built, Lagrangian reduced-cost fixing removes every option that cannot
+- the **relaxed** model (requests rounded *down*, budgets rounded *up* by more than any float
+  summation error) admits every selection that passes the float check, so its optimum,
+  plus the value rounding ``Σ_g max_{i∈g} (v_i S − ⌊v_i S⌋) / S``, bounds the float optimum.
+  When its optimal selection passes the float check it is optimal for the float data (up to
+  that value rounding, about 2^-52 of the values' sum). When it fails, a no-good cut excludes
+  exactly that selection (it is infeasible) and the model is solved again, a few times.
+- the **conservative** model (requests rounded *up*, budgets *down*) admits only selections
+  that pass the float check; it gives a feasible answer when the relaxed one does not.
+
+When every scaled request and budget is an integer (integer or dyadic data) the two models
+coincide with the float problem (its float sums are exact) and one solve suffices.
+
+Before the models are built, Lagrangian reduced-cost fixing removes every option that cannot
 appear in a solution better than the fast oracle's incumbent (its bound with the option
 forced is below the incumbent), and forces a choice in groups where choosing nothing cannot
 reach it. Typically only a small band of options around the LP threshold stays free.
 
-The search is single-threaded with a fixed seed and a *deterministic* time limit, so the same
-input always gives the same output; a wall-clock cap of ``4 × time_limit + 1`` seconds guards
-against slow machines.
+The search is single-threaded with a fixed seed and a *deterministic* time limit shared by
+all solves of one call, so the same input always gives the same output; a wall-clock cap of
+``4 × time_limit + 1`` seconds per solve guards against slow machines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from ortools.sat.python import cp_model
 
-from librex_alloc.oracles._problem import Groups
+from librex_alloc.errors import OracleError
+from librex_alloc.oracles._problem import TINY, Groups, binary_exponent, matvec, sum_rtol
 
-BUDGET_UNITS = float(2**24)
+#: A budget is scaled to about 2^RESOURCE_BITS integer units (fewer for very many rows).
+#: CP-SAT is ~3x slower with 2^40 than with 2^24 (n = 200, K = 3); the resolution only decides
+#: how often the relaxed optimum misses the float check (then a no-good cut) by < m·2^-24.
+RESOURCE_BITS = 24
+#: The values are scaled so their sum is at most 2^VALUE_BITS units (exact in float64).
+VALUE_BITS = 52
+#: No-good cuts on the relaxed model before falling back to the conservative one.
+MAX_CUTS = 4
 
 
 @dataclass(frozen=True)
 class ExactOutcome:
-    selected: np.ndarray  # bool (M,)
-    proved: bool  # CP-SAT proved optimality of the (scaled) model
-    exact_scaling: bool  # the scaled model is the real model
-    bound: float  # upper bound from CP-SAT, valid for the real model only if exact_scaling
-    status: str  # CP-SAT status name
+    """selected: bool (M,), passes the float check (the incumbent when nothing better was
+    found); bound: an upper bound on the float optimum over the candidate rows (normalized
+    value units; inf if none was obtained); proved: the relaxed model was solved to optimality
+    and its optimum passes the float check; status: the last CP-SAT status name; models:
+    CP-SAT solves; exact_scaling: the integer models are the float problem itself."""
+
+    selected: np.ndarray
+    bound: float
+    proved: bool
+    status: str
     free_rows: int
+    models: int
+    exact_scaling: bool
 
 
-def _decimal_scale(a: np.ndarray, max_digits: int, limit: float) -> float | None:
-    """Smallest 10^d (d ≤ max_digits) making ``a`` integral (to 1e-9), if within ``limit``."""
-    if a.size == 0:
-        return 1.0
-    top = float(np.max(np.abs(a)))
-    for d in range(max_digits + 1):
-        s = 10.0**d
-        if top * s > limit:
-            return None
-        scaled = a * s
-        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
-            return s
-    return None
+def resource_scale(requests, budget) -> np.ndarray:
+    """Per resource, a power of two ``s`` (K,) that puts the budget at about 2^RESOURCE_BITS
+    units and keeps ``Σ_i ⌈r_ik s⌉ + ⌈B_k s⌉`` below 2^61."""
+    m = requests.shape[0]
+    bits = min(RESOURCE_BITS, 59 - int(np.ceil(np.log2(m + 2))))
+    top = np.maximum(budget, requests.max(axis=0, initial=0.0))
+    top = np.where(top > 0, top, 1.0)
+    return np.ldexp(1.0, bits - binary_exponent(top))
 
 
-def scale_resources(requests, budget) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Integer requests (rounded up) and budgets (rounded down); True if the scaling is exact."""
+def integer_resources(requests, budget) -> tuple[tuple, tuple, bool]:
+    """The relaxed ``(r_lo, b_hi)`` and conservative ``(r_hi, b_lo)`` int64 models and whether
+    the scaling is exact (then both are the float problem; see the module docstring)."""
     m, k = requests.shape
-    r_int = np.zeros((m, k), dtype=np.int64)
-    b_int = np.zeros(k, dtype=np.int64)
-    exact = True
-    limit = 2.0**62 / max(m, 1)
-    for j in range(k):
-        col = np.append(requests[:, j], budget[j])
-        s = _decimal_scale(col, 6, min(limit, 2.0**40))
-        if s is not None:
-            r_int[:, j] = np.round(requests[:, j] * s).astype(np.int64)
-            b_int[j] = int(np.round(budget[j] * s))
-        else:
-            exact = False
-            s = BUDGET_UNITS / budget[j] if budget[j] > 0 else 1.0
-            r_int[:, j] = np.ceil(requests[:, j] * s).astype(np.int64)
-            b_int[j] = int(np.floor(budget[j] * s))
-    return r_int, b_int, exact
+    s = resource_scale(requests, budget)
+    scaled = requests * s  # exact: powers of two, no overflow (r <= 2^RESOURCE_BITS)
+    bs = budget * s
+    r_lo, r_hi = np.floor(scaled), np.ceil(scaled)
+    exact = bool(np.array_equal(r_lo, r_hi) and np.all(bs == np.floor(bs))
+                 and np.all(r_lo.sum(axis=0) + bs <= 2.0**53))
+    if exact:
+        b = bs.astype(np.int64)
+        model = (r_lo.astype(np.int64), b)
+        return model, model, True
+    eps = 2.0 * sum_rtol(m)  # float sums of m terms err by less than half of this
+    b_hi = np.ceil(bs * (1.0 + eps)) + 1.0
+    b_lo = np.maximum(np.floor(bs * (1.0 - eps)) - 1.0, 0.0)
+    relaxed = (r_lo.astype(np.int64), b_hi.astype(np.int64))
+    conservative = (r_hi.astype(np.int64), b_lo.astype(np.int64))
+    return relaxed, conservative, False
 
 
-def scale_values(values) -> tuple[np.ndarray, float, bool]:
-    """Integer objective coefficients, their scale, and whether the scaling is exact."""
-    m = max(len(values), 1)
-    limit = min(2.0**40, 2.0**62 / m)
-    s = _decimal_scale(values, 6, limit)
-    if s is not None:
-        return np.round(values * s).astype(np.int64), s, True
-    top = float(np.max(np.abs(values))) if len(values) else 1.0
-    s = limit / top if top > 0 else 1.0
-    return np.round(values * s).astype(np.int64), s, False
+def integer_values(values) -> tuple[np.ndarray, np.ndarray, float]:
+    """``w = ⌊v S⌋`` (int64, M), the remainders ``v S − w`` in [0, 1) and the power of two S."""
+    total = float(np.abs(values).sum())
+    if total == 0:
+        return np.zeros(len(values), dtype=np.int64), np.zeros(len(values)), 1.0
+    scale = float(np.ldexp(1.0, VALUE_BITS - int(binary_exponent(total))))
+    scaled = values * scale
+    w = np.floor(scaled)
+    return w.astype(np.int64), scaled - w, scale
 
 
 def reduced_cost_filter(values, requests, budget, groups: Groups, lam, incumbent_value):
@@ -91,51 +114,48 @@ def reduced_cost_filter(values, requests, budget, groups: Groups, lam, incumbent
 
     With ``d = v − R λ`` and ``L = λ·B + Σ_g max(0, max d)``, forcing option i of group g gives
     the bound ``L − D_g + d_i`` and forcing "nothing" gives ``L − D_g``. Returns
-    ``(keep_rows: bool (M,), must_choose: bool (G,))``.
+    ``(keep_rows: bool (M,), must_choose: bool (G,))``. The tolerance is relative (1e-7 of
+    ``L``) plus the float error of evaluating the bounds, so nothing that could beat the
+    incumbent is removed.
     """
-    d = values - requests @ lam
+    m, k = requests.shape
+    rl = matvec(requests, lam) if k else np.zeros(m)
+    d = values - rl
     dg = np.maximum(groups.max(d), 0.0)
     lag = float(lam @ budget + dg.sum())
-    tol = 1e-7 * (1.0 + abs(incumbent_value)) + 1e-9 * (1.0 + abs(lag))
+    mag = float(np.abs(values).sum() + rl.sum() + lam @ budget)
+    tol = 1e-7 * abs(lag) + 2.0 * sum_rtol(m + k) * mag
     keep = lag - dg[groups.gid] + d >= incumbent_value - tol
     must = lag - dg < incumbent_value - tol
     return keep, must
 
 
-def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, must,
-                time_limit: float) -> ExactOutcome:
-    """CP-SAT on the candidate problem, hinted with the fast oracle's answer ``incumbent`` and
-    pruned by :func:`reduced_cost_filter` (``keep``, ``must``) against it."""
-    m, _ = requests.shape
-    inc_value = float(values[incumbent].sum())
-    keep = keep | incumbent  # never drop the hint
-    rows = np.nonzero(keep)[0]
-    r_int, b_int, exact_r = scale_resources(requests[rows], budget)
-    v_int, v_scale, exact_v = scale_values(values[rows])
-
-    # data, model, variables, constraints, objective, solve, read the solution
+def _model(v_int, r_int, b_int, gsub, singleton, must, hint):
+    """A CP-SAT model: maximize ``v_int · x`` s.t. ``r_int^T x <= b_int``, ≤ 1 per group
+    (exactly one where ``must``), hinted with ``hint``. Returns (model, variables)."""
     model = cp_model.CpModel()
-    xs = [model.new_bool_var(f"x{i}") for i in rows]
-    for k in range(requests.shape[1]):
+    xs = [model.new_bool_var(f"x{i}") for i in range(len(v_int))]
+    for k in range(r_int.shape[1]):
         model.add(cp_model.LinearExpr.weighted_sum(xs, r_int[:, k].tolist()) <= int(b_int[k]))
-    gsub = groups.gid[rows]
-    if not groups.singleton and len(rows):
+    if not singleton and len(xs):
         order = np.argsort(gsub, kind="stable")
         bounds = np.flatnonzero(np.diff(gsub[order])) + 1
         for members in np.split(order, bounds):
-            g = int(gsub[members[0]])
             lits = [xs[i] for i in members]
-            if must[g]:
+            if must[int(gsub[members[0]])]:
                 model.add_exactly_one(lits)
             elif len(lits) > 1:
                 model.add_at_most_one(lits)
-    elif len(rows):
+    elif len(xs):
         for i in np.nonzero(must[gsub])[0]:
             model.add(xs[i] == 1)
     model.maximize(cp_model.LinearExpr.weighted_sum(xs, v_int.tolist()))
-    for var, hint in zip(xs, incumbent[rows]):
-        model.add_hint(var, bool(hint))
+    for var, h in zip(xs, hint, strict=True):
+        model.add_hint(var, bool(h))
+    return model, xs
 
+
+def _run(model, time_limit: float) -> tuple[cp_model.CpSolver, int]:
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
@@ -143,16 +163,70 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
     solver.parameters.max_deterministic_time = float(time_limit)
     solver.parameters.max_time_in_seconds = 4.0 * float(time_limit) + 1.0
     status = solver.solve(model)
-    selected = np.zeros(m, dtype=bool)
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        sol = np.asarray(solver.response_proto.solution, dtype=np.int64)[: len(rows)]
-        selected[rows[sol.astype(bool)]] = True
-        bound_int = float(solver.best_objective_bound)
-        bound = bound_int / v_scale + 0.5 * groups.n_groups / v_scale
-        if exact_v:
-            bound = bound_int / v_scale
-    else:
-        bound = np.inf
-    proved = status == cp_model.OPTIMAL
-    return ExactOutcome(selected, proved, exact_r and exact_v, max(bound, inc_value),
-                        solver.status_name(status), len(rows))
+    if status == cp_model.MODEL_INVALID:
+        raise OracleError(f"CP-SAT rejected the scaled model: {model.validate()}")
+    return solver, status
+
+
+def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, must,
+                time_limit: float, fits: Callable[[np.ndarray], bool]) -> ExactOutcome:
+    """CP-SAT on the candidate problem (normalized units), hinted with the fast oracle's answer
+    ``incumbent`` (bool (M,), passes ``fits``) and pruned by :func:`reduced_cost_filter`
+    (``keep``, ``must``) against it. ``fits(selected (M,)) -> bool`` is the canonical float
+    check in the caller's units; every answer returned passes it."""
+    m, _ = requests.shape
+    keep = keep | incumbent  # never drop the hint
+    rows = np.nonzero(keep)[0]
+    relaxed, conservative, exact = integer_resources(requests[rows], budget)
+    w, rem, v_scale = integer_values(values[rows])
+    gsub = groups.gid[rows]
+    # value rounding: a selection takes at most one row per group
+    slack = float(groups.subset(rows).max(rem).sum()) if len(rows) else 0.0
+    hint = incumbent[rows]
+    best = incumbent.copy()
+    best_value = float(values[incumbent].sum())
+    bound, proved, status_name, models = np.inf, False, "NOT_RUN", 0
+    remaining = float(time_limit)
+
+    def lift(sol: np.ndarray) -> np.ndarray:
+        sel = np.zeros(m, dtype=bool)
+        sel[rows[sol]] = True
+        return sel
+
+    model, xs = _model(w, *relaxed, gsub, groups.singleton, must, hint)
+    for cut in range(MAX_CUTS + 1):
+        solver, status = _run(model, remaining)
+        models += 1
+        remaining -= solver.deterministic_time
+        status_name = solver.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            break
+        # every float-feasible selection is in the relaxed model (cuts remove infeasible ones)
+        b_int = float(solver.best_objective_bound)
+        bound = min(bound, float(np.nextafter((b_int + slack) / v_scale, np.inf)))
+        sol = np.asarray(solver.response_proto.solution, dtype=np.int64)[: len(rows)] > 0
+        sel = lift(sol)
+        if fits(sel):
+            value = float(values[sel].sum())
+            if value > best_value:
+                best, best_value = sel, value
+            proved = status == cp_model.OPTIMAL
+            break
+        if status != cp_model.OPTIMAL or cut == MAX_CUTS or remaining <= 0:
+            break
+        # exclude exactly this (float-infeasible) selection and solve again
+        sign = np.where(sol, 1, -1).tolist()
+        model.add(cp_model.LinearExpr.weighted_sum(xs, sign) <= int(sol.sum()) - 1)
+    if not proved and not exact and remaining > 0:
+        cmodel, _ = _model(w, *conservative, gsub, groups.singleton, must, hint)
+        solver, status = _run(cmodel, remaining)
+        models += 1
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            sol = np.asarray(solver.response_proto.solution, dtype=np.int64)[: len(rows)] > 0
+            sel = lift(sol)
+            value = float(values[sel].sum())
+            if value > best_value and fits(sel):  # it always fits; checked all the same
+                best, best_value = sel, value
+    if np.isfinite(bound):
+        bound = max(bound, best_value * (1.0 + sum_rtol(m)) + TINY)
+    return ExactOutcome(best, bound, proved, status_name, len(rows), models, exact)

@@ -5,6 +5,11 @@ fractional groups; rounding them down loses at most K options' value, so the gap
 LP bound vanishes as n grows. The freed capacity is refilled greedily by the dual-adjusted
 density ``v_i / (λ·r_i)`` (raw ``v_i`` is the wrong key), then 1-for-1 swaps between the
 weakest chosen and strongest unchosen options improve the objective while they can.
+
+:func:`fill` completes another oracle's answer the same greedy way, and
+:func:`fractional_from_relaxation` turns the LP into divisible fractions with at most one
+positive option per group. Callers pass normalized data (largest value and every budget in
+[0.5, 1)), so the few tolerances here are relative.
 """
 
 from __future__ import annotations
@@ -143,7 +148,7 @@ def _swap_improve(values, requests, budget, groups: Groups, selected, key, resid
     weak_pool = sel[_first_k(values[sel], SWAP_POOL)]
     strong_pool = out[_first_k(-key[out], SWAP_POOL)]
     before = selected.copy()
-    total = max(1.0, float(values[sel].sum()))
+    total = float(values[sel].sum())  # gains below 1e-12 of it are rounding noise
     taken = None
     if not groups.singleton:
         taken = np.zeros(groups.n_groups, dtype=bool)
@@ -213,16 +218,71 @@ def _repair(requests, budget, selected, key) -> None:
             return
 
 
-def fractional_from_relaxation(requests, budget, relax: Relaxation) -> np.ndarray:
-    """Fractions (M,) in [0, 1] from an LP solution, scaled so the float sums fit exactly."""
-    x = np.clip(relax.x, 0.0, 1.0).copy()
+def fill(values, requests, budget, groups: Groups, selected, lam) -> np.ndarray:
+    """``selected`` (bool (M,), within the budget) plus every option that still fits, added
+    greedily by dual-adjusted density; a new array, within the budget in float64."""
+    selected = selected.copy()
+    key = density_key(values, requests, budget, lam)
+    residual = budget - requests[selected].sum(axis=0)
+    residual = _greedy_fill(values, requests, budget, groups, selected, key, residual)
+    if requests.shape[1] and np.any(residual <= _slack_tol(budget, len(values))):
+        _repair(requests, budget, selected, key)
+    return selected
+
+
+def fractional_from_relaxation(values, requests, budget, groups: Groups, relax: Relaxation
+                               ) -> np.ndarray:
+    """Fractions (M,) in [0, 1] from an LP solution, at most one positive option per group.
+
+    Where the LP splits a group between options, only the option with the largest value
+    contribution ``v_i x_i`` keeps its fraction; the freed capacity is refilled greedily by
+    dual-adjusted density (raising fractions, never opening a second option in a group). The
+    usage ``x @ requests`` stays within ``budget`` up to the LP's tolerance (the caller trims).
+    """
+    x = np.clip(relax.x, 0.0, 1.0)
     x[x < 1e-12] = 0.0
-    for _ in range(4):
-        usage = x @ requests if requests.shape[1] else np.zeros(0)
-        over = usage > budget
-        if not over.any():
-            return x
-        factor = np.min(np.where(over, budget / np.where(usage > 0, usage, 1.0), 1.0))
-        x *= factor * (1.0 - 1e-12)
-    x[:] = 0.0  # pragma: no cover - unreachable in practice
+    if groups.singleton:
+        return x
+    pos = np.nonzero(x > 0)[0]
+    counts = np.bincount(groups.gid[pos], minlength=groups.n_groups)
+    if not np.any(counts > 1):
+        return x
+    contrib = np.where(x > 0, values * x, -1.0)
+    _, _, best = groups.top_two(contrib)  # the largest contribution per group (-1: none)
+    keep = np.zeros(len(x), dtype=bool)
+    keep[best[best >= 0]] = True
+    x[~keep] = 0.0
+    k = requests.shape[1]
+    residual = np.maximum(budget - x @ requests, 0.0) if k else np.zeros(0)
+    # candidates: the kept option of each group, or any option of an empty group
+    owner = np.full(groups.n_groups, -1)
+    owner[groups.gid[keep]] = np.nonzero(keep)[0]
+    rows = np.arange(len(x))
+    cand = rows[((owner[groups.gid] == -1) | (owner[groups.gid] == rows)) & (x < 1.0)]
+    key = density_key(values[cand], requests[cand], budget, relax.lam)
+    cand = cand[np.argsort(-key, kind="stable")]
+    for _ in range(4 * k + 64):  # each step fills a row or exhausts a resource
+        own = owner[groups.gid[cand]]
+        cand = cand[(own == -1) | (own == cand)]
+        if k and len(cand):
+            req = requests[cand]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                room = np.where(req > 0, residual / np.where(req > 0, req, 1.0), np.inf)
+            room = room.min(axis=1)
+            cand, room = cand[room > 0], room[room > 0]
+        else:
+            room = np.full(len(cand), np.inf)
+        if not len(cand):
+            break
+        i, want = cand[0], 1.0 - x[cand[0]]
+        add = min(want, float(room[0]))
+        x[i] += add
+        owner[groups.gid[i]] = i
+        if k:
+            residual = np.maximum(residual - add * requests[i], 0.0)
+            if add < want:  # partial: its tightest resource is used up
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(requests[i] > 0, residual / requests[i], np.inf)
+                residual[int(np.argmin(ratio))] = 0.0
+        cand = cand[1:]
     return x

@@ -30,9 +30,18 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
-from librex_alloc.oracles._problem import Groups, lagrangian_bound
+from librex_alloc.errors import OracleError
+from librex_alloc.oracles._problem import (  # noqa: F401 - matvec: re-exported
+    _BLOCK,
+    Groups,
+    lagrangian_bound,
+    matvec,
+    vecmat,
+)
 
-#: HiGHS's tolerances are absolute; the rows are scaled to budget 1, so 1e-7 would be coarse.
+#: HiGHS's tolerances are absolute. The callers normalize (largest value in [0.5, 1), every
+#: budget in [0.5, 1)) and the rows are scaled to budget 1, so these are relative; 1e-7 would
+#: be coarse.
 _HIGHS_OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 #: Below this many rows the LP is solved in one piece.
 FULL_LP_ROWS = 600
@@ -43,22 +52,6 @@ FIRST_SAMPLE = 1024
 COOLING = 4.0
 #: |z| = |margin| / t beyond which a choice is certain in double precision (e^-40 ≈ 4e-18).
 _CERTAIN = 40.0
-#: Matrix-vector products are cut into blocks of at most this many entries: OpenBLAS runs
-#: larger ones on several threads, and on a busy 2-core machine one 100,000 × 10 product then
-#: took ~8 ms instead of ~0.2 ms.
-_BLOCK = 1 << 18
-
-
-def matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``a @ x`` for a (M, K) matrix, single-threaded (see :data:`_BLOCK`)."""
-    m, k = a.shape
-    rows = max(1, _BLOCK // max(k, 1))
-    if m <= rows:
-        return a @ x
-    out = np.empty(m)
-    for s in range(0, m, rows):
-        np.matmul(a[s:s + rows], x, out=out[s:s + rows])
-    return out
 
 
 def _gram(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -70,15 +63,6 @@ def _gram(a: np.ndarray, w: np.ndarray) -> np.ndarray:
         blk = a[s:s + rows]
         out += (blk * w[s:s + rows, None]).T @ blk
     return out
-
-
-def vecmat(y: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``y @ a`` for a (M, K) matrix, single-threaded (see :data:`_BLOCK`)."""
-    m, k = a.shape
-    rows = max(1, _BLOCK // max(k, 1))
-    if m <= rows:
-        return y @ a
-    return sum(y[s:s + rows] @ a[s:s + rows] for s in range(0, m, rows))
 
 
 @dataclass(frozen=True)
@@ -128,8 +112,8 @@ def _lp(values, requests, budget, groups: Groups) -> tuple[np.ndarray, np.ndarra
                       method="highs", options=options)
         if res.status == 0 and res.x is not None:
             break
-    else:  # pragma: no cover - x = 0 is always feasible
-        raise RuntimeError(f"HiGHS failed on a feasible LP: {res.message}")
+    else:  # x = 0 is always feasible: HiGHS gave up (seen with values of 1e20 unnormalized)
+        raise OracleError(f"HiGHS failed on a feasible LP (status {res.status}): {res.message}")
     lam = np.maximum(-np.asarray(res.ineqlin.marginals[:k], dtype=np.float64), 0.0)
     return np.clip(res.x, 0.0, 1.0), lam / rscale
 
@@ -299,8 +283,8 @@ def _smoothed_prices(values, requests, budget, groups: Groups
 
 def _closed(values, x, bound: float) -> bool:
     """Whether primal ``x`` and the dual ``bound`` agree, i.e. both are LP-optimal (HiGHS works
-    to ~1e-7 tolerances; a larger disagreement means it returned inexact duals)."""
-    return bool(bound - float(values @ x) <= 1e-7 * (1.0 + abs(bound)))
+    to ~1e-7 relative tolerances; a larger disagreement means it returned inexact duals)."""
+    return bool(bound - float(values @ x) <= 1e-7 * abs(bound))
 
 
 def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
@@ -313,7 +297,7 @@ def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
 
     lam, t, moved = _smoothed_prices(values, requests, budget, groups)
     g = groups.n_groups
-    tol = 1e-9 * max(1.0, float(np.max(np.abs(values))))
+    tol = 1e-9 * float(np.max(np.abs(values)))  # relative to the values
     best: tuple[float, np.ndarray] | None = None  # the best (bound, λ) after an LP
     start = lam
     keep: np.ndarray | None = None  # groups carried over from the last round (violators)

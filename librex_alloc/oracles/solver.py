@@ -1,0 +1,443 @@
+"""The oracle entry point :func:`solve` and its answer, :class:`OracleResult`.
+
+Every call goes the same way:
+
+1. Validate; keep the *candidate* rows (value > 0 and fitting the budget on their own).
+2. Normalize by powers of two (exact in floating point, and a positive rescaling does not
+   change the argmax): values so the largest candidate value is in [0.5, 1), each resource so
+   its budget is in [0.5, 1). Every tolerance below is then relative, whatever the units
+   (values of 1e-300 or 1e300 alike); answers are reported in the caller's units.
+3. Solve. ``exact``/``auto``: enumeration (branch and bound from a greedy answer) when the
+   candidate set is small, no LP needed. Otherwise the LP relaxation and its rounding (the
+   ``fast`` answer); then, for ``exact`` (``auto``: unless the fast certificate closes),
+   reduced-cost fixing against it and enumeration of the options left, or CP-SAT on integer
+   models that bracket the float problem. ``divisible``: the LP, one option per group.
+4. Check the answer with the canonical float64 check, in the caller's units, and certify it:
+   ``status`` is ``"optimal"`` exactly when the objective meets the proven bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from librex_alloc.errors import InvalidConfigError, LibrexError, OracleError
+from librex_alloc.oracles._problem import (
+    TINY,
+    Groups,
+    Problem,
+    binary_exponent,
+    candidate_rows,
+    make_problem,
+    selection_is_feasible,
+    sum_rtol,
+    times_pow2,
+    to_caller_units,
+)
+from librex_alloc.oracles.enumeration import (
+    MAX_PRODUCT,
+    enumerate_optimum,
+    enumeration_size,
+    limbs_needed,
+    max_states,
+)
+from librex_alloc.oracles.exact import reduced_cost_filter, solve_exact
+from librex_alloc.oracles.fast import (
+    density_key,
+    fill,
+    fractional_from_relaxation,
+    round_relaxation,
+)
+from librex_alloc.oracles.relaxation import solve_relaxation
+
+METHODS = ("auto", "exact", "fast")
+#: Default CP-SAT deterministic time limits (about seconds here). ``auto`` is meant for the
+#: round loop: it keeps CP-SAT short and falls back to the certified fast answer.
+DEFAULT_TIME_LIMIT = {"exact": 10.0, "auto": 0.25, "fast": 0.0}
+#: ``auto`` skips CP-SAT when more options than this stay free after reduced-cost fixing.
+AUTO_MAX_FREE_ROWS = 2000
+#: ``status == "optimal"`` when ``objective >= bound − OPT_RTOL·|bound|``.
+OPT_RTOL = 1e-9
+#: In divisible mode, rows that could get less than this fraction of their request on their
+#: own are left out of the LP (their value at that fraction is added to the bound).
+MIN_FRACTION = 1e-12
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """The answer of one oracle call.
+
+    selected: bool (N,); fractions: float (N,) in [0, 1] (1.0 where selected unless divisible);
+    objective: ``Σ values·fractions`` in the caller's units (``values[selected].sum()``);
+    bound: a proven upper bound on the optimum of the data as given — requests and budget
+    exactly as float64 under the canonical check ``requests[selected].sum(axis=0) <= budget``,
+    values summed in exact arithmetic (in divisible mode: on the optimum of the LP relaxation);
+    method: whose answer this is (``"exact"``, ``"fast"``, ``"lp"`` or ``"trivial"``);
+    solve_time: seconds; info: solver details, e.g. ``info["proof"]``, the source of the bound
+    (``"enumeration"``, ``"cp-sat"``, ``"lp"`` or ``"trivial"``).
+
+    status: ``"optimal"`` is a certificate, not a solver's claim: the answer passes the float64
+    budget check and ``objective >= bound − 1e-9·|bound|`` (:data:`OPT_RTOL`), so no selection
+    that passes the check is worth more than ``objective`` by over a relative 1e-9. With
+    ``info["proof"] == "enumeration"`` (``exact`` and ``auto`` on small candidate sets) it is
+    exactly optimal. ``"feasible"``: within the budget but not certified; ``gap`` bounds the
+    possible shortfall. A CP-SAT model that rounds requests up (and so may exclude a selection
+    that fits the budget exactly) never yields ``"optimal"`` on its own. In divisible mode
+    ``"optimal"`` certifies against the LP bound, which allows several options per group; when
+    the LP splits a group the one-option answer is usually ``"feasible"``.
+    """
+
+    selected: np.ndarray
+    fractions: np.ndarray
+    objective: float
+    bound: float
+    status: str
+    method: str
+    solve_time: float
+    info: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap ``(bound − objective) / |bound|`` (0 when both are 0)."""
+        if self.bound == 0:
+            return 0.0
+        return max(0.0, (self.bound - self.objective) / abs(self.bound))
+
+
+@dataclass(frozen=True)
+class _Scaled:
+    """The candidate problem in normalized units: ``values`` (M,) with max in [0.5, 1) (times
+    ``2^-v_exp``), ``requests`` (M, K') and ``budget`` (K',) in [0.5, 1) on the binding
+    columns ``columns`` (K',) of the caller's ``rows`` (M,)."""
+
+    rows: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+    requests: np.ndarray
+    budget: np.ndarray
+    groups: Groups
+    v_exp: int
+    lossy: bool  # some normalized value is subnormal (rounded): bounds get one more ulp
+
+
+def _normalize(problem: Problem, rows: np.ndarray, groups: Groups, requests: np.ndarray,
+               binding: np.ndarray) -> _Scaled:
+    """Normalize the candidate ``rows`` (their ``groups`` and ``requests``, (M, K)) on the
+    ``binding`` columns (bool (K,), every such budget > 0) by powers of two."""
+    v = problem.values[rows]
+    v_exp = int(binary_exponent(v.max()))
+    vn = times_pow2(v, -v_exp)
+    lossy = bool(np.any(vn < 2.0**-1022))
+    vn = np.where(vn > 0, vn, TINY)  # only a value below 2^-1074 of the largest underflows
+    b = problem.budget[binding]
+    r_exp = binary_exponent(b)
+    rn = times_pow2(requests if binding.all() else requests[:, binding], -r_exp)
+    bn = times_pow2(b, -r_exp)
+    return _Scaled(rows, np.nonzero(binding)[0], vn, rn, bn, groups, v_exp, lossy)
+
+
+def _finish(problem: Problem, t0: float, method: str, selected: np.ndarray, bound: float,
+            info: dict, fractions: np.ndarray | None = None) -> OracleResult:
+    """The result in the caller's units, with the certificate status."""
+    with np.errstate(over="ignore"):  # an overflow is reported below
+        if fractions is None:
+            fractions = selected.astype(np.float64)
+            objective = float(problem.values[selected].sum())
+        else:
+            objective = float(problem.values @ fractions) if problem.n else 0.0
+    bound = max(float(bound), objective)
+    if not (np.isfinite(objective) and np.isfinite(bound)):
+        raise OracleError(f"the objective ({objective}) or its bound ({bound}) overflows "
+                          "float64; scale the values down")
+    status = "optimal" if objective >= bound - OPT_RTOL * abs(bound) else "feasible"
+    return OracleResult(selected, fractions, objective, bound, status, method,
+                        time.perf_counter() - t0, info)
+
+
+def subset_groups(groups: Groups, rows: np.ndarray, flags: np.ndarray
+                  ) -> tuple[Groups, np.ndarray]:
+    """The groups of ``rows`` (int (M',)) and a per-group ``flags`` (bool (G,)) carried over
+    to them: ``Groups.subset`` relabels (row order when every row is its own group)."""
+    sub = groups.subset(rows)
+    out = np.zeros(sub.n_groups, dtype=bool)
+    out[sub.gid] = flags[groups.gid[rows]]
+    return sub, out
+
+
+def _best_per_group(values: np.ndarray, groups: Groups) -> np.ndarray:
+    """With no binding resource: the best positive option of every group."""
+    _, _, arg = groups.top_two(values)
+    sel = np.zeros(len(values), dtype=bool)
+    sel[arg[arg >= 0]] = True
+    return sel
+
+
+def _sum_of_best(values: np.ndarray, groups: Groups) -> float:
+    """``Σ_g max(0, max_{i∈g} v_i)`` rounded up: the optimum when nothing binds (may be inf)."""
+    top = np.maximum(groups.max(values), 0.0)
+    with np.errstate(over="ignore"):  # an overflow is reported by _finish
+        return float(top.sum()) * (1.0 + sum_rtol(len(top))) + TINY
+
+
+def _guard(problem: Problem, selected: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Enforce the canonical float check; returns (selection, repaired)."""
+    if selection_is_feasible(problem.requests, problem.budget, selected, problem.groups):
+        return selected, False
+    selected = selected.copy()
+    for i in np.nonzero(selected)[0][np.argsort(key[selected], kind="stable")]:
+        selected[i] = False
+        if selection_is_feasible(problem.requests, problem.budget, selected, problem.groups):
+            break
+    return selected, True
+
+
+def solve(values, requests, budget, *, groups=None, method: str = "auto",
+          time_limit: float | None = None, divisible: bool = False) -> OracleResult:
+    """Solve one round's allocation problem.
+
+    values: (N,) float, the value of choosing each row; rows with value ≤ 0 are never chosen.
+    requests: (N, K) float ≥ 0, resource units. budget: (K,) float ≥ 0, same units.
+    groups: (N,) ints or None; rows sharing a label are options of one agent (≤ 1 chosen).
+    method: "auto", "exact" or "fast". time_limit: seconds of CP-SAT deterministic time
+    (default 10 for exact, 0.25 for auto). divisible: return fractions (at most one option per
+    group gets a positive fraction) instead of a selection.
+
+    Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
+    NaN/inf, negative requests or budget, or inconsistent shapes,
+    :class:`~librex_alloc.errors.InvalidConfigError` on an unknown method or a bad time limit,
+    and :class:`~librex_alloc.errors.OracleError` when a solver fails or the objective
+    overflows float64.
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise InvalidConfigError(f"method: expected one of {METHODS}, got {method!r}")
+    if time_limit is None:
+        time_limit = DEFAULT_TIME_LIMIT[method]
+    elif not (isinstance(time_limit, (int, float)) and np.isfinite(time_limit) and time_limit > 0):
+        raise InvalidConfigError(f"time_limit: expected a positive number, got {time_limit!r}")
+    problem = make_problem(values, requests, budget, groups)
+    try:
+        if divisible:
+            return _solve_divisible(problem, t0)
+        return _solve_binary(problem, method, float(time_limit), t0)
+    except LibrexError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # a solver's own error, overflow, ...: one error type for callers
+        raise OracleError(f"the {method!r} oracle failed: {type(exc).__name__}: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- 0/1 selection
+
+
+def _solve_binary(problem: Problem, method: str, time_limit: float, t0: float) -> OracleResult:
+    n = problem.n
+    rows = candidate_rows(problem)
+    if len(rows) == 0:
+        return _finish(problem, t0, "trivial", np.zeros(n, dtype=bool), 0.0, {"proof": "trivial"})
+
+    def lift(sub: np.ndarray, where: np.ndarray = rows) -> np.ndarray:
+        full = np.zeros(n, dtype=bool)
+        full[where[sub]] = True
+        return full
+
+    def fits(full: np.ndarray) -> bool:
+        return selection_is_feasible(problem.requests, problem.budget, full, problem.groups)
+
+    groups = problem.groups.subset(rows)
+    requests = problem.requests[rows]
+    binding = requests.sum(axis=0) > problem.budget
+    info: dict = {"candidates": len(rows)}
+    if not binding.any():  # everything fits: take the best option of every group
+        sel = lift(_best_per_group(problem.values[rows], groups))
+        if fits(sel):
+            bound = _sum_of_best(problem.values[rows], groups)
+            return _finish(problem, t0, "trivial", sel, bound, {**info, "proof": "trivial"})
+        # its float sums round above the budget: those columns bind
+        binding = requests[sel[rows]].sum(axis=0) > problem.budget
+    sc = _normalize(problem, rows, groups, requests, binding)
+
+    def to_caller(bound_n: float) -> float:
+        if sc.lossy:
+            bound_n = float(np.nextafter(bound_n, np.inf))
+        return to_caller_units(bound_n, sc.v_exp)
+
+    limit = max_states(len(sc.budget), limbs_needed(sc.values))
+    if method != "fast" and limit and enumeration_size(sc.groups) <= MAX_PRODUCT:
+        # small: enumerate (branch and bound from a greedy answer), no LP needed
+        no_prices = np.zeros(len(sc.budget))
+        greedy = fill(sc.values, sc.requests, sc.budget, sc.groups,
+                      np.zeros(len(rows), dtype=bool), no_prices)
+        if fits(lift(greedy)):
+            out = enumerate_optimum(sc.values, sc.requests, sc.budget, sc.groups,
+                                    lambda sub: fits(lift(sub)), limit=limit,
+                                    lower=float(sc.values[greedy].sum()))
+            if out is not None:
+                info.update(proof="enumeration", states=out.states)
+                return _finish(problem, t0, "exact", lift(out.selected), to_caller(out.bound),
+                               info)
+
+    relax = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups)
+    info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp")
+    key = np.zeros(n)
+    key[rows] = density_key(sc.values, sc.requests, sc.budget, relax.lam)
+    sel_fast, repaired = _guard(problem, lift(round_relaxation(
+        sc.values, sc.requests, sc.budget, sc.groups, relax)), key)
+    sub_fast = sel_fast[rows]
+    obj_fast = float(sc.values[sub_fast].sum())
+    bound = relax.bound
+    chosen, used = sub_fast, "fast"
+    fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
+    if method == "exact" or (method == "auto" and not fast_optimal):
+        keep, must = reduced_cost_filter(sc.values, sc.requests, sc.budget, sc.groups,
+                                         relax.lam, obj_fast)
+        keep |= sub_fast
+        kept = np.nonzero(keep)[0]
+        g_kept, must_kept = subset_groups(sc.groups, kept, must)
+        out = None
+        if limit and enumeration_size(g_kept, must_kept) <= MAX_PRODUCT:
+            out = enumerate_optimum(sc.values[kept], sc.requests[kept], sc.budget, g_kept,
+                                    lambda sub: fits(lift(sub, rows[kept])), must=must_kept,
+                                    lower=obj_fast, prices=relax.lam, limit=limit)
+        slack = 4.0 * sum_rtol(len(kept)) * obj_fast  # the two float sums' rounding
+        if out is not None and out.value < obj_fast - slack:  # pragma: no cover - never seen:
+            out = None  # the incumbent is in its search space (see reduced_cost_filter)
+        if out is not None:  # the exact optimum
+            info.update(proof="enumeration", states=out.states, exact_free_rows=len(kept))
+            bound = min(bound, out.bound)
+            chosen = np.zeros(len(rows), dtype=bool)
+            chosen[kept[out.selected]] = True
+            used = "exact"
+        elif method == "exact" or len(kept) <= AUTO_MAX_FREE_ROWS:
+            ex = solve_exact(sc.values, sc.requests, sc.budget, sc.groups, incumbent=sub_fast,
+                             keep=keep, must=must, time_limit=time_limit,
+                             fits=lambda sub: fits(lift(sub)))
+            info.update(exact_status=ex.status, exact_free_rows=ex.free_rows,
+                        exact_models=ex.models, exact_proved=ex.proved,
+                        exact_dyadic=ex.exact_scaling)
+            if ex.bound < bound:
+                bound = ex.bound
+                info["proof"] = "cp-sat"
+            if float(sc.values[ex.selected].sum()) > obj_fast:
+                # CP-SAT's answer plus anything that still fits (values below its resolution)
+                chosen = fill(sc.values, sc.requests, sc.budget, sc.groups, ex.selected,
+                              relax.lam)
+                used = "exact"
+    if used == "fast":
+        selected = sel_fast
+    else:
+        selected, repaired = _guard(problem, lift(chosen), key)
+    info["repaired"] = repaired
+    return _finish(problem, t0, used, selected, to_caller(bound), info)
+
+
+# ----------------------------------------------------------------------------- divisible
+
+
+def _fraction_cap(problem: Problem, rows: np.ndarray) -> np.ndarray:
+    """The largest fraction (in [0, 1]) of each row that fits the budget on its own."""
+    req = problem.requests[rows]
+    if not problem.k:
+        return np.ones(len(rows))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(req > 0, problem.budget / np.where(req > 0, req, 1.0), np.inf)
+    return np.minimum(ratio.min(axis=1), 1.0)
+
+
+def _usage_bounds(fractions: np.ndarray, requests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(usage, slack)`` (K,), with ``usage = fractions @ requests`` and ``usage + slack`` at
+    least the usage summed in *any* order, products rounded or fused.
+
+    A column with at most one nonzero product, or two from whole rows (``x = 1``), has one
+    float value in every order (slack 0); otherwise orders differ by at most
+    ``2·sum_rtol(nnz)`` of the usage, plus ``TINY`` per product that may underflow.
+    """
+    usage = fractions @ requests
+    on = fractions > 0
+    n_on = int(np.count_nonzero(on))
+    if n_on > 2:  # the count of positive fractions bounds every column's nonzero products
+        nnz, same = n_on, np.zeros(len(usage), dtype=bool)
+    else:
+        nnz = np.count_nonzero(requests[on] > 0, axis=0)
+        whole = np.count_nonzero(requests[on & (fractions < 1)] > 0, axis=0) == 0
+        same = (nnz <= 1) | ((nnz == 2) & whole)
+    slack = usage * (2.0 * sum_rtol(nnz)) + 2 * nnz * TINY
+    # a zero usage is exact (no positive product); so is a column with one float value
+    return usage, np.where(same | (usage == 0), 0.0, slack)
+
+
+def _trim(fractions: np.ndarray, requests: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """Lower fractions until no summation order can exceed the budget (see
+    :func:`_usage_bounds`): the fractional rows (0 < x < 1) when they can absorb it, else all."""
+    x = fractions.copy()
+    if not requests.shape[1]:
+        return x
+    for _ in range(16):
+        usage, slack = _usage_bounds(x, requests)
+        over = usage + slack > budget
+        if not over.any():
+            return x
+        part = (x > 0) & (x < 1)
+        excess = np.where(over, usage + 2.0 * slack - budget, 0.0)  # > 0 where over
+        part_use = x[part] @ requests[part]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.where(over, excess / part_use, 0.0)  # inf (or nan) if they cannot
+        f = float(np.max(np.where(np.isnan(need), np.inf, need)))
+        if f < 0.5:
+            x[part] *= 1.0 - 2.0 * f
+        else:  # the whole rows alone are too much (LP tolerance): scale everything
+            ratio = np.where(over, budget / np.where(over, usage + 2.0 * slack, 1.0), 1.0)
+            x *= float(ratio.min())
+        x[x < MIN_FRACTION] = 0.0
+    x[:] = 0.0  # pragma: no cover - never seen
+    return x
+
+
+def _solve_divisible(problem: Problem, t0: float) -> OracleResult:
+    n = problem.n
+    rows = np.nonzero(problem.values > 0)[0]
+    dropped_value = 0.0
+    if len(rows):
+        # rows that could get less than MIN_FRACTION of their request are left out (keeping
+        # the LP well scaled); their value at that cap is added to the bound
+        cap = _fraction_cap(problem, rows)
+        tiny = cap < MIN_FRACTION
+        with np.errstate(over="ignore"):
+            dropped_value = float(np.sum(problem.values[rows[tiny]] * cap[tiny]))
+        rows = rows[~tiny]
+    info: dict = {"candidates": len(rows)}
+    if len(rows) == 0:
+        sel = np.zeros(n, dtype=bool)
+        return _finish(problem, t0, "trivial", sel, dropped_value, {**info, "proof": "trivial"},
+                       fractions=np.zeros(n))
+    groups = problem.groups.subset(rows)
+    requests = problem.requests[rows]
+    binding = requests.sum(axis=0) > problem.budget
+    if not binding.any():  # everything fits: the best option of every group, whole
+        sub = _best_per_group(problem.values[rows], groups)
+        frac = np.zeros(n)
+        frac[rows[sub]] = 1.0
+        usage, slack = _usage_bounds(frac, problem.requests)
+        over = usage + slack > problem.budget
+        if not over.any():
+            bound = _sum_of_best(problem.values[rows], groups) + dropped_value
+            return _finish(problem, t0, "trivial", frac > 0, bound,
+                           {**info, "proof": "trivial"}, fractions=frac)
+        binding = over
+    sc = _normalize(problem, rows, groups, requests, binding)
+    relax = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups)
+    info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp")
+    x = fractional_from_relaxation(sc.values, sc.requests, sc.budget, sc.groups, relax)
+    frac = np.zeros(n)
+    frac[rows] = x
+    frac = _trim(frac, problem.requests, problem.budget)
+    bound_n = float(np.nextafter(relax.bound, np.inf)) if sc.lossy else relax.bound
+    bound = to_caller_units(bound_n, sc.v_exp) + dropped_value
+    return _finish(problem, t0, "lp", frac > 0, bound, info, fractions=frac)
+
+
+__all__ = ["solve", "OracleResult", "METHODS", "DEFAULT_TIME_LIMIT", "OPT_RTOL"]
+
