@@ -72,8 +72,10 @@ class Allocation:
 
     @property
     def usage(self) -> np.ndarray:
-        """(K,) total resources granted."""
-        return self.fractions @ self.requests
+        """(K,) total resources granted, summed as the oracles' budget check sums them
+        (``granted[rows].sum(axis=0)`` over the granted rows, in row order)."""
+        rows = self.fractions > 0
+        return self.granted[rows].sum(axis=0)
 
     def allocated_agents(self) -> list:
         return [self.agent_ids[i] for i in np.nonzero(self.selected)[0]]
