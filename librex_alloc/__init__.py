@@ -7,7 +7,14 @@ environments, metrics and the simulator. ``agents/`` and ``coordinator/`` wrap i
 from librex_alloc.api import BudgetTracker, LibrexAlloc, ResourceManager
 from librex_alloc.checkpoint import load_state, save_state
 from librex_alloc.config import PolicyConfig
-from librex_alloc.environments import Environment, EnvironmentRound, SyntheticEnvironment
+from librex_alloc.environments import (
+    AlibabaGpuEnvironment,
+    BitbrainsEnvironment,
+    Environment,
+    EnvironmentRound,
+    OrlibEnvironment,
+    SyntheticEnvironment,
+)
 from librex_alloc.errors import (
     InvalidConfigError,
     InvalidInputError,
@@ -48,6 +55,9 @@ __all__ = [
     "Environment",
     "EnvironmentRound",
     "SyntheticEnvironment",
+    "OrlibEnvironment",
+    "AlibabaGpuEnvironment",
+    "BitbrainsEnvironment",
     "simulate",
     "summarize",
     "save_state",

@@ -250,10 +250,11 @@ def main(argv=None) -> int:
     demo = _demo_parser(sub)
     b = sub.add_parser("bench", help="benchmarks: 'bench oracle --help' lists the options",
                        description="Benchmarks: 'oracle' (the per-round oracles), 'round' (a "
-                       "whole round through the original and the batch API). 'librex-alloc "
+                       "whole round through the original and the batch API), 'paper' (the "
+                       "original design's claims measured: RESULTS.md). 'librex-alloc "
                        "bench WHICH --help' lists a benchmark's options.",
                        formatter_class=HelpFormatter)
-    b.add_argument("which", choices=("oracle", "round"), help="which benchmark")
+    b.add_argument("which", choices=("oracle", "round", "paper"), help="which benchmark")
     b.add_argument("rest", nargs=argparse.REMAINDER,
                    help="options of the benchmark (see 'bench WHICH --help')")
     args = parser.parse_args(argv)
@@ -263,6 +264,10 @@ def main(argv=None) -> int:
             return _demo(args, out)
         except LibrexError as exc:  # a value the type checks above let through
             demo.error(str(exc))
+    if args.which == "paper":
+        from librex_alloc.evaluation import paper
+
+        return int(paper.main(args.rest) or 0)
     if args.which == "round":
         from librex_alloc.evaluation import round_bench
 

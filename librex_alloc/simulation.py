@@ -1,15 +1,37 @@
 """Run a policy against an environment and record per-round metrics.
 
-Per round: the environment's requests go to the policy; allocated agents' rewards are drawn
-and reported back; the utilitarian oracle with the *true* means is solved on the same
-requests for the regret (``oracle_method``, default ``"auto"`` with a 10 s limit; it is
-solved again only when the requests, budget or means change). Regret is pseudo-regret: the
-oracle's expected reward minus the expected reward of the policy's choice. For a fairness
-policy it includes the price of fairness.
+Per round t:
+
+1. ``env.requests(t)``; agents that left since round t − 1 (``EnvironmentRound.left_ids``) are
+   removed from the policy (``policy.remove_agents``) first.
+2. A policy with a public ``set_true_means`` (the oracle baseline) gets the true means of the
+   round's rows.
+3. ``policy.allocate``; the allocated rows' rewards are drawn from the environment with the
+   simulator's generator (seeded by ``seed``) and their feedback delays (when the environment
+   has ``feedback_delays``) from a second generator, so the reward draws do not depend on the
+   feedback settings.
+4. Outcomes arriving in round t, this round's (delay 0) and older ones, are reported with
+   ``policy.observe(their round, ids, rewards=...)``, oldest round first. An outcome never
+   arrives with delay −1 (counted as lost); it is dropped and counted when its round is older
+   than the policy's pending window (``max_pending_rounds``: expired) or its agent left after
+   its round (orphaned).
+5. The reference: the utilitarian oracle with the *current* true means on the same rows
+   (``oracle_method``, default ``"auto"`` with a 10 s limit; solved again only when the rows,
+   budget or means change). Regret is pseudo-regret: the oracle's expected reward minus the
+   expected reward of the policy's choice (for a fairness policy it includes the price of
+   fairness).
+
+Budget modes. ``"round"``: the environment's budget B_t caps every round. ``"horizon"``: one
+budget H (K,) covers the run (default: ``rounds`` × round 1's budget); round t's request has
+``budget`` = what is left of H (the hard cap) and ``pace`` = left / rounds left; spending is
+subtracted, so H is never exceeded. The reference is then the fluid benchmark: the LP
+relaxation (divisible) of each round with budget H / rounds, an upper bound on the expected
+reward per round of any policy on a static instance; utilization is relative to H / rounds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -18,8 +40,12 @@ import pandas as pd
 from librex_alloc import metrics, oracles
 from librex_alloc._validation import check_scalar
 from librex_alloc.environments import Environment
-from librex_alloc.errors import InvalidConfigError
+from librex_alloc.errors import InvalidConfigError, NotAllocatedError
 from librex_alloc.policies.base import AllocationPolicy
+
+BUDGET_MODES = ("round", "horizon")
+#: columns counting outcomes per round (see :func:`simulate`)
+FEEDBACK_COLUMNS = ("n_reported", "n_lost", "n_expired", "n_orphaned")
 
 
 def _count(value, name: str, low: int) -> int:
@@ -28,19 +54,40 @@ def _count(value, name: str, low: int) -> int:
     return int(value)
 
 
+def _budget_vector(value, k: int) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidConfigError(f"horizon_budget: expected {k} numbers, got {value!r}") \
+            from None
+    if arr.shape != (k,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InvalidConfigError(f"horizon_budget: expected {k} finite numbers ≥ 0, got "
+                                 f"{value!r}")
+    return arr.copy()
+
+
 def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int = 0,
              *, oracle_method: str = "auto", oracle_time_limit: float = 10.0,
              metrics_every: int = 1,
-             progress: Callable[[int], object] | None = None) -> pd.DataFrame:
+             progress: Callable[[int], object] | None = None,
+             budget_mode: str = "round", horizon_budget=None) -> pd.DataFrame:
     """Simulate ``rounds`` rounds; returns one row per round.
 
     Columns: round, reward (realized), expected_reward, oracle_reward, regret, cum_regret,
     n_allocated, gini_reward, jain_reward, gini_service, jain_service (cumulative vectors over
     all agents, computed every ``metrics_every`` rounds, NaN in between), utilization_k for
-    each resource, solve_time (s, the policy's oracle call), oracle_gap (its certificate),
-    oracle_status (the reference oracle's status: "optimal" when proved).
-    progress: called with the number of rounds done after every round (for a progress bar).
-    Every argument is checked before the first round.
+    each resource (spend over the round's budget; horizon mode: over H / rounds),
+    solve_time (s, the policy's oracle call), oracle_gap (its certificate), oracle_status (the
+    reference oracle's status: "optimal" when proved); budget_mode; n_active (agents
+    requesting), n_rows (option rows), n_joined, n_left; n_reported (outcomes applied this
+    round, of any round), n_lost (this round's outcomes that will never arrive), n_expired and
+    n_orphaned (outcomes dropped this round, see the module docstring); budget_k (the round's
+    cap as the policy saw it, resource units), spend_k (granted), remaining_k (horizon mode:
+    what is left of H after the round; NaN in round mode).
+
+    budget_mode: "round" or "horizon"; horizon_budget: (K,) resource units, horizon mode only
+    (default ``rounds`` × round 1's budget). progress: called with the number of rounds done
+    after every round (for a progress bar). Every argument is checked before the first round.
     """
     rounds = _count(rounds, "rounds", 0)
     metrics_every = _count(metrics_every, "metrics_every", 1)
@@ -58,38 +105,113 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         raise InvalidConfigError("environment and policy disagree on the number of resources")
     if progress is not None and not callable(progress):
         raise InvalidConfigError("progress: expected a callable or None")
-    rng = np.random.default_rng(seed)
-    method = oracle_method
+    if not isinstance(budget_mode, str) or budget_mode not in BUDGET_MODES:
+        raise InvalidConfigError(f"budget_mode: expected one of {BUDGET_MODES}, got "
+                                 f"{budget_mode!r}")
     k = env.n_resources
+    horizon = budget_mode == "horizon"
+    if horizon_budget is not None:
+        if not horizon:
+            raise InvalidConfigError("horizon_budget: only with budget_mode='horizon'")
+        horizon_budget = _budget_vector(horizon_budget, k)
+
+    rng = np.random.default_rng(seed)
+    feedback_rng = np.random.default_rng([seed, 1])  # delays: a stream of their own
+    delays_of = getattr(env, "feedback_delays", None)
+    set_true_means = getattr(policy, "set_true_means", None)
+    set_true_means = set_true_means if callable(set_true_means) else None
+    window = getattr(policy, "max_pending_rounds", None)
+    registry = getattr(policy, "registry", None)
+    method = oracle_method
     n = env.n_agents
+    if horizon:
+        if horizon_budget is None:
+            horizon_budget = rounds * np.asarray(env.requests(1).request.budget, np.float64)
+        remaining = horizon_budget.copy()
+        reference_budget = horizon_budget / max(rounds, 1)
     rec: dict[str, list] = {c: [] for c in (
         "round", "reward", "expected_reward", "oracle_reward", "regret", "n_allocated",
         "gini_reward", "jain_reward", "gini_service", "jain_service", "solve_time",
-        "oracle_gap", "oracle_status")}
-    util = [[] for _ in range(k)]
+        "oracle_gap", "oracle_status", "n_active", "n_rows", "n_joined", "n_left",
+        *FEEDBACK_COLUMNS)}
+    caps, spends, lefts = (np.zeros((rounds, k)) for _ in range(3))
+    lefts[:] = np.nan
     cached = None
     reward_sum = np.zeros(n)
     service = np.zeros(n)
+    left_round = np.zeros(n, dtype=np.int64)  # the latest round in which each agent left
+    queue: dict[int, list] = {}  # arrival round -> [(round t, round id, ids, agent idx, values)]
     for t in range(1, rounds + 1):
         env_round = env.requests(t)
         req, agent_index = env_round.request, env_round.agent_index
+        left = np.asarray(getattr(env_round, "left", ()), dtype=np.int64)
+        left_ids = list(getattr(env_round, "left_ids", ()))
+        if len(left):
+            left_round[left] = t
+        if left_ids:
+            known = [a for a in left_ids if registry is None or a in registry]
+            if known:
+                policy.remove_agents(known)
+        mu_all = np.asarray(env.expected(agent_index, req.options), dtype=np.float64)
+        if horizon:
+            req = dataclasses.replace(req, budget=remaining.copy(),
+                                      pace=remaining / (rounds - t + 1))
+        if set_true_means is not None:
+            set_true_means(req.agent_ids, means=mu_all, options=req.options)
         alloc = policy.allocate(req)
         rows = np.nonzero(alloc.fractions > 0)[0]
         frac = alloc.fractions[rows]
-        mu_all = env.expected(agent_index, req.options)
         expected = float(mu_all[rows] @ frac)
         rewards = env.sample(agent_index[rows], req.options[rows], rng)
-        if len(rows):
-            policy.observe(alloc.round, [req.agent_ids[i] for i in rows],
-                           rewards=np.clip(rewards, 0.0, 1.0) if env.reward_family != "gaussian"
-                           else rewards)
+        values = np.clip(rewards, 0.0, 1.0) if env.reward_family != "gaussian" else rewards
+        used = frac @ req.requests[rows] if len(rows) else np.zeros(k)
+        caps[t - 1], spends[t - 1] = req.budget, used
+        if horizon:
+            remaining = np.maximum(remaining - used, 0.0)
+            lefts[t - 1] = remaining
+        # feedback: queue this round's outcomes by arrival round, then deliver round t's
+        delays = np.zeros(len(rows), np.int64) if delays_of is None or not len(rows) else \
+            np.asarray(delays_of(agent_index[rows], req.options[rows], feedback_rng),
+                       dtype=np.int64)
+        ids = [req.agent_ids[i] for i in rows]
+        n_lost = int(np.count_nonzero(delays < 0))
+        if len(rows) and not delays.any():
+            queue.setdefault(t, []).append((t, alloc.round, ids, agent_index[rows], values))
+        elif len(rows):
+            for d in np.unique(delays[delays >= 0]).tolist():
+                sel = np.flatnonzero(delays == d)
+                queue.setdefault(t + d, []).append(
+                    (t, alloc.round, [ids[i] for i in sel], agent_index[rows][sel],
+                     values[sel]))
+        counts = dict.fromkeys(FEEDBACK_COLUMNS, 0)
+        counts["n_lost"] = n_lost
+        for src, rid, out_ids, out_idx, out_values in sorted(queue.pop(t, []),
+                                                             key=lambda e: e[0]):
+            keep = left_round[out_idx] <= src  # the agent has not left since its round
+            counts["n_orphaned"] += int(np.count_nonzero(~keep))
+            if not keep.any():
+                continue
+            if not keep.all():
+                out_ids = [a for a, kk in zip(out_ids, keep.tolist()) if kk]
+                out_values = out_values[keep]
+            if window is not None and rid <= policy.round - window:
+                counts["n_expired"] += len(out_ids)
+                continue
+            try:
+                counts["n_reported"] += int(policy.observe(rid, out_ids, rewards=out_values))
+            except NotAllocatedError:  # a policy whose pending window works differently
+                counts["n_expired"] += len(out_ids)
         np.add.at(reward_sum, agent_index[rows], rewards * frac)
         np.add.at(service, agent_index[rows], frac)
-        key = (req.requests, req.budget, agent_index, mu_all)
+        if horizon:
+            ref_budget, divisible = reference_budget, True
+        else:
+            ref_budget, divisible = req.budget, policy.divisible
+        key = (req.requests, ref_budget, agent_index, mu_all)
         if cached is None or not all(np.array_equal(a, b) for a, b in zip(key, cached[0])):
-            best = oracles.solve(mu_all, req.requests, req.budget, groups=agent_index,
+            best = oracles.solve(mu_all, req.requests, ref_budget, groups=agent_index,
                                  method=method, time_limit=oracle_time_limit,
-                                 divisible=policy.divisible)
+                                 divisible=divisible)
             cached = (key, best)  # static environments solve the reference once
         best = cached[1]
         rec["round"].append(t)
@@ -109,15 +231,29 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
                 rec[c].append(np.nan)
         rec["solve_time"].append(alloc.oracle.solve_time)
         rec["oracle_gap"].append(alloc.oracle.gap)
-        used = frac @ req.requests[rows] if len(rows) else np.zeros(k)
-        for j in range(k):
-            util[j].append(used[j] / req.budget[j] if req.budget[j] > 0 else 0.0)
+        rec["n_active"].append(len(np.unique(agent_index)))
+        rec["n_rows"].append(len(agent_index))
+        rec["n_joined"].append(len(getattr(env_round, "joined", ())))
+        rec["n_left"].append(len(left_ids))
+        for c in FEEDBACK_COLUMNS:
+            rec[c].append(counts[c])
         if progress is not None:
             progress(t)
+    extra = {c: rec.pop(c) for c in ("n_active", "n_rows", "n_joined", "n_left",
+                                     *FEEDBACK_COLUMNS)}
     df = pd.DataFrame(rec)
+    ref = np.broadcast_to(reference_budget, caps.shape) if horizon else caps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(ref > 0, spends / np.where(ref > 0, ref, 1.0), 0.0)
     for j in range(k):
-        df[f"utilization_{j}"] = util[j]
+        df[f"utilization_{j}"] = util[:, j]
     df["cum_regret"] = df["regret"].cumsum()
+    df["budget_mode"] = budget_mode
+    for c, v in extra.items():
+        df[c] = np.asarray(v, dtype=np.int64)
+    for name, arr in (("budget", caps), ("spend", spends), ("remaining", lefts)):
+        for j in range(k):
+            df[f"{name}_{j}"] = arr[:, j]
     return df
 
 
@@ -126,7 +262,7 @@ def summarize(df: pd.DataFrame) -> dict:
     last = df.ffill().iloc[-1] if len(df) else None
     util_cols = [c for c in df.columns if c.startswith("utilization_")]
     oracle_total = df["oracle_reward"].sum()
-    return {
+    out = {
         "rounds": len(df),
         "reward": float(df["reward"].sum()),
         "expected_reward": float(df["expected_reward"].sum()),
@@ -143,3 +279,18 @@ def summarize(df: pd.DataFrame) -> dict:
         "oracle_proved": float((df["oracle_status"] == "optimal").mean()) if len(df)
         else float("nan"),
     }
+    if "budget_mode" in df.columns:
+        out["budget_mode"] = str(df["budget_mode"].iloc[0]) if len(df) else "round"
+    for c in FEEDBACK_COLUMNS:
+        if c in df.columns:
+            out[c] = int(df[c].sum())
+    spend_cols = sorted((c for c in df.columns if c.startswith("spend_")),
+                        key=lambda c: int(c.split("_")[1]))
+    if spend_cols:
+        out["spend"] = [float(df[c].sum()) for c in spend_cols]
+        if out.get("budget_mode") == "horizon" and len(df):
+            total = [s + float(df[f"remaining_{c.split('_')[1]}"].iloc[-1])
+                     for s, c in zip(out["spend"], spend_cols)]
+            out["budget_spent"] = [s / h if h > 0 else float("nan")
+                                   for s, h in zip(out["spend"], total)]
+    return out

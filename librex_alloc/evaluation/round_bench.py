@@ -49,11 +49,10 @@ def synthetic_instance(n: int, k: int = 3, tau: float = 0.25, seed: int = 0):
 
 
 def alibaba_instance(n: int, tau: float = 0.25, seed: int = 0, path=None):
-    """(requests (n, 5), budget (5,), means (n,)) from the Alibaba GPU trace, or None when the
-    trace is not available. Resources in the trace's units: cpu_milli, memory_mib, num_gpu,
-    gpu_milli (per GPU; times num_gpu) and the pod count 1; a tenant is one pod sampled with
-    replacement; the budget is τ times the total request; means from the pods' QoS classes
-    (the environment's mapping)."""
+    """(requests (n, 4), budget (4,), means (n,)) from the Alibaba GPU trace, or None when the
+    trace is not available. Resources in the trace's units: cpu_milli, memory_mib, num_gpu and
+    gpu_milli (times num_gpu); tenants are pods (``AlibabaGpuEnvironment``); the budget is τ
+    times the total request; means are the success rates of the pods' QoS classes."""
     try:
         from librex_alloc.environments import AlibabaGpuEnvironment
     except ImportError:
