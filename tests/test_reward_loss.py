@@ -53,7 +53,7 @@ def test_the_knob_trades_fairness_for_reward_monotonically():
     env = SyntheticEnvironment(n_agents=20, n_resources=3, tightness=0.3, seed=4)
     rewards, ginis = [], []
     for eps in (0.0, 0.1, 0.3, 1.0):
-        _, df = _run("proportional", eps, env)
+        _, df = _run("proportional", eps, env, rounds=200)
         rewards.append(df["expected_reward"].sum())
         ginis.append(df["gini_service"].dropna().iloc[-1])
     assert rewards == sorted(rewards, reverse=True)

@@ -288,7 +288,7 @@ def _mutate(value, how):
     return 7
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_random_corruptions_are_refused_or_restored_exactly(data):
     """Fuzz: one leaf of a real state is mutated. Either set_state refuses it (StateError,
