@@ -41,7 +41,9 @@ class PolicyConfig:
 
     n_resources: K. fairness: a :class:`~librex_alloc.fairness.FairnessConfig` (a preset name
     or a number α is accepted and converted). oracle: "auto" | "exact" | "fast"; time_limit:
-    seconds of CP-SAT deterministic time (None: the oracle's default). divisible: grant
+    seconds of CP-SAT deterministic time (None: the oracle's default); gap_tolerance: relative
+    certified gap at which the oracle's search stops (None: the oracle's default, 1 % for
+    "auto", 0 for "exact"; see :func:`~librex_alloc.oracles.solve`). divisible: grant
     fractions. reward_family: "bernoulli" (rewards in [0, 1]) or "gaussian" ("beta" is an
     alias of "bernoulli"). prior: keyword arguments of the posterior (alpha_prior/beta_prior,
     or mu_prior/kappa_prior/a_prior/b_prior). discount: γ ∈ (0, 1] per round.
@@ -54,6 +56,7 @@ class PolicyConfig:
     fairness: FairnessConfig = FairnessConfig()
     oracle: str = "auto"
     time_limit: float | None = None
+    gap_tolerance: float | None = None
     divisible: bool = False
     reward_family: str = "bernoulli"
     prior: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
@@ -76,6 +79,9 @@ class PolicyConfig:
         if self.time_limit is not None:
             put(self, "time_limit", check_scalar(self.time_limit, "time_limit", low=0.0,
                                                  high=86_400.0, low_open=True))
+        if self.gap_tolerance is not None:
+            put(self, "gap_tolerance", check_scalar(self.gap_tolerance, "gap_tolerance",
+                                                    low=0.0, high=1.0))
         if not isinstance(self.divisible, (bool, np.bool_)):
             raise InvalidConfigError(f"divisible: expected a bool, got {self.divisible!r}")
         put(self, "divisible", bool(self.divisible))

@@ -16,7 +16,8 @@ Per round t:
    than the policy's pending window (``max_pending_rounds``: expired) or its agent left after
    its round (orphaned).
 5. The reference: the utilitarian oracle with the *current* true means on the same rows
-   (``oracle_method``, default ``"auto"`` with a 10 s limit; solved again only when the rows,
+   (``oracle_method``, default ``"auto"`` with a 10 s limit and no gap tolerance, so it searches
+   until it proves optimality within the limit; solved again only when the rows,
    budget or means change). Regret is pseudo-regret: the oracle's expected reward minus the
    expected reward of the policy's choice (for a fairness policy it includes the price of
    fairness).
@@ -211,7 +212,7 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         if cached is None or not all(np.array_equal(a, b) for a, b in zip(key, cached[0])):
             best = oracles.solve(mu_all, req.requests, ref_budget, groups=agent_index,
                                  method=method, time_limit=oracle_time_limit,
-                                 divisible=divisible)
+                                 gap_tolerance=0.0, divisible=divisible)
             cached = (key, best)  # static environments solve the reference once
         best = cached[1]
         rec["round"].append(t)

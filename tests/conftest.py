@@ -17,7 +17,7 @@ def assert_state_equal(a, b, path="state"):
             assert_state_equal(a[key], b[key], f"{path}.{key}")
     elif isinstance(a, np.ndarray):
         assert isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape, path
-        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), path
     elif isinstance(a, (list, tuple)):
         assert type(a) is type(b) and len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
@@ -38,3 +38,20 @@ def rng():
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One Ray instance for the whole test session, started by the first test that needs it
+    (``ray.init`` costs seconds): 2 CPUs, no dashboard, token authentication as Ray sets it."""
+    import ray
+
+    if ray.is_initialized():  # pragma: no cover - someone else's session
+        yield ray
+        return
+    ray.init(num_cpus=2, include_dashboard=False, namespace="librex-runtime-tests",
+             log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

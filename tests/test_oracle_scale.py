@@ -194,13 +194,16 @@ def test_objective_overflow_is_an_oracle_error(divisible):
 
 
 def test_highs_failure_is_an_oracle_error(monkeypatch):
+    """HiGHS's own bindings fail (no optimum), then linprog fails too: an OracleError. (20 rows:
+    tiny instances are enumerated without any LP.)"""
     from librex_alloc.oracles import relaxation
 
     def failing(*args, **kwargs):
         return SimpleNamespace(status=4, x=None, message="numerical difficulties")
 
+    monkeypatch.setattr(relaxation, "_lp_direct", lambda *args: None)
     monkeypatch.setattr(relaxation, "linprog", failing)
-    values, requests, budget = [1.0, 2.0, 3.0], [[1.0], [1.0], [1.0]], [1.5]
+    values, requests, budget = np.arange(1.0, 21.0), np.ones((20, 1)), [1.5]
     for kwargs in (dict(method="fast"), dict(divisible=True)):
         with pytest.raises(OracleError, match="HiGHS"):
             solve(values, requests, budget, **kwargs)

@@ -261,12 +261,26 @@ def mknap1() -> list[MknapInstance]:
 @pytest.mark.parametrize("method", ["exact", "auto"])
 @pytest.mark.parametrize("index", range(7))
 def test_mknap1_proven_optimum(mknap1, method, index):
+    """With ``gap_tolerance=0`` (exact's default) both prove OR-Library's optima."""
     inst = mknap1[index]
-    res = solve(inst.profits, inst.weights, inst.capacities, method=method)
+    res = solve(inst.profits, inst.weights, inst.capacities, method=method, gap_tolerance=0.0)
     assert_valid(res, inst.profits, inst.weights, inst.capacities)
     assert res.status == "optimal"
     assert res.objective == pytest.approx(inst.optimum, rel=1e-6)
     assert res.bound == pytest.approx(inst.optimum, rel=1e-6)
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_mknap1_auto_within_its_gap_tolerance(mknap1, index):
+    """By default ``auto`` stops once its certified gap is within DEFAULT_GAP_TOLERANCE."""
+    from librex_alloc.oracles.solver import DEFAULT_GAP_TOLERANCE
+
+    inst = mknap1[index]
+    res = solve(inst.profits, inst.weights, inst.capacities, method="auto")
+    assert_valid(res, inst.profits, inst.weights, inst.capacities)
+    assert res.gap <= DEFAULT_GAP_TOLERANCE["auto"]
+    assert res.objective >= inst.optimum * (1 - DEFAULT_GAP_TOLERANCE["auto"])
+    assert res.bound >= inst.optimum * (1 - 1e-9)
 
 
 @pytest.mark.parametrize("index", range(7))

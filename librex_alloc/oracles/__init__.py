@@ -10,10 +10,13 @@ a certificate, and ``status == "optimal"`` means the certificate closes (see
 - ``"exact"``: enumeration of every selection when few candidate options remain
   (:mod:`.enumeration`), else CP-SAT on integer models that bracket the float problem
   (:mod:`.exact`), after the fast oracle's pruning and with its hint.
-- ``"fast"``: LP relaxation (working-set HiGHS), rounding, greedy repair by dual-adjusted
-  density and swaps (:mod:`.fast`). Approximate; the LP bound certifies it.
-- ``"auto"``: enumeration on small candidate sets; else the fast answer when its certificate
-  closes, else exact under the time limit, else the better of the two.
+- ``"fast"``: every selection when at most 12 options are candidates; else the LP relaxation
+  (HiGHS, working set for large N), the options around the LP threshold enumerated exactly,
+  greedy fill by dual-adjusted density and swaps (:mod:`.fast`). Approximate; the LP bound
+  certifies it.
+- ``"auto"``: enumeration on small candidate sets; else the fast answer improved by swaps,
+  returned when its certified gap is within ``gap_tolerance`` (default 1 %) and the search
+  would not be cheap, else exact under the time limit (see :func:`solve`).
 
 With ``divisible=True`` the LP relaxation is solved and at most one option per group gets a
 positive fraction: ``fractions`` in [0, 1] (the fractional knapsack when K = 1), method ``"lp"``.

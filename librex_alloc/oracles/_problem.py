@@ -10,6 +10,7 @@ The per-round problem is a multiple-choice multi-dimensional knapsack::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,9 @@ class Groups:
     @classmethod
     def from_labels(cls, labels: np.ndarray | None, n: int) -> Groups:
         if labels is None:
+            ar = np.arange(n, dtype=np.int64)
+            return cls(ar, n, ar, ar, True)
+        if n < 2 or bool((labels[1:] > labels[:-1]).all()):  # increasing: one row each
             ar = np.arange(n, dtype=np.int64)
             return cls(ar, n, ar, ar, True)
         uniq, gid = np.unique(labels, return_inverse=True)
@@ -134,12 +138,24 @@ class Problem:
         return self.budget.shape[0]
 
 
+def _floats(x, name: str, ndim: int, nonnegative: bool = False) -> np.ndarray:
+    """:func:`as_float_array` with a shortcut for float64 arrays that pass (two reductions;
+    NaN propagates through min and max); anything else gets the full check and its error."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and x.ndim == ndim:
+        if not x.size:
+            return x
+        lo, hi = float(x.min()), float(x.max())
+        if (lo >= 0.0 if nonnegative else lo > -np.inf) and hi < np.inf:
+            return x
+    return as_float_array(x, name, ndim=ndim, nonnegative=nonnegative)
+
+
 def make_problem(values, requests, budget, groups=None) -> Problem:
     """Validate the public ``solve`` arguments. Raises :class:`InvalidInputError`."""
-    budget = as_float_array(budget, "budget", ndim=1, nonnegative=True)
-    values = as_float_array(values, "values", ndim=1)
+    budget = _floats(budget, "budget", 1, nonnegative=True)
+    values = _floats(values, "values", 1)
     n, k = values.shape[0], budget.shape[0]
-    requests = as_float_array(requests, "requests", ndim=2, nonnegative=True)
+    requests = _floats(requests, "requests", 2, nonnegative=True)
     if requests.shape != (n, k):
         raise InvalidInputError(
             f"requests: expected shape ({n}, {k}) to match values (N,) and budget (K,), "
@@ -212,6 +228,8 @@ def sum_rtol(n: int) -> float:
 
 def binary_exponent(x) -> np.ndarray:
     """``e`` with ``x = f · 2^e``, ``f`` in [0.5, 1) (``np.frexp``); 0 where ``x == 0``."""
+    if type(x) is float:
+        return math.frexp(x)[1]
     return np.frexp(np.asarray(x, dtype=np.float64))[1]
 
 
@@ -219,6 +237,8 @@ def times_pow2(x: np.ndarray, exponent) -> np.ndarray:
     """``x · 2^exponent`` (exponent: int or int array broadcasting over the last axis), as
     ``np.ldexp`` (exact unless the result under- or overflows) but a plain multiplication
     whenever ``2^exponent`` is a normal float64 (about 4x faster)."""
+    if type(exponent) is int:
+        return x * 2.0**exponent if -1022 <= exponent <= 1023 else np.ldexp(x, exponent)
     exponent = np.asarray(exponent)
     if exponent.size and (exponent.min() < -1022 or exponent.max() > 1023):
         return np.ldexp(x, exponent)

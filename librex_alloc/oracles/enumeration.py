@@ -8,6 +8,10 @@ the budget by more than any float summation error is surely infeasible and dropp
 only grows); with a known feasible value ``lower`` (branch and bound), so is a state that
 cannot reach it even with the best option of every remaining group.
 
+:func:`enumerate_all` does the same for at most :data:`ALL_MAX_ROWS` rows with every subset at
+once (two matrix products over cached 0/1 tables), the path of every method on tiny instances
+and of :func:`~.fast.core_round`.
+
 The winner is the most valuable state that passes ``fits``, the caller's canonical float64
 check (``requests[selected].sum(axis=0) <= budget`` in its units), so the proof is for the
 float data as given, not for a rounded model. The caller tries it when
@@ -17,9 +21,9 @@ as more than :data:`MAX_STATES` partial selections are alive.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -37,6 +41,9 @@ MAX_PRODUCT = 1 << 24
 LIMB_BITS = 50
 #: Best states checked with ``fits`` per batch (it doubles while they fail).
 _BATCH = 64
+#: Up to this many rows :func:`enumerate_all` builds every subset at once (4,096 subsets).
+ALL_MAX_ROWS = 12
+_MASKS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
 @dataclass(frozen=True)
@@ -81,10 +88,12 @@ def enumeration_size(groups: Groups, must: np.ndarray | None = None, limit: int 
 
 
 def _sum_up(x: np.ndarray) -> float:
-    """``Σ x`` exactly, rounded up to a float64."""
-    exact = sum((Fraction(float(v)) for v in x), Fraction(0))
-    f = float(exact)
-    return f if Fraction(f) >= exact else float(np.nextafter(f, np.inf))
+    """``Σ x`` exactly, rounded up to a float64 (``math.fsum`` rounds the exact sum to nearest;
+    the exact remainder's sign, again by ``fsum``, says whether to step up)."""
+    terms = x.tolist()
+    f = math.fsum(terms)
+    terms.append(-f)
+    return f if math.fsum(terms) <= 0 else float(np.nextafter(f, np.inf))
 
 
 def _limbs(values: np.ndarray, n_limbs: int) -> np.ndarray:
@@ -186,8 +195,31 @@ def enumerate_optimum(values, requests, budget, groups: Groups,
             state = parents[level][state]
         return sel
 
-    # best first, in exact order, over batches of the best approximate values: every state
-    # outside a batch is worth less than each batch state whose approximation reaches ``cut``
+    exact_of = exact.__getitem__
+    found = _best_first(approx, exact_of, margin, path, fits)
+    if found is None:
+        return None
+    state, sel = found
+    return Enumerated(sel, float(approx[state]), _sum_up(values[sel]), built)
+
+
+def _best_first(approx: np.ndarray, exact_of: Callable[[np.ndarray], np.ndarray],
+                margin: float, path: Callable[[int], np.ndarray],
+                fits: Callable[[np.ndarray], bool]) -> tuple[int, np.ndarray] | None:
+    """The state of largest exact value whose selection passes ``fits``: ``(state, selection)``
+    or None. ``approx`` (S,): float values within ``margin`` of the exact ones; ``exact_of(idx)``
+    -> carried limbs (len(idx), L) of those states; ``path(state)`` -> bool selection.
+
+    Best first, in exact order, over batches of the best approximate values: every state outside
+    a batch is worth less than each batch state whose approximation reaches ``cut``.
+    """
+    if len(approx) and margin < np.inf:  # a clear winner needs no exact comparison
+        top = int(np.argmax(approx))
+        second = np.max(approx, initial=-np.inf, where=np.arange(len(approx)) != top)
+        if second < approx[top] - 2.0 * margin:
+            sel = path(top)
+            if fits(sel):
+                return top, sel
     rejected = np.zeros(len(approx), dtype=bool)
     batch = _BATCH
     while not rejected.all():
@@ -197,14 +229,61 @@ def enumerate_optimum(values, requests, budget, groups: Groups,
             idx = live[approx[live] >= cut - 2.0 * margin]
         else:
             cut, idx = -np.inf, live
-        keys = tuple(-exact[idx, j] for j in range(n_limbs - 1, -1, -1))
+        ex = exact_of(idx)
+        keys = tuple(-ex[:, j] for j in range(ex.shape[1] - 1, -1, -1))
         idx = idx[np.lexsort(keys)]  # value descending, ties in state order
         for state in idx.tolist():
             if approx[state] < cut:  # outside states may be worth more: widen the batch
                 break
             sel = path(state)
             if fits(sel):
-                return Enumerated(sel, float(approx[state]), _sum_up(values[sel]), built)
+                return state, sel
             rejected[state] = True
         batch *= 4
     return None
+
+
+def _masks(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every subset of ``m`` rows: bool (2^m, m) and its transpose as float64 (m, 2^m) (cached
+    per m; a pure function of m)."""
+    got = _MASKS.get(m)
+    if got is None:
+        bits = ((np.arange(1 << m)[:, None] >> np.arange(m)) & 1).astype(bool)
+        got = _MASKS[m] = (bits, np.ascontiguousarray(bits.T, dtype=np.float64))
+    return got
+
+
+def enumerate_all(values, requests, budget, groups: Groups,
+                  fits: Callable[[np.ndarray], bool]) -> Enumerated | None:
+    """:func:`enumerate_optimum` for at most :data:`ALL_MAX_ROWS` rows, every selection at once.
+
+    Two matrix products over the 2^M subsets give each one's approximate usage and value; the
+    subsets whose usage may fit (within any float summation error) are visited best first in
+    exact value order (limbs) until one passes ``fits``. None when none passes.
+    """
+    m, k = requests.shape
+    bits, fbt = _masks(m)
+    ok = None
+    if not groups.singleton:  # at most one option per group
+        onehot = np.zeros((groups.n_groups, m))
+        onehot[groups.gid, np.arange(m)] = 1.0
+        ok = (onehot @ fbt <= 1.0).all(axis=0)
+    if k:
+        cap = budget * (1.0 + 2.0 * sum_rtol(m)) + (m + 1) * TINY  # surely over beyond this
+        fit = (requests.T @ fbt <= cap[:, None]).all(axis=0)
+        ok = fit if ok is None else ok & fit
+    alive = np.arange(fbt.shape[1]) if ok is None else np.flatnonzero(ok)
+    approx = (values @ fbt)[alive]
+    margin = 4.0 * sum_rtol(m) * float(values.sum()) + TINY
+
+    def exact_of(idx: np.ndarray) -> np.ndarray:
+        return _carry(bits[alive[idx]].astype(np.int64) @ _limbs(values, limbs_needed(values)))
+
+    def path(state: int) -> np.ndarray:
+        return bits[alive[state]]
+
+    found = _best_first(approx, exact_of, margin, path, fits)
+    if found is None:
+        return None
+    state, sel = found
+    return Enumerated(sel.copy(), float(approx[state]), _sum_up(values[sel]), len(approx))

@@ -155,8 +155,9 @@ def _model(v_int, r_int, b_int, gsub, singleton, must, hint):
     return model, xs
 
 
-def _run(model, time_limit: float) -> tuple[cp_model.CpSolver, int]:
+def _run(model, time_limit: float, gap_limit: float = 0.0) -> tuple[cp_model.CpSolver, int]:
     solver = cp_model.CpSolver()
+    solver.parameters.relative_gap_limit = float(gap_limit)
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
     solver.parameters.linearization_level = 2  # full LP relaxation: ~2x faster on knapsacks
@@ -169,11 +170,13 @@ def _run(model, time_limit: float) -> tuple[cp_model.CpSolver, int]:
 
 
 def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, must,
-                time_limit: float, fits: Callable[[np.ndarray], bool]) -> ExactOutcome:
+                time_limit: float, fits: Callable[[np.ndarray], bool],
+                gap_limit: float = 0.0) -> ExactOutcome:
     """CP-SAT on the candidate problem (normalized units), hinted with the fast oracle's answer
     ``incumbent`` (bool (M,), passes ``fits``) and pruned by :func:`reduced_cost_filter`
     (``keep``, ``must``) against it. ``fits(selected (M,)) -> bool`` is the canonical float
-    check in the caller's units; every answer returned passes it."""
+    check in the caller's units; every answer returned passes it. ``gap_limit``: CP-SAT stops
+    once its relative gap is at most this (``relative_gap_limit``; 0: prove optimality)."""
     m, _ = requests.shape
     keep = keep | incumbent  # never drop the hint
     rows = np.nonzero(keep)[0]
@@ -194,8 +197,9 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
         return sel
 
     model, xs = _model(w, *relaxed, gsub, groups.singleton, must, hint)
+    done = False  # a relaxed-model answer that passes the float check, proved or within the gap
     for cut in range(MAX_CUTS + 1):
-        solver, status = _run(model, remaining)
+        solver, status = _run(model, remaining, gap_limit)
         models += 1
         remaining -= solver.deterministic_time
         status_name = solver.status_name(status)
@@ -210,16 +214,20 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
             value = float(values[sel].sum())
             if value > best_value:
                 best, best_value = sel, value
-            proved = status == cp_model.OPTIMAL
+            obj_int = float(solver.objective_value)
+            # with a gap limit CP-SAT reports OPTIMAL once within it: proved only if closed
+            proved = status == cp_model.OPTIMAL and b_int <= obj_int
+            done = proved or (status == cp_model.OPTIMAL
+                              and b_int - obj_int <= gap_limit * max(1.0, abs(obj_int)))
             break
         if status != cp_model.OPTIMAL or cut == MAX_CUTS or remaining <= 0:
             break
         # exclude exactly this (float-infeasible) selection and solve again
         sign = np.where(sol, 1, -1).tolist()
         model.add(cp_model.LinearExpr.weighted_sum(xs, sign) <= int(sol.sum()) - 1)
-    if not proved and not exact and remaining > 0:
+    if not done and not exact and remaining > 0:
         cmodel, _ = _model(w, *conservative, gsub, groups.singleton, must, hint)
-        solver, status = _run(cmodel, remaining)
+        solver, status = _run(cmodel, remaining, gap_limit)
         models += 1
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             sol = np.asarray(solver.response_proto.solution, dtype=np.int64)[: len(rows)] > 0

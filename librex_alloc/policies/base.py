@@ -86,22 +86,25 @@ class AllocationPolicy(ABC):
 
     Keyword arguments are those of :class:`~librex_alloc.config.PolicyConfig` (n_resources:
     K; fairness: a :class:`FairnessConfig`, a preset name or a number α; oracle "auto" |
-    "exact" | "fast"; time_limit; divisible; reward_family "bernoulli" | "gaussian"; prior;
-    discount γ; max_pending_rounds; seed), or pass ``config=`` a ready PolicyConfig.
+    "exact" | "fast"; time_limit; gap_tolerance; divisible; reward_family "bernoulli" |
+    "gaussian"; prior; discount γ; max_pending_rounds; seed), or pass
+    ``config=`` a ready PolicyConfig.
     """
 
     name = "policy"
 
     def __init__(self, n_resources: int | None = None, *,
                  fairness: FairnessConfig | str | float = "none", oracle: str = "auto",
-                 time_limit: float | None = None, divisible: bool = False,
-                 reward_family: str = "bernoulli", prior: dict | None = None,
+                 time_limit: float | None = None, gap_tolerance: float | None = None,
+                 divisible: bool = False, reward_family: str = "bernoulli",
+                 prior: dict | None = None,
                  discount: float = 1.0, max_pending_rounds: int = 1000, seed: int | None = None,
                  params: dict | None = None, config: PolicyConfig | None = None):
         if config is None:
             config = PolicyConfig(n_resources, fairness=fairness, oracle=oracle,
-                                  time_limit=time_limit, divisible=divisible,
-                                  reward_family=reward_family, prior=prior or {},
+                                  time_limit=time_limit, gap_tolerance=gap_tolerance,
+                                  divisible=divisible, reward_family=reward_family,
+                                  prior=prior or {},
                                   discount=discount, max_pending_rounds=max_pending_rounds,
                                   seed=seed, params=params or {})
         elif not isinstance(config, PolicyConfig):
@@ -160,6 +163,7 @@ class AllocationPolicy(ABC):
     fairness_config = property(lambda self: self.config.fairness)
     oracle = property(lambda self: self.config.oracle)
     time_limit = property(lambda self: self.config.time_limit)
+    gap_tolerance = property(lambda self: self.config.gap_tolerance)
     divisible = property(lambda self: self.config.divisible)
     reward_family = property(lambda self: self.config.reward_family)
     discount = property(lambda self: self.config.discount)
@@ -389,7 +393,8 @@ class AllocationPolicy(ABC):
 
     def _decide(self, values, requests, budget, agent_slots, index) -> oracles.OracleResult:
         return oracles.solve(values, requests, budget, groups=agent_slots, method=self.oracle,
-                             time_limit=self.time_limit, divisible=self.divisible)
+                             time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
+                             divisible=self.divisible)
 
     def _learn(self, arms: np.ndarray, values: np.ndarray, are_flags: bool) -> None:
         if are_flags:

@@ -80,7 +80,7 @@ class FairLearn(AllocationPolicy):
         if len(rest):
             res = oracles.solve(learner[rest], requests[rest], left, groups=agent_slots[rest],
                                 method=self.oracle, time_limit=self.time_limit,
-                                divisible=self.divisible)
+                                gap_tolerance=self.gap_tolerance, divisible=self.divisible)
             frac[rest] = res.fractions
             chosen = rest[res.fractions > 0]
             priority = np.concatenate([priority, chosen[np.argsort(-learner[chosen])]])

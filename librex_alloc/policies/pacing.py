@@ -139,7 +139,8 @@ class ConstrainedTSPacing(_Paced):
         _, ref = pace_of(self, budget)
         net = values - (requests / safe_budget(ref)) @ self.price
         return oracles.solve(net, requests, budget, groups=agent_slots, method=self.oracle,
-                             time_limit=self.time_limit, divisible=self.divisible)
+                             time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
+                             divisible=self.divisible)
 
     def _after_round(self, spend, budget, pace) -> None:
         step = self.params["eta"] * (spend - pace) / self._reference(budget, pace)
