@@ -1,4 +1,10 @@
-"""Command line of librex-alloc: ``librex-alloc demo`` and ``librex-alloc bench oracle``.
+"""Command line of librex-alloc: ``librex-alloc demo``, ``librex-alloc bench WHICH`` and the
+commands of installed plug-ins (``librex-alloc run``: the Ray runtime of ``coordinator``).
+
+Plug-ins are entry points of the group ``librex_alloc.commands``: each names a function
+``register(subparsers) -> (parser, handler)`` where ``handler(args, parser)`` returns the exit
+code. The core names no plug-in, so it never imports Ray; a plug-in that fails to import is
+left out of the command list (its error is shown when it is asked for by name).
 
 Bad option values are usage errors (exit code 2, a one-line message on stderr, no traceback);
 long runs report progress on stderr (``--no-progress`` turns it off).
@@ -239,6 +245,16 @@ def _demo_parser(sub) -> argparse.ArgumentParser:
     return d
 
 
+PLUGIN_GROUP = "librex_alloc.commands"
+
+
+def _plugins() -> list:
+    """The installed command plug-ins (entry points of :data:`PLUGIN_GROUP`), by name."""
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)
+
+
 def main(argv=None) -> int:
     """Entry point of ``librex-alloc``; returns the exit code (usage errors exit 2)."""
     parser = argparse.ArgumentParser(
@@ -246,8 +262,19 @@ def main(argv=None) -> int:
         description="Constrained Thompson sampling for multi-agent resource allocation: "
         "'demo' runs an in-process simulation, 'bench oracle' the oracle benchmark.")
     parser.add_argument("--version", action="version", version=f"librex-alloc {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
+    plugins = _plugins()
+    names = ",".join(["demo", "bench", *(ep.name for ep in plugins)])
+    sub = parser.add_subparsers(dest="command", required=True, metavar=f"{{{names}}}")
     demo = _demo_parser(sub)
+    handlers = {}
+    for ep in plugins:
+        try:
+            register = ep.load()
+        except Exception as exc:  # a broken plug-in must not break the core's commands
+            broken = sub.add_parser(ep.name, help=f"(unavailable: {exc})")
+            handlers[ep.name] = (broken, exc)
+            continue
+        handlers[ep.name] = register(sub)
     b = sub.add_parser("bench", help="benchmarks: 'bench oracle --help' lists the options",
                        description="Benchmarks: 'oracle' (the per-round oracles), 'round' (a "
                        "whole round through the original and the batch API), 'paper' (the "
@@ -258,6 +285,11 @@ def main(argv=None) -> int:
     b.add_argument("rest", nargs=argparse.REMAINDER,
                    help="options of the benchmark (see 'bench WHICH --help')")
     args = parser.parse_args(argv)
+    if args.command in handlers:
+        p, handler = handlers[args.command]
+        if isinstance(handler, Exception):
+            p.error(f"the {args.command!r} command could not be loaded: {handler}")
+        return int(handler(args, p) or 0)
     if args.command == "demo":
         out = prepare_out_dir(demo, args.out)
         try:

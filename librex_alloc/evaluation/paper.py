@@ -418,6 +418,23 @@ Arms' means {list(peer.DEFAULT_MEANS)}. Verdicts: {pv}.
     return out / "RESULTS.md"
 
 
+EXECUTOR_GROUP = "librex_alloc.executors"
+
+
+def plugin_executor(name: str, parser=None):
+    """An executor made by the installed plug-in ``name`` (entry point group
+    :data:`EXECUTOR_GROUP`; ``coordinator`` provides ``ray``). The core names no plug-in."""
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=EXECUTOR_GROUP) if ep.name == name]
+    if not found:
+        msg = f"no {name!r} executor installed (entry point group {EXECUTOR_GROUP!r})"
+        if parser is not None:
+            parser.error(msg)
+        raise LookupError(msg)
+    return found[0].load()()
+
+
 def main(argv=None) -> int:
     from librex_alloc.cli import HelpFormatter, positive_int, prepare_out_dir
     from librex_alloc.progress import Progress
@@ -436,9 +453,7 @@ def main(argv=None) -> int:
     plan = QUICK if a.quick else DEFAULT
     executor = None
     if a.ray:
-        from coordinator.experiments import RayExecutor
-
-        executor = RayExecutor()
+        executor = plugin_executor("ray", p)
     total = sum(len(c) for c in _cells(plan).values())
     cmd = "librex-alloc bench paper" + (" --quick" if a.quick else "")
     with Progress(total, "bench paper", unit="cells", enabled=not a.no_progress) as bar:

@@ -1,0 +1,132 @@
+"""Ray actors around the submitters: :class:`ShardActor` and :class:`LiveAgentActor`.
+
+Each is named (the coordinator reaches it by name), restarts forever (``max_restarts=-1``)
+and registers with the coordinator in its constructor, so a restarted submitter registers
+again and gets a fresh credential; its agents keep their posteriors (they live in the
+coordinator). Calls from the coordinator are not retried (``max_task_retries=0``): a round
+closes without a submitter that died, and the next round calls the restarted one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import ray
+
+from agents.live import LiveAgentHost
+from agents.protocol import Report
+
+SUBMITTER_OPTIONS = {"max_restarts": -1, "max_task_retries": 0, "num_cpus": 0,
+                     "allow_out_of_order_execution": True}
+
+
+class _Server:
+    """Registration and the exchange, shared by both actor bodies."""
+
+    submitter = None
+
+    def _setup(self, coordinator: str | None, namespace: str | None) -> None:
+        self.coordinator = coordinator
+        self.namespace = namespace or ray.get_runtime_context().namespace
+        self.registrations = 0
+        if coordinator is not None:
+            self.attach(coordinator)
+
+    def attach(self, coordinator: str) -> int:
+        """Register with the coordinator actor named ``coordinator``; returns its next round."""
+        coord = ray.get_actor(coordinator, namespace=self.namespace)
+        me = ray.get_runtime_context().current_actor
+        reg = ray.get(coord.register.remote(self.submitter.name, self.submitter.agent_ids(), me))
+        self.submitter.set_credential(reg)
+        self.coordinator = coordinator
+        self.registrations += 1
+        return reg.next_round
+
+    def exchange(self, msg):
+        return self.submitter.exchange(msg)
+
+    def report(self, rnd: int, agent_ids, values, kind: str = "reward",
+               report_id: str | None = None) -> dict:
+        """Push outcomes to the coordinator now (instead of with the next reply); returns its
+        acknowledgement once they are durable. Raises the coordinator's rejection error."""
+        s = self.submitter
+        rep = Report(report_id or s.next_report_id(), int(rnd), list(agent_ids),
+                     np.asarray(values, dtype=np.float64), kind)
+        coord = ray.get_actor(self.coordinator, namespace=self.namespace)
+        return ray.get(coord.report.remote(s.token, rep))
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def stats(self) -> dict:
+        s = self.submitter
+        return {"name": s.name, "incarnation": s.incarnation, "pid": os.getpid(),
+                "registrations": self.registrations, "granted_rows": s.granted_rows,
+                "reported_rows": s.reported_rows, "outbox": len(s.outbox),
+                "dropped_reports": s.dropped_reports, "notices": list(s.notices)}
+
+
+class ShardServer(_Server):
+    """Actor body hosting an :class:`AgentShard` (arguments as AgentShard's, plus the
+    coordinator's actor name to register with, if any)."""
+
+    def __init__(self, name: str, env, agent_index=None, *, coordinator: str | None = None,
+                 namespace: str | None = None, **shard_options):
+        from agents.shard import AgentShard  # the core library: shard processes only
+
+        self.submitter = AgentShard(name, env, agent_index, **shard_options)
+        self._setup(coordinator, namespace)
+
+
+class LiveAgentServer(_Server):
+    """Actor body hosting a :class:`LiveAgentHost` around the user's agent object(s)."""
+
+    def __init__(self, name: str, agents, n_resources: int, *, agent_id=None,
+                 coordinator: str | None = None, namespace: str | None = None):
+        self.submitter = LiveAgentHost(name, agents, n_resources, agent_id=agent_id)
+        self._setup(coordinator, namespace)
+
+    def agent_attribute(self, agent_id, attribute: str):
+        """Read an attribute of a hosted agent (e.g. a worker's history)."""
+        return getattr(self.submitter.agents[agent_id], attribute)
+
+
+ShardActor = ray.remote(**SUBMITTER_OPTIONS)(ShardServer)
+LiveAgentActor = ray.remote(**SUBMITTER_OPTIONS)(LiveAgentServer)
+
+
+def split_agents(n_agents: int, n_shards: int) -> list[np.ndarray]:
+    """Contiguous blocks of agent indices, one per shard (sizes differ by at most one)."""
+    return np.array_split(np.arange(n_agents), n_shards)
+
+
+def start_shards(env, n_shards: int, coordinator: str, *, prefix: str = "shard",
+                 namespace: str | None = None, seed: int = 0, resources: dict | None = None,
+                 **shard_options) -> list:
+    """Start ``n_shards`` named shard actors hosting ``env``'s agents and wait until all have
+    registered with ``coordinator``; returns their handles."""
+    handles = []
+    for i, idx in enumerate(split_agents(env.n_agents, n_shards)):
+        opts = {"name": f"{prefix}-{i}"}
+        if namespace is not None:
+            opts["namespace"] = namespace
+        if resources:
+            opts["resources"] = resources
+        handles.append(ShardActor.options(**opts).remote(
+            f"{prefix}-{i}", env, idx, coordinator=coordinator, namespace=namespace,
+            seed=seed, **shard_options))
+    ray.get([h.pid.remote() for h in handles])  # constructors (registration) done
+    return handles
+
+
+def start_live_agent(name: str, agent, n_resources: int, coordinator: str, *,
+                     agent_id=None, namespace: str | None = None):
+    """Start one named live-agent actor around ``agent`` and wait until it has registered."""
+    opts = {"name": name}
+    if namespace is not None:
+        opts["namespace"] = namespace
+    h = LiveAgentActor.options(**opts).remote(name, agent, n_resources, agent_id=agent_id,
+                                              coordinator=coordinator, namespace=namespace)
+    ray.get(h.pid.remote())
+    return h

@@ -1,0 +1,203 @@
+"""The coordinator as a named Ray actor (a thin wrapper around :class:`Coordinator`).
+
+Options: ``max_restarts=-1`` (Ray restarts it by running its constructor again, which restores
+the state from the checkpoint directory), ``max_task_retries=-1`` (a call that was running when
+it died is retried on the restarted actor; every state-changing call is idempotent), and two
+concurrency groups: the round loop runs in its own one-thread group ``loop`` while
+registrations and reports are served by the default group (``max_concurrency`` threads).
+Submitters are reached by the handle they register with, else by their actor names
+(:class:`RayTransport`), so a restarted coordinator finds them again.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ray
+from ray.exceptions import ActorDiedError
+
+# Light imports only: a process that looks this actor up (ray.get_actor) imports this module.
+
+COORDINATOR_OPTIONS = {"max_restarts": -1, "max_task_retries": -1, "max_concurrency": 8,
+                       "concurrency_groups": {"loop": 1}, "num_cpus": 0}
+DEFAULT_NAME = "librex-alloc-coordinator"
+
+
+class _Failed:
+    """A call that could not be sent (e.g. no actor of that name)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class RayTransport:
+    """Exchanges with submitter actors by name (``ray.get_actor``), one call each."""
+
+    def __init__(self, namespace: str | None = None):
+        self.namespace = namespace
+        self._handles: dict[str, object] = {}
+        self._names: dict = {}  # in-flight ref -> submitter name
+
+    def _handle(self, name: str):
+        h = self._handles.get(name)
+        if h is None:
+            h = self._handles[name] = ray.get_actor(name, namespace=self.namespace)
+        return h
+
+    def bind(self, name: str, handle) -> None:
+        """Use ``handle`` for ``name`` (given at registration; names are the fallback)."""
+        self._handles[name] = handle
+
+    def same(self, name: str, handle) -> bool:
+        """Is ``handle`` the actor registered (or named) ``name``? (Same actor id: a
+        restarted actor keeps its handle.)"""
+        try:
+            return handle == self._handle(name)
+        except ValueError:
+            return False
+
+    def send(self, name: str, msg) -> object:
+        try:
+            ref = self._handle(name).exchange.remote(msg)
+        except ValueError as exc:  # no such actor (yet, or any more)
+            return _Failed(exc)
+        self._names[ref] = name
+        return ref
+
+    def wait(self, tickets: list, timeout: float) -> list[tuple[object, object]]:
+        out = [(t, t.error) for t in tickets if isinstance(t, _Failed)]
+        refs = [t for t in tickets if not isinstance(t, _Failed)]
+        if refs:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout,
+                                   fetch_local=True)
+            for ref in ready:
+                name = self._names.pop(ref, None)
+                try:
+                    out.append((ref, ray.get(ref)))
+                except Exception as exc:  # the submitter died or raised
+                    if isinstance(exc, ActorDiedError):
+                        # dead for good: an actor created again under this name is another
+                        # actor. (A restarting one keeps its handle: a fresh handle taken
+                        # during the restart may never deliver its calls.)
+                        self._handles.pop(name, None)
+                    out.append((ref, exc))
+        return out
+
+
+    def forget(self, ticket) -> None:
+        """Stop tracking a call the coordinator gave up on."""
+        self._names.pop(ticket, None)
+
+
+class CoordinatorServer:
+    """The actor body: every method delegates to :class:`Coordinator`."""
+
+    def __init__(self, config, namespace: str | None = None):
+        from coordinator.core import Coordinator
+
+        ns = namespace or ray.get_runtime_context().namespace
+        self.core = Coordinator(config, RayTransport(ns))
+
+    # protocol
+    def register(self, name, agent_ids, handle=None, token=None):
+        return self.core.register(name, agent_ids, handle, token)
+
+    def unregister(self, token):
+        return self.core.unregister(token)
+
+    def leave(self, token, agent_ids):
+        return self.core.leave(token, agent_ids)
+
+    def report(self, token, report):
+        return self.core.report(token, report)
+
+    # control
+    @ray.method(concurrency_group="loop")  # one thread: memory stays flat (a pool grows)
+    def run(self, until_round=None, max_seconds=None, max_rounds=None):
+        return self.core.run(until_round, max_seconds, max_rounds)
+
+    def stop(self):
+        self.core.stop()
+
+    def resume(self):
+        self.core.resume()
+
+    def set_budget(self, budget):
+        self.core.set_budget(budget)
+
+    def snapshot(self):
+        return self.core.snapshot()
+
+    def close(self):
+        self.core.close()
+
+    # queries
+    def status(self):
+        return self.core.status()
+
+    def config(self):
+        return self.core.config.to_dict()
+
+    def metrics_since(self, after_round, limit=10_000):
+        return self.core.metrics_since(after_round, limit)
+
+    def policy_state(self):
+        return self.core.policy_state()
+
+    def allocated_rounds(self, agent_id):
+        return self.core.allocated_rounds(agent_id)
+
+    def agent_stats(self, agent_ids, option=0):
+        return self.core.agent_stats(agent_ids, option)
+
+    def pid(self):
+        return os.getpid()
+
+    def memory_mib(self) -> float:
+        """Resident memory of the coordinator's process (VmRSS), MiB."""
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")  # pragma: no cover - not Linux
+
+    def node_id(self):
+        return ray.get_runtime_context().get_node_id()
+
+    # fault injection (tests)
+    def inject_crash(self, point: str) -> None:
+        """Exit the process (as a crash would) the next time the round loop or a report
+        reaches ``point``: decided, decision_committed, pushed, snapshot_written,
+        report_committed. The restarted actor has no hook."""
+
+        def hook(p: str) -> None:
+            if p == point:
+                os._exit(1)
+
+        self.core.crash_hook = hook
+
+
+CoordinatorActor = ray.remote(**COORDINATOR_OPTIONS)(CoordinatorServer)
+
+
+def get_or_create_coordinator(config, name: str = DEFAULT_NAME, *,
+                              namespace: str | None = None, resources: dict | None = None,
+                              detached: bool = False):
+    """The coordinator actor called ``name``: found again if it exists (``get_if_exists``),
+    else created with ``config`` (a :class:`~coordinator.core.CoordinatorConfig`). An
+    existing one must have the same configuration."""
+    opts = {"name": name, "get_if_exists": True}
+    if namespace is not None:
+        opts["namespace"] = namespace
+    if resources:
+        opts["resources"] = resources
+    if detached:
+        opts["lifetime"] = "detached"
+    handle = CoordinatorActor.options(**opts).remote(config, namespace)
+    found = ray.get(handle.config.remote())
+    if found != config.to_dict():
+        raise ValueError(f"a coordinator named {name!r} already runs with another "
+                         f"configuration; choose another name")
+    return handle

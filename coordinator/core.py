@@ -1,0 +1,1114 @@
+"""The coordinator: registrations, the round loop, outcomes applied exactly once, checkpoints.
+
+:class:`Coordinator` is a plain class (tested without Ray); :mod:`coordinator.actor` wraps it
+as a named Ray actor. It talks to submitters through a :class:`Transport` (Ray actor calls, or
+direct calls in-process) with the protocol of :mod:`agents.protocol`.
+
+A round t:
+
+1. *submit*: submitters without a submission for t are asked for one (usually the previous
+   round's reply already carried it); the round closes when all have answered or
+   ``round_deadline_s`` passes;
+2. *solve*: their rows are concatenated (``RoundRequest.concat``, reused while no submitter's
+   rows change) and ``policy.allocate`` decides;
+3. *commit*: the decision and every change since the last commit are appended to the journal
+   and fsynced before any grant leaves (write-ahead);
+4. *push*: each submitter gets its grants and is asked for its round t + 1 submission in one
+   call; replies carry outcomes (of this or earlier rounds), applied once each in submitter
+   order, and are acknowledged after the next commit;
+5. *metrics*: one row per round (reward, regret when the submitters know the true means,
+   Gini/Jain, utilization, phase times, rejection counters) to Parquet in bounded memory;
+6. every ``checkpoint_every`` rounds a full snapshot (policy state + coordinator state)
+   replaces the journal.
+
+Exactly once: every state change (registration, decision, accepted outcome, rejection,
+metrics row) is a journal record; a restarted coordinator loads its newest snapshot and
+replays the journal in order. Policy decisions are deterministic given the state and the
+inputs, so the replay rebuilds the exact state, random generator included. A round whose
+decision was committed but whose outcomes were not is pushed again; submitters recognize the
+grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import secrets
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from agents.protocol import KINDS, Exchange, GrantBatch, Registration, Reply, Report
+from coordinator.checkpoints import CheckpointStore
+from coordinator.errors import CredentialError, OwnershipError, ReplayError
+from coordinator.journal import Journal, decode_ids, encode_ids, read_journal
+from coordinator.metrics_log import MetricsLog
+from librex_alloc import (
+    AllocationPolicy,
+    ConstrainedThompsonSampling,
+    InvalidConfigError,
+    InvalidInputError,
+    LibrexError,
+    NotAllocatedError,
+    PolicyConfig,
+    RoundRequest,
+    StateError,
+    UnknownAgentError,
+    metrics,
+    solve,
+)
+
+FORMAT = "librex-alloc-coordinator/1"
+COUNTERS = ("outcomes_applied", "duplicate_reports", "rejected_forged", "rejected_not_owner",
+            "rejected_not_allocated", "rejected_replay", "rejected_invalid",
+            "rejected_submissions", "restarts")
+
+
+class SimulatedCrash(BaseException):
+    """Raised by a test's crash hook to abandon a coordinator mid-call (in-process tests)."""
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    """Settings of one coordinator (validated once, immutable).
+
+    policy: a PolicyConfig (or its dict); its ``max_pending_rounds`` is the window in which
+    late outcomes are accepted. budget: (K,) per-round budget, resource units.
+    checkpoint_dir: where snapshots, the journal and the metrics parts live (a path that
+    survives the coordinator's node on a cluster). round_deadline_s: how long a round waits for
+    submitters. checkpoint_every: rounds between full snapshots (the journal covers the rest).
+    fairness_every: rounds between Gini/Jain computations (NaN in between).
+    reference_oracle: oracle method for the regret reference on true means ("fast", "auto",
+    "exact"), or None for no regret. rows_per_part: metrics rows per Parquet part.
+    fsync: False only to measure the journal's cost. policy_class: an AllocationPolicy class.
+    """
+
+    policy: PolicyConfig
+    budget: tuple
+    checkpoint_dir: str
+    round_deadline_s: float = 5.0
+    checkpoint_every: int = 100
+    fairness_every: int = 1
+    reference_oracle: str | None = "fast"
+    rows_per_part: int = 1000
+    fsync: bool = True
+    policy_class: type = ConstrainedThompsonSampling
+
+    def __post_init__(self):
+        put = object.__setattr__
+        policy = self.policy
+        if isinstance(policy, dict):
+            policy = PolicyConfig.from_dict(policy)
+        if not isinstance(policy, PolicyConfig):
+            raise InvalidConfigError("policy: expected a PolicyConfig or its dict")
+        put(self, "policy", policy)
+        budget = np.asarray(self.budget, dtype=np.float64)
+        if budget.shape != (policy.n_resources,) or not np.all(np.isfinite(budget)) or \
+                np.any(budget < 0):
+            raise InvalidConfigError(f"budget: expected {policy.n_resources} finite values "
+                                     f"≥ 0, got {self.budget!r}")
+        put(self, "budget", tuple(float(b) for b in budget))
+        if not isinstance(self.checkpoint_dir, (str, os.PathLike)) or not str(
+                self.checkpoint_dir):
+            raise InvalidConfigError("checkpoint_dir: expected a path")
+        put(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
+        if not (isinstance(self.round_deadline_s, (int, float)) and
+                0 < self.round_deadline_s < math.inf):
+            raise InvalidConfigError("round_deadline_s: expected a finite number > 0")
+        for name in ("checkpoint_every", "fairness_every", "rows_per_part"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidConfigError(f"{name}: expected an int ≥ 1, got {value!r}")
+        if self.reference_oracle not in (None, "fast", "auto", "exact"):
+            raise InvalidConfigError("reference_oracle: expected None, 'fast', 'auto' or "
+                                     "'exact'")
+        if not (isinstance(self.policy_class, type) and
+                issubclass(self.policy_class, AllocationPolicy)):
+            raise InvalidConfigError("policy_class: expected an AllocationPolicy subclass")
+
+    def to_dict(self) -> dict:
+        """JSON-able form (stored in snapshots; a restart checks that it has not changed)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["policy"] = self.policy.to_dict()
+        out["budget"] = list(self.budget)
+        out["policy_class"] = f"{self.policy_class.__module__}.{self.policy_class.__name__}"
+        return out
+
+
+# --------------------------------------------------------------------------- transports
+class Transport(Protocol):
+    """How the coordinator reaches submitters by name."""
+
+    def send(self, name: str, msg: Exchange) -> object:
+        """Start one exchange; returns a ticket."""
+
+    def wait(self, tickets: list, timeout: float) -> list[tuple[object, object]]:
+        """Wait until every ticket is done or ``timeout`` seconds pass; returns
+        ``(ticket, Reply or the exception raised)`` for the finished ones."""
+
+
+class LocalTransport:
+    """In-process transport: ``submitters`` maps names to objects with ``exchange(msg)``.
+    Calls run synchronously in :meth:`send`; a missing or raising submitter fails the call."""
+
+    def __init__(self, submitters: dict | None = None):
+        self.submitters = dict(submitters or {})
+        self.calls = 0
+
+    def add(self, submitter) -> None:
+        self.submitters[submitter.name] = submitter
+
+    def bind(self, name: str, submitter) -> None:
+        self.submitters[name] = submitter
+
+    def same(self, name: str, submitter) -> bool:
+        return self.submitters.get(name) is submitter
+
+    def send(self, name: str, msg: Exchange) -> object:
+        self.calls += 1
+        try:
+            target = self.submitters[name]
+            return _Ticket(target.exchange(msg))
+        except Exception as exc:  # a failed call, as a dead actor would give
+            return _Ticket(exc)
+
+    def wait(self, tickets: list, timeout: float) -> list[tuple[object, object]]:
+        return [(t, t.result) for t in tickets]
+
+
+class _Ticket:
+    """A finished in-process call (hashable by identity)."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result):
+        self.result = result
+
+
+# --------------------------------------------------------------------------- internals
+@dataclass
+class _Submitter:
+    name: str
+    token_hash: str
+    agents: list = field(default_factory=list)
+    # runtime only (rebuilt after a restart)
+    index: pd.Index | None = None
+    slots: np.ndarray | None = None  # policy slot per owned agent, -1 unknown (a cache)
+    version: str | None = None
+    part: RoundRequest | None = None
+    expected: np.ndarray | None = None
+    request_round: int = -1
+    requesting: bool = False
+    ticket: object = None
+    ticket_round: int = -1
+    ticket_time: float = 0.0
+    failures: int = 0
+    retry_at: float = 0.0
+    last_error: str = ""
+    notices: list = field(default_factory=list)
+    acks_uncommitted: list = field(default_factory=list)
+    acks_ready: list = field(default_factory=list)
+
+    def owned_index(self) -> pd.Index:
+        """Position of each owned agent id in ``agents`` (a hash index)."""
+        if self.index is None:
+            self.index = pd.Index(self.agents)
+        return self.index
+
+
+@dataclass
+class _Decided:
+    round: int
+    request: RoundRequest
+    allocation: object
+    layout: list  # (name, version, start, stop)
+    expected: np.ndarray | None
+    key: tuple
+
+
+def _hash(token) -> str:
+    return hashlib.sha256(str(token).encode()).hexdigest()
+
+
+def _check_ids(agent_ids, *, distinct: bool = True) -> list:
+    """Runtime agent ids: a list of ints or strs, distinct unless not ``distinct`` (a 1-D int
+    or str array is accepted and checked without a Python loop)."""
+    if isinstance(agent_ids, np.ndarray):
+        if agent_ids.dtype.kind not in "iuU" or agent_ids.ndim != 1:
+            raise InvalidInputError("agent_ids: expected a 1-D array of ints or strs")
+        if distinct and len(np.unique(agent_ids)) != len(agent_ids):
+            raise InvalidInputError("agent_ids: an id appears twice")
+        return agent_ids.tolist()
+    if not isinstance(agent_ids, (list, tuple)):
+        raise InvalidInputError("agent_ids: expected a list of ids")
+    ids = list(agent_ids)
+    for a in ids:
+        if type(a) not in (int, str) and not isinstance(a, np.integer):
+            raise InvalidInputError(f"agent ids must be int or str, got {a!r}")
+    ids = [int(a) if isinstance(a, np.integer) else a for a in ids]
+    if distinct and len(set(ids)) != len(ids):
+        raise InvalidInputError("agent_ids: an id appears twice")
+    return ids
+
+
+def _digest(alloc) -> int:
+    return zlib.crc32(np.ascontiguousarray(alloc.fractions, dtype=np.float64).tobytes())
+
+
+# --------------------------------------------------------------------------- coordinator
+class Coordinator:
+    """The round loop around one policy (see the module docstring).
+
+    config: a :class:`CoordinatorConfig`. transport: how submitters are reached (default: an
+    empty :class:`LocalTransport`). If ``config.checkpoint_dir`` holds a checkpoint, the
+    coordinator resumes from it (its configuration must match; ``StateError`` otherwise).
+    ``crash_hook(point)`` is called at named points (fault-injection for tests).
+    """
+
+    def __init__(self, config: CoordinatorConfig, transport: Transport | None = None):
+        if not isinstance(config, CoordinatorConfig):
+            raise InvalidConfigError("config: expected a CoordinatorConfig")
+        self.config = config
+        self.transport = transport if transport is not None else LocalTransport()
+        self.crash_hook: Callable[[str], None] | None = None
+        self._lock = threading.RLock()
+        self.n_resources = config.policy.n_resources
+        self.budget = np.asarray(config.budget, dtype=np.float64)
+        self.policy = config.policy_class.from_config(config.policy)
+        self.round = 0
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self._subs: dict[str, _Submitter] = {}
+        self._token_owner: dict[str, str] = {}
+        self._owner: dict = {}
+        self._dedup: dict[tuple, int] = {}  # (name, report id) -> outcomes applied
+        self._dedup_rounds: OrderedDict[int, list] = OrderedDict()  # round -> its keys
+        self._decided: _Decided | None = None
+        self._collect_round = 1
+        self._prev_request: RoundRequest | None = None
+        self._prev_key: tuple | None = None
+        self._journal_has_request = False
+        self._reference: tuple | None = None
+        self._acc_reward = 0.0
+        self._acc_outcomes = 0
+        self._last_checkpoint_s = 0.0
+        self._stopped = False
+        self.store = CheckpointStore(config.checkpoint_dir)
+        self.store.acquire()
+        self.metrics = MetricsLog(os.path.join(self.store.directory, "metrics"),
+                                  self.n_resources, config.rows_per_part)
+        self._seq = 0
+        self.journal: Journal | None = None
+        self._restore()
+
+    # ======================================================================= registration
+    def register(self, name: str, agent_ids, handle=None, token: str | None = None
+                 ) -> Registration:
+        """Register submitter ``name`` for ``agent_ids``; returns its credential.
+
+        handle: how the transport reaches it (its Ray actor handle; in-process, the object),
+        else it is found by name. A name already registered may register again (a restarted
+        actor) only with the same handle (the same actor) or its current ``token``; the
+        previous credential is revoked and the agents it owned stay its own (their posteriors
+        are untouched). Agents owned by another submitter are refused
+        (:class:`OwnershipError`, counted in ``rejected_not_owner``); a re-registration that
+        proves nothing is a :class:`CredentialError` (``rejected_forged``)."""
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("name: expected a non-empty str")
+        ids = _check_ids(agent_ids)
+        with self._lock:
+            taken = [a for a in ids if self._owner.get(a, name) != name]
+            if taken:
+                self._reject("rejected_not_owner")
+                self._commit()
+                raise OwnershipError(f"register {name!r}: agent {taken[0]!r} is owned by "
+                                     f"{self._owner[taken[0]]!r} ({len(taken)} taken)")
+            sub = self._subs.get(name)
+            if sub is not None and not (
+                    (isinstance(token, str) and _hash(token) == sub.token_hash)
+                    or (handle is not None and getattr(self.transport, "same",
+                                                       lambda n, h: False)(name, handle))):
+                self._reject("rejected_forged")
+                self._commit()
+                raise CredentialError(f"register {name!r}: already registered; only the same "
+                                      f"actor or the holder of its credential may register "
+                                      f"again")
+            if handle is not None and hasattr(self.transport, "bind"):
+                self.transport.bind(name, handle)
+            token = secrets.token_hex(16)
+            new = [a for a in ids if a not in self._owner]
+            self._apply_register(name, _hash(token), new)
+            self._log("REG", {"name": name, "token_hash": _hash(token)}, new)
+            self._commit()
+            return Registration(name, token, self.round + 1)
+
+    def unregister(self, token: str) -> int:
+        """The submitter leaves with all its agents (their posteriors and pending outcomes are
+        dropped); returns the number of agents removed."""
+        with self._lock:
+            name = self._auth(token)
+            n = len(self._subs[name].agents)
+            self._apply_unregister(name)
+            self._log("UNREG", {"name": name})
+            self._commit()
+            return n
+
+    def leave(self, token: str, agent_ids) -> int:
+        """Some of the submitter's agents leave; returns how many."""
+        ids = _check_ids(agent_ids)
+        with self._lock:
+            name = self._auth(token)
+            if np.any(self._subs[name].owned_index().get_indexer(ids) < 0):
+                self._reject("rejected_not_owner")
+                self._commit()
+                raise OwnershipError(f"leave: {name!r} does not own all of these agents")
+            self._apply_leave(name, ids)
+            self._log("LEAVE", {"name": name}, ids)
+            self._commit()
+            return len(ids)
+
+    def set_budget(self, budget) -> None:
+        """Change the per-round budget (K,) from the next round on."""
+        b = np.asarray(budget, dtype=np.float64)
+        if b.shape != (self.n_resources,) or not np.all(np.isfinite(b)) or np.any(b < 0):
+            raise InvalidInputError(f"budget: expected {self.n_resources} finite values ≥ 0")
+        with self._lock:
+            self.budget = b.copy()
+            self._prev_key = None
+            for sub in self._subs.values():
+                sub.part, sub.version = None, None
+            self._log("BUDGET", {}, arrays={"budget": b})
+            self._commit()
+
+    # ======================================================================= outcomes
+    def report(self, token: str, report: Report) -> dict:
+        """Report outcomes directly (outside the round loop). The outcome is durable when this
+        returns: ``{"report_id", "applied", "duplicate"}``. A retransmission of the same
+        report id returns its first answer with ``duplicate=True`` and applies nothing.
+        Raises :class:`CredentialError`, :class:`OwnershipError`, ``NotAllocatedError``,
+        :class:`ReplayError` or ``InvalidInputError`` (each counted, nothing applied)."""
+        with self._lock:
+            name = self._auth(token)
+            try:
+                applied, dup = self._apply_report(name, report)
+            finally:
+                self._commit()
+            self._crash("report_committed")
+            return {"report_id": report.report_id, "applied": applied, "duplicate": dup}
+
+    def _auth(self, token) -> str:
+        name = self._token_owner.get(_hash(token)) if isinstance(token, str) else None
+        if name is None:
+            self._reject("rejected_forged")
+            self._commit()
+            raise CredentialError("unknown or revoked credential")
+        return name
+
+    def _reject(self, counter: str, n: int = 1) -> None:
+        self.counters[counter] += n
+        self._log("REJ", {"counter": counter, "n": n})
+
+    def _apply_report(self, name: str, rep: Report) -> tuple[int, bool]:
+        """Validate one report of submitter ``name`` completely, then apply it; raises the
+        rejection's error."""
+        result = self._apply_reports([(name, rep)])[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _check_report(self, name: str, rep) -> tuple | LibrexError:
+        """Checks that need no ledger: ``(round, ids, values, owned positions)`` to go on
+        with, a duplicate's first answer ``(applied, True)``, or the error (counted)."""
+        if not isinstance(rep, Report):
+            self._reject("rejected_invalid")
+            return InvalidInputError(f"report: expected a Report, got {type(rep)!r}")
+        seen = self._dedup.get((name, rep.report_id))
+        if seen is not None:
+            self.counters["duplicate_reports"] += 1
+            self._log("DUP", {})
+            return seen, True
+        rnd = rep.round
+        try:
+            ids = _check_ids(rep.agent_ids)
+            values = np.asarray(rep.values, dtype=np.float64)
+            if rep.kind not in KINDS or values.shape != (len(ids),) or \
+                    isinstance(rnd, bool) or not isinstance(rnd, (int, np.integer)):
+                raise InvalidInputError(f"report {rep.report_id!r}: malformed (kind "
+                                        f"{rep.kind!r}, {values.shape} values for {len(ids)} "
+                                        f"agents, round {rnd!r})")
+            if rep.kind == "success":
+                if np.any((values != 0) & (values != 1)):
+                    raise InvalidInputError("successes: expected 0/1 flags")
+            else:
+                self.policy.posterior.validate_rewards(values)
+        except (LibrexError, TypeError, ValueError) as exc:
+            self._reject("rejected_invalid")
+            return InvalidInputError(str(exc))
+        arr = rep.agent_ids if isinstance(rep.agent_ids, np.ndarray) and \
+            rep.agent_ids.dtype.kind in "iu" else ids
+        pos = self._subs[name].owned_index().get_indexer(arr) if len(ids) else \
+            np.zeros(0, np.int64)
+        if np.any(pos < 0):
+            self._reject("rejected_not_owner")
+            return OwnershipError(f"report {rep.report_id!r}: {name!r} does not own every "
+                                  f"agent it reports for")
+        return int(rnd), ids, values, pos
+
+    def _slots_of(self, name: str, pos: np.ndarray, ids: list) -> np.ndarray:
+        """Policy slots (m,) of submitter ``name``'s agents at positions ``pos`` of its owned
+        list (-1: unknown to the policy), from a per-submitter cache; ids the cache does not
+        know yet are looked up once (``registry.lookup``). A slot stays valid until its agent
+        is removed, which resets every cache."""
+        sub = self._subs[name]
+        if sub.slots is None or len(sub.slots) != len(sub.agents):
+            sub.slots = np.full(len(sub.agents), -1, np.int64)
+        slots = sub.slots[pos]
+        missing = np.nonzero(slots < 0)[0]
+        if len(missing):
+            found = np.asarray(self.policy.registry.lookup([ids[i] for i in missing]),
+                               np.int64)
+            sub.slots[pos[missing]] = found
+            slots[missing] = found
+        return slots
+
+    def _apply_reports(self, items: list[tuple[str, Report]]) -> list:
+        """Validate every report (name, Report) completely, then apply the accepted ones with
+        one ``policy.observe`` per (round, kind), in order. Returns per item ``(applied,
+        duplicate)`` or the rejection's error (counted in the metrics, nothing applied)."""
+        results: list = [None] * len(items)
+        checked = []
+        for j, (name, rep) in enumerate(items):
+            c = self._check_report(name, rep)
+            if isinstance(c, tuple) and len(c) == 4:
+                checked.append((j, *c))
+            else:
+                results[j] = c
+        if not checked:
+            return results
+        groups: OrderedDict[tuple, list] = OrderedDict()
+        taken: dict[int, list] = {}  # round -> ledger positions accepted in this batch
+        for j, rnd, ids, values, owned in checked:
+            name, rep = items[j]
+            n = len(ids)
+            slots = self._slots_of(name, owned, ids)
+            try:
+                pending = self.policy.ledger.pending(rnd)
+            except NotAllocatedError as exc:
+                self._reject("rejected_not_allocated")
+                results[j] = NotAllocatedError(f"report {rep.report_id!r}: {exc}")
+                continue
+            pos = pending.find(slots) if n else np.zeros(0, np.int64)
+            if np.any((pos < 0) | (slots < 0)):
+                self._reject("rejected_not_allocated")
+                bad = ids[int(np.argmax((pos < 0) | (slots < 0)))]
+                results[j] = NotAllocatedError(f"report {rep.report_id!r}: agent {bad!r} was "
+                                               f"not allocated in round {rnd}")
+                continue
+            earlier = taken.get(rnd)
+            if np.any(pending.reported[pos]) or (earlier and np.any(
+                    np.isin(pos, np.concatenate(earlier)))):
+                self._reject("rejected_replay")
+                results[j] = ReplayError(f"report {rep.report_id!r}: round {rnd} outcomes "
+                                         f"were already reported for some of its agents")
+                continue
+            taken.setdefault(rnd, []).append(pos)
+            groups.setdefault((rnd, rep.kind), []).append((j, name, rep.report_id, ids, values))
+        for (rnd, kind), members in groups.items():
+            ids = [a for m in members for a in m[3]]
+            values = np.concatenate([m[4] for m in members])
+            arrays = [items[m[0]][1].agent_ids for m in members]
+            logged = np.concatenate(arrays) if all(
+                isinstance(a, np.ndarray) and a.dtype.kind in "iu" for a in arrays) else ids
+            try:
+                applied = self._observe(rnd, ids, values, kind) if ids else 0
+            except LibrexError as exc:  # pragma: no cover - everything was checked above
+                for m in members:
+                    self._reject("rejected_invalid")
+                    results[m[0]] = InvalidInputError(f"report {m[2]!r}: {exc}")
+                continue
+            if applied != len(ids):  # pragma: no cover - replays were rejected above
+                raise StateError(f"round {rnd}: {applied} outcomes applied of {len(ids)}")
+            names = [m[1] for m in members]
+            rids = [m[2] for m in members]
+            sizes = [len(m[3]) for m in members]
+            self._record_reports(rnd, names, rids, sizes, values)
+            self._log("OBS", {"round": rnd, "kind": kind, "names": names, "report_ids": rids,
+                              "sizes": sizes}, logged, {"values": values})
+            for m in members:
+                results[m[0]] = (len(m[3]), False)
+        return results
+
+    def _observe(self, rnd: int, ids: list, values: np.ndarray, kind: str) -> int:
+        if kind == "success":
+            return self.policy.observe(rnd, ids, successes=values)
+        return self.policy.observe(rnd, ids, rewards=values)
+
+    def _record_reports(self, rnd, names, report_ids, sizes, values) -> None:
+        keys = self._dedup_rounds.setdefault(rnd, [])
+        for name, rid, size in zip(names, report_ids, sizes):
+            self._dedup[(name, rid)] = int(size)
+            keys.append((name, rid))
+        self.counters["outcomes_applied"] += int(sum(sizes))
+        self._acc_reward += float(values.sum())
+        self._acc_outcomes += int(sum(sizes))
+
+    # ======================================================================= the round loop
+    def run(self, until_round: int | None = None, max_seconds: float | None = None,
+            max_rounds: int | None = None) -> dict:
+        """Play rounds until ``until_round`` is done, ``max_seconds`` pass, ``max_rounds``
+        were played or :meth:`stop` is called (whichever first); returns :meth:`status`.
+        Safe to retry: the target is a round number, not a count, when ``until_round`` is
+        given."""
+        t_end = None if max_seconds is None else time.monotonic() + float(max_seconds)
+        played = 0
+        while not self._stopped:
+            if until_round is not None and self.round >= until_round:
+                break
+            if max_rounds is not None and played >= max_rounds:
+                break
+            if t_end is not None and played and time.monotonic() >= t_end:
+                break
+            self.step()
+            played += 1
+        with self._lock:
+            self._commit()
+        return self.status()
+
+    def stop(self) -> None:
+        """Stop :meth:`run` after the current round (also from another thread or caller)."""
+        self._stopped = True
+
+    def resume(self) -> None:
+        self._stopped = False
+
+    def step(self) -> dict:
+        """Play one round; returns its metrics row."""
+        t_start = time.perf_counter()
+        times = {}
+        decided = self._decided
+        if decided is None:
+            t = self.round + 1
+            self._gather(t)
+            times["t_submit"] = time.perf_counter() - t_start
+            with self._lock:
+                decided = self._decide(t, times)
+        t0 = time.perf_counter()
+        report_s = self._push(decided)
+        times["t_push"] = time.perf_counter() - t0 - report_s
+        times["t_report"] = report_s
+        with self._lock:
+            self._crash("pushed")
+            t0 = time.perf_counter()
+            row = self._metrics_row(decided)
+            times["t_metrics"] = time.perf_counter() - t0
+            times["t_checkpoint"] = self._last_checkpoint_s
+            times["t_round"] = time.perf_counter() - t_start
+            row.update(times)
+            self._apply_metrics(row)
+            self._log("METRICS", {"row": row})
+            self._last_checkpoint_s = 0.0
+            if row["round"] % self.config.checkpoint_every == 0:
+                t0 = time.perf_counter()
+                self.snapshot()
+                self._last_checkpoint_s = time.perf_counter() - t0
+        return row
+
+    # -- phase 1: submissions ----------------------------------------------------------
+    def _message(self, sub: _Submitter, next_round: int, grants=None) -> Exchange:
+        msg = Exchange(next_round, grants, sub.version, sub.acks_ready, sub.notices)
+        sub.acks_ready, sub.notices = [], []
+        return msg
+
+    def _send(self, sub: _Submitter, msg: Exchange, rnd: int) -> None:
+        sub.ticket = self.transport.send(sub.name, msg)
+        sub.ticket_round, sub.ticket_time = rnd, time.monotonic()
+
+    def _gather(self, t: int) -> None:
+        with self._lock:
+            self._collect_round = t
+            waiting = []
+            for name in sorted(self._subs):
+                sub = self._subs[name]
+                if sub.request_round == t or sub.ticket is not None or self._backing_off(sub):
+                    continue
+                self._send(sub, self._message(sub, t), t)
+                waiting.append(sub.ticket)
+        self._wait(waiting)
+
+    def _backing_off(self, sub: _Submitter) -> bool:
+        """A submitter whose calls keep failing (a dead actor fails at once) is called again
+        only after 0.1 s, 0.2 s, ... up to 5 s."""
+        return sub.failures >= 3 and time.monotonic() < sub.retry_at
+
+    #: round deadlines after which a call still in flight is abandoned
+    ABANDON_AFTER = 3
+
+    def _wait(self, tickets: list) -> float:
+        """Wait for ``tickets`` (≤ the round deadline) and process every finished call, in
+        submitter-name order; returns the seconds spent processing replies."""
+        done = dict(self.transport.wait(tickets, self.config.round_deadline_s)) \
+            if tickets else {}
+        with self._lock:
+            t0 = time.perf_counter()
+            inflight = [s for s in self._subs.values() if s.ticket is not None]
+            others = [s.ticket for s in inflight if s.ticket not in done]
+            if others:  # earlier calls that finished meanwhile
+                done.update(self.transport.wait(others, 0.0))
+            batch: list = []
+            give_up = time.monotonic() - self.ABANDON_AFTER * self.config.round_deadline_s
+            for sub in sorted(inflight, key=lambda s: s.name):
+                if sub.ticket in done:
+                    result = done[sub.ticket]
+                    sub.ticket = None
+                    self._process_reply(sub, result, batch)
+                elif sub.ticket_time < give_up:
+                    # a call lost in a restart may never finish (Ray 2.60: a call sent while
+                    # the actor restarts can stay pending); the exchange is idempotent, so
+                    # call again: unacknowledged outcomes are sent again, once applied
+                    getattr(self.transport, "forget", lambda t: None)(sub.ticket)
+                    sub.ticket = None
+                    self._process_reply(sub, TimeoutError("call abandoned"), batch)
+            if batch:
+                results = self._apply_reports([(sub.name, rep) for sub, rep in batch])
+                for (sub, rep), res in zip(batch, results):
+                    if isinstance(res, BaseException):
+                        sub.notices.append(str(res))
+                    sub.acks_uncommitted.append(getattr(rep, "report_id", None))
+            return time.perf_counter() - t0
+
+    def _process_reply(self, sub: _Submitter, result, batch: list) -> None:
+        """Check the credential, keep the submission; the reports go to ``batch``."""
+        if not isinstance(result, Reply):
+            sub.last_error = f"{type(result).__name__}: {result}"[:500]
+            sub.failures += 1
+            if sub.failures >= 3:
+                sub.retry_at = time.monotonic() + min(0.1 * 2 ** (sub.failures - 3), 5.0)
+            return
+        sub.failures = 0
+        if not isinstance(result.token, str) or _hash(result.token) != sub.token_hash:
+            self._reject("rejected_forged")
+            sub.notices.append("reply ignored: stale or missing credential (register again)")
+            return
+        batch.extend((sub, rep) for rep in result.reports)
+        self._accept_submission(sub, result.submission)
+
+    def _accept_submission(self, sub: _Submitter, s) -> None:
+        rnd = self._collect_round
+        if s is None:
+            sub.request_round, sub.requesting = rnd, False
+            return
+        if getattr(s, "round", None) != rnd:
+            return  # stale: a late reply for a round already closed
+        if s.agent_ids is None:
+            if s.version == sub.version and sub.part is not None:
+                sub.request_round, sub.requesting = rnd, True
+            else:
+                sub.version = None  # we do not hold these rows: ask for them in full
+            return
+        try:
+            ids = _check_ids(s.agent_ids, distinct=False)  # an id repeats per option
+            arr = s.agent_ids if isinstance(s.agent_ids, np.ndarray) else ids
+            if np.any(sub.owned_index().get_indexer(arr) < 0):
+                raise OwnershipError(f"submission of {sub.name!r} names agents it does not "
+                                     f"own")
+            part = RoundRequest.build(ids, s.requests, self.budget, s.options,
+                                      n_resources=self.n_resources)
+            expected = None
+            if s.expected is not None:
+                expected = np.asarray(s.expected, dtype=np.float64)
+                if expected.shape != (len(ids),) or not np.all(np.isfinite(expected)):
+                    raise InvalidInputError("submission: expected values do not match its rows")
+        except (LibrexError, TypeError, ValueError) as exc:
+            self._reject("rejected_submissions")
+            sub.notices.append(f"round {rnd}: submission rejected: {exc}")
+            sub.version, sub.part = None, None
+            return
+        sub.version, sub.part, sub.expected = s.version, part, expected
+        sub.request_round, sub.requesting = rnd, True
+
+    # -- phase 2: the decision -----------------------------------------------------------
+    def _decide(self, t: int, times: dict) -> _Decided:
+        t0 = time.perf_counter()
+        parts = [self._subs[n] for n in sorted(self._subs)
+                 if self._subs[n].request_round == t and self._subs[n].requesting]
+        key = tuple((s.name, s.version) for s in parts)
+        if key == self._prev_key and self._prev_request is not None:
+            request, same = self._prev_request, self._journal_has_request
+        else:
+            request = RoundRequest.concat([s.part for s in parts], self.budget,
+                                          n_resources=self.n_resources)
+            same = False
+        layout, start = [], 0
+        for s in parts:
+            layout.append((s.name, s.version, start, start + s.part.n_rows))
+            start += s.part.n_rows
+        expected = None
+        if parts and all(s.expected is not None for s in parts):
+            expected = np.concatenate([s.expected for s in parts])
+        decided = self._allocate(t, request, layout, expected, key)
+        times["t_solve"] = time.perf_counter() - t0
+        self._crash("decided")
+        arrays = {} if same else {"options": request.options, "requests": request.requests,
+                                  "budget": request.budget}
+        if expected is not None:
+            arrays["expected"] = expected
+        meta = {"round": t, "same": same, "layout": [list(x) for x in layout],
+                "digest": _digest(decided.allocation)}
+        self._log("ALLOC", meta, None if same else request.agent_ids, arrays)
+        t0 = time.perf_counter()
+        self._commit()
+        times["t_commit"] = time.perf_counter() - t0
+        self._crash("decision_committed")
+        return decided
+
+    def _allocate(self, t, request, layout, expected, key) -> _Decided:
+        alloc = self.policy.allocate(request)
+        if alloc.round != t:  # pragma: no cover - the policy counts rounds with us
+            raise StateError(f"policy round {alloc.round} != coordinator round {t}")
+        self._prev_request, self._prev_key = request, key
+        self._journal_has_request = True
+        self._decided = _Decided(t, request, alloc, layout, expected, key)
+        return self._decided
+
+    # -- phase 3: grants and outcomes ------------------------------------------------------
+    def _push(self, d: _Decided) -> float:
+        with self._lock:
+            self._collect_round = d.round + 1
+            fractions = d.allocation.fractions
+            slots = {name: (version, a, b) for name, version, a, b in d.layout}
+            waiting = []
+            for name in sorted(self._subs):
+                sub = self._subs[name]
+                if sub.ticket is not None:
+                    continue
+                grants = None
+                if name in slots:
+                    version, a, b = slots[name]
+                    rows = np.nonzero(fractions[a:b] > 0)[0]
+                    grants = GrantBatch(d.round, version, rows, fractions[a:b][rows])
+                elif self._backing_off(sub):
+                    continue
+                self._send(sub, self._message(sub, d.round + 1, grants), d.round + 1)
+                waiting.append(sub.ticket)
+        return self._wait(waiting)
+
+    # -- phase 4: metrics ------------------------------------------------------------------
+    def _metrics_row(self, d: _Decided) -> dict:
+        alloc = d.allocation
+        sel = alloc.fractions > 0
+        row = {"round": d.round, "n_submitters": len(self._subs),
+               "n_missing": len(self._subs) - len(d.layout), "n_rows": d.request.n_rows,
+               "n_allocated": int(sel.sum()), "reward": self._acc_reward,
+               "n_outcomes": self._acc_outcomes, "solve_gap": float(alloc.oracle.gap)}
+        if d.expected is not None:
+            row["expected_reward"] = float(alloc.fractions @ d.expected)
+            ref = self._reference_reward(d)
+            if ref is not None:
+                row["oracle_reward"] = ref
+                row["regret"] = ref - row["expected_reward"]
+        if d.round % self.config.fairness_every == 0:
+            _, rew = self.policy.utilities("reward")
+            _, serv = self.policy.utilities("service")
+            if len(rew):
+                rew = np.maximum(rew, 0.0)
+                row.update(gini_reward=metrics.gini(rew), jain_reward=metrics.jain(rew),
+                           gini_service=metrics.gini(serv), jain_service=metrics.jain(serv))
+        used = metrics.utilization(alloc.usage, d.request.budget)
+        for k in range(self.n_resources):
+            row[f"utilization_{k}"] = float(used[k])
+        row.update({c: self.counters[c] for c in COUNTERS})
+        return row
+
+    def _reference_reward(self, d: _Decided) -> float | None:
+        """Best expected reward on the true means (utilitarian; solved again only when the
+        rows change)."""
+        if self.config.reference_oracle is None:
+            return None
+        if self._reference is not None and self._reference[0] is d.request:
+            return self._reference[1]
+        res = solve(d.expected, d.request.requests, d.request.budget, groups=d.request.codes,
+                    method=self.config.reference_oracle,
+                    divisible=self.config.policy.divisible)
+        self._reference = (d.request, float(res.objective))
+        return self._reference[1]
+
+    def _apply_metrics(self, row: dict) -> None:
+        self.metrics.append(row)
+        self.round = int(row["round"])
+        self._decided = None
+        self._acc_reward, self._acc_outcomes = 0.0, 0
+        horizon = self.round - self.config.policy.max_pending_rounds
+        while self._dedup_rounds and next(iter(self._dedup_rounds)) <= horizon:
+            for key in self._dedup_rounds.popitem(last=False)[1]:
+                self._dedup.pop(key, None)
+
+    # ======================================================================= journal
+    def _log(self, kind: str, meta: dict, ids=None, arrays: dict | None = None) -> None:
+        if self._replaying:
+            return
+        arrays = dict(arrays or {})
+        if ids is not None:
+            id_meta, id_arrays = encode_ids(ids)
+            meta = dict(meta, **id_meta)
+            arrays.update(id_arrays)
+        self.journal.append(kind, meta, arrays)
+
+    def _commit(self) -> None:
+        """Make every logged change durable, then release the acknowledgements it covers."""
+        if self._replaying:
+            return
+        self.journal.commit()
+        for sub in self._subs.values():
+            if sub.acks_uncommitted:
+                sub.acks_ready.extend(a for a in sub.acks_uncommitted if a is not None)
+                sub.acks_uncommitted = []
+
+    def _crash(self, point: str) -> None:
+        if self.crash_hook is not None and not self._replaying:
+            self.crash_hook(point)
+
+    # ======================================================================= state changes
+    def _apply_register(self, name: str, token_hash: str, new_ids: list) -> None:
+        sub = self._subs.get(name)
+        if sub is None:
+            sub = self._subs[name] = _Submitter(name, token_hash)
+        else:
+            self._token_owner.pop(sub.token_hash, None)
+            sub.token_hash = token_hash
+            sub.version, sub.part, sub.request_round = None, None, -1
+        self._token_owner[token_hash] = name
+        for a in new_ids:
+            self._owner[a] = name
+        sub.agents.extend(new_ids)
+        sub.index, sub.slots = None, None
+
+    def _forget_agents(self, ids: list) -> None:
+        known = [a for a in ids if a in self.policy.registry]
+        if known:
+            self.policy.remove_agents(known)
+        for a in ids:
+            self._owner.pop(a, None)
+        self._prev_key = None
+        for sub in self._subs.values():  # freed slots may be reused: forget cached slots
+            sub.slots = None
+
+    def _apply_unregister(self, name: str) -> None:
+        sub = self._subs.pop(name)
+        self._token_owner.pop(sub.token_hash, None)
+        self._forget_agents(sub.agents)
+
+    def _apply_leave(self, name: str, ids: list) -> None:
+        sub = self._subs[name]
+        gone = set(ids)
+        sub.agents = [a for a in sub.agents if a not in gone]
+        sub.index, sub.part, sub.version = None, None, None
+        self._forget_agents(ids)
+
+    # ======================================================================= snapshots
+    def snapshot(self) -> str | None:
+        """Write a full snapshot now (only between rounds) and start a new journal; returns
+        its path (None mid-round: the journal already covers that state)."""
+        with self._lock:
+            if self._decided is not None:
+                self._commit()
+                return None
+            self._commit()  # the old journal stays complete: a fallback replays it
+            self.metrics.flush()
+            state = {"policy": self.policy.get_state(), "coordinator": self._own_state()}
+            seq = max([self._seq, *self.store.snapshots(), *self.store.journals()]) + 1
+            path = self.store.write(seq, state)
+            self._crash("snapshot_written")
+            self.journal.close()
+            self._open_journal(seq)
+            previous = [s for s in self.store.snapshots() if s < seq]
+            self.store.prune(previous[-1] if previous else seq)
+            self._seq = seq
+            return path
+
+    def _own_state(self) -> dict:
+        names = sorted(self._subs)
+        ids = [a for n in names for a in self._subs[n].agents]
+        id_meta, id_arrays = encode_ids(ids)
+        dedup = [(r, n, rid, self._dedup[(n, rid)]) for r, keys in self._dedup_rounds.items()
+                 for n, rid in keys]
+        return {
+            "format": FORMAT,
+            "config": self.config.to_dict(),
+            "round": self.round,
+            "budget": self.budget.copy(),
+            "counters": dict(self.counters),
+            "submitters": {
+                "names": names,
+                "token_hashes": [self._subs[n].token_hash for n in names],
+                "counts": np.asarray([len(self._subs[n].agents) for n in names], np.int64),
+                "ids": id_arrays.get("ids", id_meta.get("ids", [])),
+            },
+            "dedup": {
+                "rounds": np.asarray([d[0] for d in dedup], np.int64),
+                "names": [d[1] for d in dedup],
+                "report_ids": [d[2] for d in dedup],
+                "applied": np.asarray([d[3] for d in dedup], np.int64),
+            },
+        }
+
+    def _set_own_state(self, st: dict) -> None:
+        if st.get("format") != FORMAT:
+            raise StateError(f"coordinator state: format {st.get('format')!r}")
+        mine = self.config.to_dict()
+        if st["config"] != mine:
+            diff = sorted(k for k in mine if st["config"].get(k) != mine[k])
+            raise StateError(f"checkpoint {self.store.directory!r} belongs to a coordinator "
+                             f"with another configuration (differs in {diff}); use another "
+                             f"checkpoint directory")
+        self.round = int(st["round"])
+        self.budget = np.asarray(st["budget"], dtype=np.float64)
+        self.counters.update({k: int(v) for k, v in st["counters"].items()})
+        subs = st["submitters"]
+        ids = subs["ids"].tolist() if isinstance(subs["ids"], np.ndarray) else list(subs["ids"])
+        bounds = np.concatenate([[0], np.cumsum(subs["counts"])]).astype(int)
+        for j, (name, th) in enumerate(zip(subs["names"], subs["token_hashes"])):
+            self._apply_register(name, th, ids[bounds[j]:bounds[j + 1]])
+        d = st["dedup"]
+        for r, n, rid, applied in zip(d["rounds"].tolist(), d["names"], d["report_ids"],
+                                      d["applied"].tolist()):
+            self._dedup[(n, rid)] = applied
+            self._dedup_rounds.setdefault(r, []).append((n, rid))
+
+    # ======================================================================= restore
+    _replaying = False
+
+    def _open_journal(self, seq: int) -> None:
+        self.journal = Journal(self.store.journal_path(seq), fsync=self.config.fsync)
+        self._journal_has_request = False
+
+    def _restore(self) -> None:
+        seq, state, _errors = self.store.load_latest()
+        restored = state is not None
+        if state is not None:
+            policy = self.config.policy_class.from_state(state["policy"])
+            if policy.config != self.config.policy:
+                raise StateError(f"checkpoint {self.store.directory!r}: its policy "
+                                 f"configuration differs from this coordinator's")
+            self.policy = policy
+            self._set_own_state(state["coordinator"])
+        self.metrics.drop_after(self.round)
+        journals = [s for s in self.store.journals() if s >= seq]
+        self._replaying = True
+        try:
+            for jseq in journals:
+                self._journal_has_request = False
+                for kind, meta, arrays in read_journal(self.store.journal_path(jseq)):
+                    self._replay(kind, meta, arrays)
+                    restored = True
+        finally:
+            self._replaying = False
+        self._seq = seq
+        self._open_journal(journals[-1] if journals else seq)
+        if journals:
+            self._journal_has_request = False  # a full request starts the next record
+        if restored:
+            self.counters["restarts"] += 1
+            self._log("REJ", {"counter": "restarts", "n": 1})
+            self._commit()
+
+    def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
+        if kind == "REG":
+            self._apply_register(meta["name"], meta["token_hash"], decode_ids(meta, arrays))
+        elif kind == "UNREG":
+            self._apply_unregister(meta["name"])
+        elif kind == "LEAVE":
+            self._apply_leave(meta["name"], decode_ids(meta, arrays))
+        elif kind == "BUDGET":
+            self.budget = arrays["budget"].astype(np.float64)
+            self._prev_key = None
+        elif kind == "REJ":
+            self.counters[meta["counter"]] += int(meta["n"])
+        elif kind == "DUP":
+            self.counters["duplicate_reports"] += 1
+        elif kind == "OBS":
+            values = arrays["values"]
+            rnd = int(meta["round"])
+            self._observe(rnd, decode_ids(meta, arrays), values, meta["kind"])
+            self._record_reports(rnd, meta["names"], meta["report_ids"], meta["sizes"], values)
+        elif kind == "ALLOC":
+            if meta["same"]:
+                request = self._prev_request
+            else:
+                request = RoundRequest.build(decode_ids(meta, arrays), arrays["requests"],
+                                             arrays["budget"], arrays["options"],
+                                             n_resources=self.n_resources)
+            layout = [tuple(x) for x in meta["layout"]]
+            key = tuple((n, v) for n, v, _, _ in layout)
+            d = self._allocate(int(meta["round"]), request, layout, arrays.get("expected"), key)
+            if _digest(d.allocation) != meta["digest"]:
+                raise StateError(f"journal replay diverged at round {meta['round']}: the "
+                                 f"decision differs from the one recorded")
+        elif kind == "METRICS":
+            self._apply_metrics(meta["row"])
+        else:
+            raise StateError(f"journal: unknown record kind {kind!r}")
+
+    # ======================================================================= queries
+    def status(self) -> dict:
+        """Round, submitters, counters and whether the loop is stopped."""
+        with self._lock:
+            return {"round": self.round, "stopped": self._stopped,
+                    "submitters": sorted(self._subs),
+                    "in_flight": sorted(n for n, s in self._subs.items()
+                                        if s.ticket is not None),
+                    "failing": {n: (s.failures, s.last_error) for n, s in self._subs.items()
+                                if s.failures},
+                    "agents": len(self._owner), "counters": dict(self.counters),
+                    "pending_decision": self._decided is not None}
+
+    def metrics_since(self, after_round: int, limit: int = 10_000) -> dict:
+        """Metrics rows with round > ``after_round`` (≤ ``limit``), as {column: list}."""
+        with self._lock:
+            return self.metrics.rows_since(after_round, limit)
+
+    def policy_state(self) -> dict:
+        """The policy's full state (``get_state``), e.g. to compare two runs."""
+        with self._lock:
+            return self.policy.get_state()
+
+    def allocated_rounds(self, agent_id) -> list[int]:
+        """Pending rounds (oldest first) in which ``agent_id`` was allocated."""
+        with self._lock:
+            slot = np.asarray(self.policy.registry.agent_slots([agent_id]), np.int64)
+            ledger = self.policy.ledger
+            return [r for r in ledger.rounds if ledger.pending(r).find(slot)[0] >= 0]
+
+    def agent_stats(self, agent_ids, option: int = 0) -> dict:
+        """Posterior observation counts and means (n,) of ``agent_ids``' option ``option``."""
+        ids = _check_ids(agent_ids)
+        with self._lock:
+            reg = self.policy.registry
+            slots = np.asarray(reg.agent_slots(ids), dtype=np.int64)
+            arms = reg.arms_of(slots, np.full(len(ids), option, np.int64))
+            if np.any(arms < 0):
+                raise UnknownAgentError("an agent has no such option")
+            return {"slots": slots, "count": self.policy.posterior.count(arms),
+                    "mean": self.policy.posterior.mean(arms)}
+
+    def close(self) -> None:
+        """Snapshot (if between rounds), close the journal and release the directory."""
+        with self._lock:
+            if self._decided is None:
+                self.snapshot()
+            self.journal.close()
+            self.store.release()
+
+    def abandon(self) -> None:
+        """Drop the journal's uncommitted records and release the directory, as a crash of
+        the process would (in-process tests of recovery)."""
+        self.journal.discard()
+        self.journal.close()
+        self.store.release()

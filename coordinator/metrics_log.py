@@ -1,0 +1,148 @@
+"""Per-round metrics streamed to Parquet in bounded memory.
+
+Rows are kept in preallocated column buffers of ``rows_per_part`` rows; a full buffer (and
+every coordinator snapshot) is written as one Parquet part file ``part-<first>-<last>.parquet``
+(temp file + ``os.replace``), then the buffer is reused. Memory stays at one buffer whatever
+the number of rounds. After a restart the parts newer than the restored snapshot are deleted
+(the journal replays their rows), so no row is written twice. :func:`consolidate` streams the
+parts into one file with ``pyarrow.parquet.ParquetWriter``, one row group per part.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_PART = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
+
+#: Columns every metrics row has (the utilization_k columns follow, one per resource).
+BASE_COLUMNS = (
+    ("round", "int64"), ("n_submitters", "int64"), ("n_missing", "int64"),
+    ("n_rows", "int64"), ("n_allocated", "int64"), ("reward", "float64"),
+    ("n_outcomes", "int64"), ("expected_reward", "float64"), ("oracle_reward", "float64"),
+    ("regret", "float64"), ("gini_reward", "float64"), ("jain_reward", "float64"),
+    ("gini_service", "float64"), ("jain_service", "float64"), ("solve_gap", "float64"),
+    ("t_submit", "float64"), ("t_solve", "float64"), ("t_commit", "float64"),
+    ("t_push", "float64"), ("t_report", "float64"), ("t_metrics", "float64"),
+    ("t_checkpoint", "float64"), ("t_round", "float64"),
+    ("outcomes_applied", "int64"), ("duplicate_reports", "int64"),
+    ("rejected_forged", "int64"), ("rejected_not_owner", "int64"),
+    ("rejected_not_allocated", "int64"), ("rejected_replay", "int64"),
+    ("rejected_invalid", "int64"), ("rejected_submissions", "int64"),
+    ("restarts", "int64"),
+)
+
+
+def columns(n_resources: int) -> list[tuple[str, str]]:
+    return list(BASE_COLUMNS) + [(f"utilization_{k}", "float64") for k in range(n_resources)]
+
+
+class MetricsLog:
+    """Column buffers of ``rows_per_part`` rows, flushed to part files in ``directory``."""
+
+    def __init__(self, directory: str, n_resources: int, rows_per_part: int = 1000):
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+        self.columns = columns(n_resources)
+        self.schema = pa.schema([(name, dtype) for name, dtype in self.columns])
+        self.rows_per_part = int(rows_per_part)
+        self._buf = {name: np.zeros(self.rows_per_part, dtype) for name, dtype in self.columns}
+        self._n = 0
+
+    # -- writing -----------------------------------------------------------------------
+    def append(self, row: dict) -> None:
+        """One row (missing columns: NaN, or 0 for integer columns)."""
+        i = self._n
+        for name, dtype in self.columns:
+            self._buf[name][i] = row.get(name, np.nan if dtype == "float64" else 0)
+        self._n += 1
+        if self._n == self.rows_per_part:
+            self.flush()
+
+    def flush(self) -> str | None:
+        """Write the buffered rows as one part file (atomic); returns its path."""
+        if not self._n:
+            return None
+        n = self._n
+        table = pa.table({name: self._buf[name][:n].copy() for name, _ in self.columns},
+                         schema=self.schema)
+        first, last = int(self._buf["round"][0]), int(self._buf["round"][n - 1])
+        path = os.path.join(self.directory, f"part-{first:012d}-{last:012d}.parquet")
+        tmp = path + ".tmp"
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        self._n = 0
+        return path
+
+    def drop_after(self, rnd: int) -> None:
+        """Delete part files holding rounds > ``rnd`` (a restart replays them)."""
+        for path, first, _ in self.parts():
+            if first > rnd:
+                os.unlink(path)
+        for tmp in glob.glob(os.path.join(self.directory, "*.tmp")):
+            os.unlink(tmp)
+
+    # -- reading -----------------------------------------------------------------------
+    def parts(self) -> list[tuple[str, int, int]]:
+        """(path, first round, last round) of every part, in round order."""
+        out = []
+        for path in glob.glob(os.path.join(self.directory, "part-*.parquet")):
+            m = _PART.search(path)
+            if m:
+                out.append((path, int(m.group(1)), int(m.group(2))))
+        return sorted(out, key=lambda p: p[1])
+
+    def rows_since(self, after_round: int, limit: int = 10_000) -> dict[str, list]:
+        """Rows with round > ``after_round`` (at most ``limit``), as {column: list}."""
+        out: dict[str, list] = {name: [] for name, _ in self.columns}
+        n = 0
+        for path, _, last in self.parts():
+            if last <= after_round:
+                continue
+            t = pq.read_table(path)
+            rounds = t.column("round").to_numpy()
+            keep = np.nonzero(rounds > after_round)[0][: limit - n]
+            for name, _ in self.columns:
+                out[name].extend(t.column(name).to_numpy()[keep].tolist())
+            n += len(keep)
+            if n >= limit:
+                return out
+        rounds = self._buf["round"][: self._n]
+        keep = np.nonzero(rounds > after_round)[0][: limit - n]
+        for name, _ in self.columns:
+            out[name].extend(self._buf[name][keep].tolist())
+        return out
+
+    @property
+    def buffered(self) -> int:
+        return self._n
+
+
+def consolidate(directory: str, path: str) -> int:
+    """Stream every part of ``directory`` into one Parquet file (one row group per part) with
+    ``ParquetWriter``; returns the number of rows. Memory: one part at a time."""
+    log_parts = sorted(
+        (p for p in glob.glob(os.path.join(directory, "part-*.parquet")) if _PART.search(p)),
+        key=lambda p: int(_PART.search(p).group(1)))
+    rows = 0
+    writer = None
+    try:
+        for p in log_parts:
+            t = pq.read_table(p)
+            if writer is None:
+                writer = pq.ParquetWriter(path + ".tmp", t.schema)
+            writer.write_table(t)
+            rows += t.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        os.replace(path + ".tmp", path)
+    return rows
