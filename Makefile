@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo demo-sim test test-fast bench bench-round bench-runtime bench-paper lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,33 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The main job: a coordinator actor and 2 agent-shard actors on a local embedded Ray.
 demo: $(STAMP)
-	$(VENV)/bin/librex-alloc demo --out out/demo
+	$(VENV)/bin/librex-alloc run --agents 2000 --shards 2 --rounds 500 \
+		--fairness proportional --out out/demo
+
+# The in-process simulation (no Ray): utilitarian vs proportional fairness.
+demo-sim: $(STAMP)
+	$(VENV)/bin/librex-alloc demo --out out/demo-sim
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Everything but the tests marked slow (the runtime's kill tests, the paper smoke run).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
 bench: $(STAMP)
 	$(VENV)/bin/librex-alloc bench oracle
+
+bench-round: $(STAMP)
+	$(VENV)/bin/librex-alloc bench round
+
+bench-runtime: $(STAMP)
+	$(PY) -m coordinator.bench
+
+bench-paper: $(STAMP)
+	$(VENV)/bin/librex-alloc bench paper
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
