@@ -372,7 +372,7 @@ def test_orlib_instances_scale_profits_and_keep_the_optimum():
                              rnd.request.requests, rnd.request.budget, method="exact")
         assert best.objective == pytest.approx(env.optimum, rel=1e-9)
         assert env.optimum == pytest.approx(inst.optimum / inst.profits.max())
-    assert OrlibEnvironment(instance=6).n_agents == 50  # found in the shared folder
+    assert OrlibEnvironment(instance=6, path=MKNAP).n_agents == 50
     with pytest.raises(InvalidConfigError):
         OrlibEnvironment(instance=7, path=MKNAP)
 

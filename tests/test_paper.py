@@ -4,6 +4,8 @@ numbers of a quick run are not meaningful; RESULTS.md holds the full run's)."""
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +13,13 @@ from librex_alloc.cli import main
 
 
 @pytest.mark.slow
-def test_quick_evaluation_writes_the_report_and_resumes(tmp_path, capsys):
+def test_quick_evaluation_writes_the_report_and_resumes(tmp_path, capsys, monkeypatch):
+    # the committed excerpts stand in for ../shared/data (absent on a clean CI machine)
+    data = Path(__file__).parent / "data"
+    (tmp_path / "data" / "orlib_mknap").mkdir(parents=True)
+    shutil.copy(data / "mknap1.txt", tmp_path / "data" / "orlib_mknap" / "mknap1.txt")
+    shutil.copytree(data / "alibaba_gpu_v2023_excerpt", tmp_path / "data" / "alibaba_gpu_v2023")
+    monkeypatch.setenv("LIBREX_DATA", str(tmp_path / "data"))
     out = tmp_path / "paper"
     assert main(["bench", "paper", "--quick", "--out", str(out), "--no-progress"]) == 0
     text = (out / "RESULTS.md").read_text()
