@@ -14,7 +14,7 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
 from runtime_helpers import local_run, make_config, make_env  # noqa: E402
 
 from agents.actors import start_shards  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from conftest import assert_state_equal  # noqa: F401 (re-exported for the runtime tests)
 
 from agents import AgentShard
 from coordinator import Coordinator, CoordinatorConfig, LocalTransport
@@ -10,24 +11,6 @@ from librex_alloc import PolicyConfig, SyntheticEnvironment
 
 K = 3
 
-
-def assert_state_equal(a, b, path="state"):
-    """Deep equality of nested get_state() dicts (arrays bitwise, with dtype)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), path
-        for key in a:
-            assert_state_equal(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape, path
-        assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"), path
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_state_equal(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and a != a:
-        assert isinstance(b, float) and b != b, path
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 def make_env(n_agents=200, seed=0, **kw) -> SyntheticEnvironment:
