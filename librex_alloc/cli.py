@@ -278,10 +278,12 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="benchmarks: 'bench oracle --help' lists the options",
                        description="Benchmarks: 'oracle' (the per-round oracles), 'round' (a "
                        "whole round through the original and the batch API), 'paper' (the "
-                       "original design's claims measured: RESULTS.md). 'librex-alloc "
-                       "bench WHICH --help' lists a benchmark's options.",
+                       "original design's claims measured: RESULTS.md), 'learning' "
+                       "(reward/oracle and bandit regret over seeds, optionally beside another "
+                       "checkout). 'librex-alloc bench WHICH --help' lists a benchmark's options.",
                        formatter_class=HelpFormatter)
-    b.add_argument("which", choices=("oracle", "round", "paper"), help="which benchmark")
+    b.add_argument("which", choices=("oracle", "round", "paper", "learning"),
+                   help="which benchmark")
     b.add_argument("rest", nargs=argparse.REMAINDER,
                    help="options of the benchmark (see 'bench WHICH --help')")
     args = parser.parse_args(argv)
@@ -300,6 +302,10 @@ def main(argv=None) -> int:
         from librex_alloc.evaluation import paper
 
         return int(paper.main(args.rest) or 0)
+    if args.which == "learning":
+        from librex_alloc.evaluation import learning_bench
+
+        return int(learning_bench.main(args.rest) or 0)
     if args.which == "round":
         from librex_alloc.evaluation import round_bench
 
