@@ -38,6 +38,26 @@ def _as_series(ids: list) -> pd.Series:
     return s
 
 
+def _int_ids(ids) -> np.ndarray | None:
+    """``ids`` as an int64 array when every one is an integer (bools count as 0/1, as they
+    do as dict keys), else None."""
+    if isinstance(ids, np.ndarray):
+        a = ids
+    else:
+        first = ids[0] if len(ids) else None
+        if not isinstance(first, (int, np.integer)):
+            return None
+        try:
+            a = np.asarray(ids)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    if a.ndim != 1 or a.dtype.kind not in "iub":
+        return None
+    if a.dtype.kind == "u" and len(a) and int(a.max()) >= 2**63:
+        return None
+    return a.astype(np.int64, copy=False)
+
+
 def check_ids(agent_ids) -> list:
     """``agent_ids`` as a list; :func:`factorize_ids` then checks that they are hashable."""
     if isinstance(agent_ids, (str, bytes)) or not isinstance(agent_ids, (Sequence, np.ndarray)):
@@ -72,6 +92,10 @@ def factorize_ids(ids: list) -> tuple[np.ndarray, list]:
                 code = seen.setdefault(a, len(seen))
             codes[i] = code
         return codes, list(seen)
+    ints = _int_ids(ids)
+    if ints is not None:  # plain integer ids: a hash table on int64, no Python objects
+        codes, uniques = pd.factorize(ints)
+        return codes.astype(np.int64), uniques.tolist()
     s = _as_series(ids)
     try:
         codes, uniques = pd.factorize(s)
@@ -93,6 +117,9 @@ class AgentRegistry:
         self.arm_option = np.zeros(0, dtype=np.int64)
         self._free_arms: list[int] = []
         self._index: tuple[pd.Index, np.ndarray] | None = None
+        #: counts the writes (joins, new options, leaves, restores): equal generations of
+        #: the same registry map every id and option to the same slots
+        self.generation = 0
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -147,11 +174,15 @@ class AgentRegistry:
                                count=len(uniques))
         if self._index is None:
             slots = self.live_agent_slots()
-            index = pd.Index(_as_series([self._agent_ids[s] for s in slots]),
-                             tupleize_cols=False)
+            live = [self._agent_ids[s] for s in slots]
+            ints = _int_ids(live) if live else None
+            index = pd.Index(ints) if ints is not None else \
+                pd.Index(_as_series(live), tupleize_cols=False)
             self._index = (index, slots)
         index, slots = self._index
-        pos = index.get_indexer(pd.Index(_as_series(uniques), tupleize_cols=False))
+        query = _int_ids(uniques) if index.dtype.kind == "i" else None
+        pos = index.get_indexer(query if query is not None else
+                                pd.Index(_as_series(uniques), tupleize_cols=False))
         return np.where(pos >= 0, slots[np.maximum(pos, 0)] if len(slots) else -1, -1)
 
     def slot_of(self, agent_id) -> int:
@@ -225,6 +256,7 @@ class AgentRegistry:
         self._agent_live[s] = True
         self._agent_slot[a] = s
         self._index = None
+        self.generation += 1
         return s
 
     def _new_arm(self, agent_slot: int, option: int) -> int:
@@ -237,6 +269,7 @@ class AgentRegistry:
         self.arm_agent[t] = agent_slot
         self.arm_option[t] = option
         self._arm_table[agent_slot, option] = t
+        self.generation += 1
         return t
 
     def remove(self, ids: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -255,6 +288,7 @@ class AgentRegistry:
             self._agent_ids[s] = None
             heapq.heappush(self._free_agents, s)
         self._index = None
+        self.generation += 1
         return slots, arms
 
     # -- state ---------------------------------------------------------------------------
@@ -308,3 +342,4 @@ class AgentRegistry:
         self._arm_table = table
         self._free_arms = sorted(np.nonzero(~used)[0].tolist())
         self._index = None
+        self.generation += 1

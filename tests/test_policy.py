@@ -266,3 +266,32 @@ def test_observe_one_equals_observe(family, flags, seed):
             assert ps[1].observe_one(allocs[1].round, agent, None if flags else value,
                                      **one) is False
     assert_state_equal(ps[0].get_state(), ps[1].get_state())
+
+
+def test_the_same_request_object_again_decides_as_a_fresh_one():
+    """A caller that passes one RoundRequest every round (the coordinator) skips the id
+    look-ups; decisions, state and draws must equal those of a twin given fresh copies, also
+    when agents leave and join in between."""
+    from conftest import assert_state_equal
+
+    from librex_alloc import ConstrainedThompsonSampling, RoundRequest
+
+    rng = np.random.default_rng(0)
+    ids = list(range(200))
+    req = rng.uniform(1, 10, (200, 3))
+    budget = 0.3 * req.sum(axis=0)
+    one = RoundRequest.build(ids, req, budget)
+    a = ConstrainedThompsonSampling(3, oracle="fast", seed=4)
+    b = ConstrainedThompsonSampling(3, oracle="fast", seed=4)
+    for t in range(12):
+        if t == 5:
+            for p in (a, b):
+                p.remove_agents(ids[:50])
+        x = a.allocate(one)
+        y = b.allocate(RoundRequest.build(list(ids), req.copy(), budget.copy()))
+        assert np.array_equal(x.fractions, y.fractions)
+        sel = np.flatnonzero(x.selected)
+        outcomes = rng.random(len(sel)) < 0.5
+        a.observe(x.round, [ids[i] for i in sel], successes=outcomes)
+        b.observe(y.round, [ids[i] for i in sel], successes=outcomes)
+    assert_state_equal(a.get_state(), b.get_state())

@@ -68,3 +68,59 @@ def test_state_round_trip_and_bad_state():
     bad["arm_agent"][0] = len(bad["agent_ids"]) + 5
     with pytest.raises(StateError):
         AgentRegistry().set_state(bad)
+
+
+def test_integer_fast_path_agrees_with_the_dict_semantics():
+    """Large id lists of plain integers take an int64 path; it must give exactly what the
+    dict (and the object path) gives, whatever mix of ids the registry holds."""
+    from librex_alloc.registry import factorize_ids
+
+    rng = np.random.default_rng(3)
+    ids = rng.integers(-(2**40), 2**40, 500).tolist()
+    ids_np = np.asarray(ids)
+    for form in (ids, ids_np, [np.int64(a) for a in ids]):
+        codes, uniques = factorize_ids(list(form))
+        assert [uniques[c] for c in codes] == ids
+        assert all(type(u) is int for u in uniques)
+    # bools are the ints 0/1 as dict keys; the fast path agrees
+    codes, uniques = factorize_ids([True, 1, 0, False] * 20)
+    assert uniques == [1, 0] and len(set(codes.tolist())) == 2
+    # anything else falls back to the object path
+    big = [2**70 + i for i in range(100)]
+    assert factorize_ids(big)[1] == big
+    mixed = list(range(99)) + ["a"]
+    assert factorize_ids(mixed)[1] == mixed
+    with pytest.raises(InvalidInputError):
+        factorize_ids(list(range(99)) + [None])
+    with pytest.raises(InvalidInputError):
+        factorize_ids(list(range(99)) + [float("nan")])
+
+    reg = AgentRegistry()
+    reg.add(ids[:300], np.zeros(300, np.int64))
+    query = ids[250:] + [2**70, "x", ids[0]]
+    expect = np.array([reg._agent_slot.get(a, -1) for a in query])
+    assert np.array_equal(reg.lookup(query), expect)
+    assert np.array_equal(reg.lookup(np.asarray(ids[250:])), expect[:250])
+    # a registry holding non-integer ids keeps the object index
+    reg.add(["x", 2.5], np.zeros(2, np.int64))
+    expect = np.array([reg._agent_slot.get(a, -1) for a in query])
+    assert np.array_equal(reg.lookup(query), expect)
+    assert reg.lookup(["x"] * 1 + list(range(30)))[0] == reg.slot_of("x")
+
+
+def test_generation_counts_every_write():
+    reg = AgentRegistry()
+    g0 = reg.generation
+    reg.add([1, 2], np.zeros(2, np.int64))
+    g1 = reg.generation
+    assert g1 > g0
+    reg.add([1, 2], np.zeros(2, np.int64))  # nothing new: no write
+    assert reg.generation == g1
+    reg.add([1], np.ones(1, np.int64))  # a new option
+    g2 = reg.generation
+    assert g2 > g1
+    reg.remove([2])
+    g3 = reg.generation
+    assert g3 > g2
+    reg.set_state(reg.get_state())
+    assert reg.generation > g3

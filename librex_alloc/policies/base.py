@@ -150,6 +150,7 @@ class AllocationPolicy(ABC):
 
     def _reset_state(self) -> None:
         self.current_request: RoundRequest | None = None
+        self._slots_cache: tuple | None = None
         cfg = self.config
         self.posterior = make_posterior(cfg.reward_family, discount=cfg.discount, **cfg.prior)
         self.registry = AgentRegistry()
@@ -193,8 +194,13 @@ class AllocationPolicy(ABC):
                                          request.options, n_resources=self.n_resources,
                                          pace=request.pace)
         self.current_request = request  # for hooks that need more than the arrays
-        agent_slots = self.registry.lookup(request.uniques)[request.codes]
-        arm_slots = self.registry.arms_of(agent_slots, request.options)
+        cached = self._slots_cache
+        if cached is not None and cached[0] is request and cached[1] is self.registry \
+                and cached[2] == self.registry.generation:
+            agent_slots, arm_slots = cached[3], cached[4]  # the same request again
+        else:
+            agent_slots = self.registry.lookup(request.uniques)[request.codes]
+            arm_slots = self.registry.arms_of(agent_slots, request.options)
         joining = bool(np.any(arm_slots < 0))  # new agents or new options
         undo = self._undo_point(joining)
         try:
@@ -227,6 +233,11 @@ class AllocationPolicy(ABC):
             self.fairness.record_reward_loss(earned if r_star is None else r_star, earned)
         rows = np.nonzero(fractions > 0)[0]
         self.ledger.record(rnd, agent_slots[rows], arm_slots[rows], fractions[rows])
+        # a RoundRequest is immutable: a caller that passes the same one again (the
+        # coordinator, while no shard changes its rows) skips the id look-ups
+        agent_slots.flags.writeable = arm_slots.flags.writeable = False
+        self._slots_cache = (request, self.registry, self.registry.generation, agent_slots,
+                             arm_slots)
         return Allocation(rnd, request.agent_ids, request.options, request.requests,
                           request.budget, result.selected, fractions, values, result)
 
