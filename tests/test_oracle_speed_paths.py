@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from librex_alloc.errors import InvalidConfigError
@@ -264,18 +264,31 @@ def test_improve_never_worsens_and_stays_within_budget(seed, n, k, start):
 @settings(max_examples=60, **SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(13, 200), k=st.integers(1, 5),
        factor=st.sampled_from([1e-12, 1e-3, 7.0, 1e9, 2.0**-40]), column=st.integers(0, 4))
+@example(seed=38356, n=121, k=5, factor=1e-12, column=0)  # CP-SAT proves one model only
 def test_core_path_is_scale_invariant(method, seed, n, k, factor, column):
     """Rescaling the values or one resource's units changes neither the chosen set nor the
-    status (the core and the gap rule use relative quantities only)."""
+    status (the core and the gap rule use relative quantities only). A factor that is not a
+    power of two rounds the data differently, so when `auto` runs CP-SAT and it stops at its
+    time limit on one of the two models, only the certificates must agree."""
     values, requests, budget = random_instance(seed, n, k)
     base = solve(values, requests, budget, method=method)
+
+    def agree(other, vscale: float) -> None:  # other's values are vscale × base's
+        searched = not (base.info.get("exact_proved", True)
+                        and other.info.get("exact_proved", True))
+        if searched and np.frexp(factor)[0] != 0.5:
+            assert other.objective <= vscale * base.bound * (1 + 1e-9)
+            assert vscale * base.objective <= other.bound * (1 + 1e-9)
+            return
+        assert np.array_equal(base.selected, other.selected) and base.status == other.status
+
     scaled = solve(values * factor, requests, budget, method=method)
-    assert np.array_equal(base.selected, scaled.selected) and base.status == scaled.status
+    agree(scaled, factor)
     r2, b2 = requests.copy(), budget.copy()
     r2[:, column % k] *= factor
     b2[column % k] *= factor
     units = solve(values, r2, b2, method=method)
-    assert np.array_equal(base.selected, units.selected) and base.status == units.status
+    agree(units, 1.0)
 
 
 @pytest.mark.parametrize("method", ["fast", "auto", "divisible"])
