@@ -117,6 +117,9 @@ def test_round_benchmark_runs_both_apis_on_the_same_instances(capsys):
     for what in ("| synthetic | 8 | 3 | fast | original |", "| synthetic | 8 | 3 | fast | batch |",
                  "| synthetic | 8 | 3 | exact | batch |", "scip-reference"):
         assert what in text
+    assert main(["bench", "round", "--ns", "8", "--rounds", "2", "--instances", "synthetic",
+                 "--k", "5", "--no-progress"]) == 0
+    assert "| synthetic | 8 | 5 | fast | batch |" in capsys.readouterr().out
     with pytest.raises(SystemExit) as err:
         main(["bench", "round", "--instances", "nowhere"])
     assert err.value.code == 2

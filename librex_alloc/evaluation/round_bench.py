@@ -185,6 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--ns", type=positive_int_list, default=list(DEFAULT_NS),
                    help="numbers of agents, comma-separated")
     p.add_argument("--rounds", type=positive_int, default=20, help="timed rounds per cell")
+    p.add_argument("--k", type=positive_int, default=3,
+                   help="resources of the synthetic instance (the trace has its own 4)")
     p.add_argument("--instances", default="synthetic,alibaba",
                    help="comma-separated: synthetic, alibaba")
     p.add_argument("--out", default=None, help="also write the table as CSV here")
@@ -196,7 +198,7 @@ def main(argv=None) -> int:
         p.error(f"--instances: unknown {bad}; expected {sorted(INSTANCES)}")
     cells = len(names) * sum(2 * (2 + (n <= EXACT_MAX_N)) for n in a.ns)
     with Progress(cells, "bench round", unit="cells", enabled=not a.no_progress) as bar:
-        df = round_benchmark(a.ns, rounds=a.rounds, instances=names, progress=bar)
+        df = round_benchmark(a.ns, k=a.k, rounds=a.rounds, instances=names, progress=bar)
     print(to_markdown(df))
     if a.out:
         df.to_csv(a.out, index=False)
