@@ -17,68 +17,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracle_reference import OPT_RTOL, brute_force, check_answer, exact_value
 
 import librex_alloc.oracles as oracles
 from librex_alloc.errors import OracleError
-from librex_alloc.oracles import OracleResult, solve
+from librex_alloc.oracles import solve
 from librex_alloc.oracles import solver as solver_module
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TINY = 5e-324
-#: The certificate tolerance of ``status == "optimal"`` (OracleResult docstring).
-OPT_RTOL = 1e-9
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def exact_value(values, selected) -> Fraction:
-    """``Σ values[selected]`` in exact arithmetic."""
-    return sum((Fraction(float(x)) for x in np.asarray(values)[selected]), Fraction(0))
-
-
-def brute_force(values, requests, budget, groups=None) -> Fraction:
-    """The optimum over every selection passing the canonical float check (exact value)."""
-    values, requests, budget = (np.asarray(a, dtype=np.float64) for a in (values, requests,
-                                                                          budget))
-    n = len(values)
-    masks = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)
-    if groups is not None:
-        _, gid = np.unique(np.asarray(groups), return_inverse=True)
-        onehot = np.eye(gid.max() + 1)[gid.reshape(-1)]
-        masks = masks[np.all(masks.astype(np.float64) @ onehot <= 1, axis=1)]
-    masks = masks[[bool(np.all(requests[m].sum(axis=0) <= budget)) for m in masks]]
-    approx = masks.astype(np.float64) @ values
-    top = approx.max()
-    near = masks[approx >= top - 1e-9 * abs(top) - 1e-300]  # exact comparison among these
-    return max(exact_value(values, m) for m in near)
-
-
-def check_answer(res: OracleResult, values, requests, budget, groups=None,
-                 divisible: bool = False) -> None:
-    """Validity of any answer in the caller's units (budget, groups, objective, bound)."""
-    values, requests, budget = (np.asarray(a, dtype=np.float64) for a in (values, requests,
-                                                                          budget))
-    assert isinstance(res, OracleResult)
-    assert res.status in ("optimal", "feasible")
-    assert np.isfinite(res.objective) and np.isfinite(res.bound)
-    assert res.bound >= res.objective
-    if res.status == "optimal":  # the certificate
-        assert res.objective >= res.bound - OPT_RTOL * abs(res.bound)
-    if divisible:
-        frac = res.fractions
-        assert np.all((frac >= 0) & (frac <= 1))
-        assert np.all(frac @ requests <= budget)
-        assert res.objective == float(values @ frac)
-        sel = frac > 0
-    else:
-        sel = res.selected
-        assert np.array_equal(res.fractions, sel.astype(np.float64))
-        assert np.all(requests[sel].sum(axis=0) <= budget)
-        assert res.objective == float(values[sel].sum())
-    assert not np.any(sel & (values <= 0))
-    if groups is not None and sel.any():
-        assert np.unique(np.asarray(groups)[sel], return_counts=True)[1].max() == 1
 
 
 # ----------------------------------------------------------------------------- strategies

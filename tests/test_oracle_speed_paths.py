@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from oracle_reference import OPT_RTOL, brute_force, check_answer, exact_value
 
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.oracles import OracleResult, relaxation, solve
@@ -34,56 +35,10 @@ from librex_alloc.oracles._problem import Groups, lagrangian_bound
 from librex_alloc.oracles.enumeration import ALL_MAX_ROWS, _sum_up
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-OPT_RTOL = 1e-9
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def exact_value(values, selected) -> Fraction:
-    return sum((Fraction(float(x)) for x in np.asarray(values)[selected]), Fraction(0))
-
-
-def brute_force(values, requests, budget, groups=None) -> Fraction:
-    """The optimum over every selection passing the canonical check, in exact arithmetic.
-
-    Subsets whose matrix-product usage is far over the budget are dropped (a superset of the
-    canonically feasible ones stays); the rest are checked canonically in order of approximate
-    value until no later one can be worth more."""
-    values, requests, budget = (np.asarray(a, dtype=np.float64) for a in (values, requests,
-                                                                          budget))
-    n = len(values)
-    masks = ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)
-    if groups is not None:
-        _, gid = np.unique(np.asarray(groups), return_inverse=True)
-        onehot = np.eye(gid.max() + 1)[gid.reshape(-1)]
-        masks = masks[np.all(masks.astype(np.float64) @ onehot <= 1, axis=1)]
-    use = masks.astype(np.float64) @ requests
-    masks = masks[np.all(use <= budget * (1.0 + 1e-12) + 1e-300, axis=1)]
-    approx = masks.astype(np.float64) @ values
-    best = Fraction(0)  # the empty selection
-    for i in np.argsort(-approx, kind="stable"):
-        if approx[i] < float(best) * (1.0 - 1e-9) - 1e-300 or approx[i] <= 0:
-            break
-        if np.all(requests[masks[i]].sum(axis=0) <= budget):
-            best = max(best, exact_value(values, masks[i]))
-    return best
-
-
-def check_answer(res: OracleResult, values, requests, budget, groups=None) -> None:
-    values, requests, budget = (np.asarray(a, dtype=np.float64) for a in (values, requests,
-                                                                          budget))
-    sel = res.selected
-    assert res.status in ("optimal", "feasible")
-    assert np.all(requests[sel].sum(axis=0) <= budget)  # the canonical check
-    assert not np.any(sel & (values <= 0))
-    if groups is not None and sel.any():
-        assert np.unique(np.asarray(groups)[sel], return_counts=True)[1].max() == 1
-    assert res.objective == float(values[sel].sum())
-    assert np.isfinite(res.bound) and res.bound >= res.objective
-    if res.status == "optimal":
-        assert res.objective >= res.bound - OPT_RTOL * abs(res.bound)
 
 
 @st.composite
