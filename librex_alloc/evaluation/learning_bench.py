@@ -30,6 +30,8 @@ BANDIT_MEANS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
 def _ci(values) -> tuple[float, float]:
+    """Mean and 95 % Student-t half-width (as ``runner.mean_ci``, which an earlier checkout
+    measured with ``--compare`` may not have)."""
     from scipy import stats
 
     x = np.asarray(values, dtype=np.float64)
@@ -55,12 +57,15 @@ def _demo_ratio(fairness: str, oracle: str, rounds: int, seed: int) -> float:
     return float(summarize(df)["reward_vs_oracle"])
 
 
-def _bandit_regret(policy_name: str, rounds: int, seed: int) -> float:
+def bandit_regret(policy_name: str, rounds: int, seed: int, means=BANDIT_MEANS,
+                  **kwargs) -> float:
+    """Pseudo-regret of ``policy_name`` (made by name, the fast oracle) on the Bernoulli
+    bandit with arm ``means``: one resource, every arm requests 1 unit, a budget of 1."""
     from librex_alloc import make_policy
 
-    means = np.asarray(BANDIT_MEANS)
+    means = np.asarray(means, dtype=np.float64)
     n = len(means)
-    p = make_policy(policy_name, n_resources=1, oracle="fast", seed=seed)
+    p = make_policy(policy_name, n_resources=1, oracle="fast", seed=seed, **kwargs)
     rng = np.random.default_rng(10_000 + seed)
     ids, req, budget = list(range(n)), np.ones((n, 1)), np.ones(1)
     regret = 0.0
@@ -85,9 +90,9 @@ def measure(seeds: int, demo_rounds: int, bandit_rounds: int, oracle: str = "fas
         (f"demo reward/oracle, proportional, {demo_rounds} rounds",
          lambda s: _demo_ratio("proportional", oracle, demo_rounds, s)),
         (f"bandit regret, constrained-ts, {bandit_rounds} rounds",
-         lambda s: _bandit_regret("constrained-ts", bandit_rounds, s)),
+         lambda s: bandit_regret("constrained-ts", bandit_rounds, s)),
         (f"bandit regret, cucb, {bandit_rounds} rounds",
-         lambda s: _bandit_regret("cucb", bandit_rounds, s)),
+         lambda s: bandit_regret("cucb", bandit_rounds, s)),
     ]
     for name, fn in cases:
         t0 = time.perf_counter()

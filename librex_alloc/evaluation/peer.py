@@ -16,11 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from librex_alloc.evaluation.learning_bench import BANDIT_MEANS, bandit_regret
 from librex_alloc.evaluation.runner import mean_ci
-from librex_alloc.policies import make_policy
 
 #: arm means of the default instance (10 arms, a gap of 0.1 at the top)
-DEFAULT_MEANS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.5, 0.4, 0.3, 0.2, 0.1)
+DEFAULT_MEANS = BANDIT_MEANS
 
 
 def have_mabwiser() -> bool:
@@ -29,23 +29,6 @@ def have_mabwiser() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _ours(policy: str, means: np.ndarray, rounds: int, seed: int, **kwargs) -> float:
-    n = len(means)
-    p = make_policy(policy, n_resources=1, oracle="fast", seed=seed, **kwargs)
-    rng = np.random.default_rng(10_000 + seed)
-    ids, req, budget = list(range(n)), np.ones((n, 1)), np.ones(1)
-    regret = 0.0
-    for _ in range(rounds):
-        a = p.allocate_batch(ids, req, budget)
-        arm = int(np.flatnonzero(a.selected)[0]) if a.selected.any() else None
-        if arm is None:  # nobody chosen: the whole round is lost
-            regret += float(means.max())
-            continue
-        regret += float(means.max() - means[arm])
-        p.observe(a.round, [arm], rewards=[float(rng.random() < means[arm])])
-    return regret
 
 
 def _theirs(kind: str, means: np.ndarray, rounds: int, seed: int) -> float:
@@ -76,10 +59,10 @@ def peer_check(means=DEFAULT_MEANS, rounds: int = 2000, seeds: int = 20) -> pd.D
     means = np.asarray(means, dtype=np.float64)
     runs = {
         ("Thompson sampling", "librex-alloc constrained-ts"):
-            lambda s: _ours("constrained-ts", means, rounds, s),
+            lambda s: bandit_regret("constrained-ts", rounds, s, means),
         ("Thompson sampling", "MABWiser ThompsonSampling"):
             lambda s: _theirs("ts", means, rounds, s),
-        ("UCB1", "librex-alloc cucb"): lambda s: _ours("cucb", means, rounds, s),
+        ("UCB1", "librex-alloc cucb"): lambda s: bandit_regret("cucb", rounds, s, means),
         ("UCB1", "MABWiser UCB1(alpha=1)"): lambda s: _theirs("ucb1", means, rounds, s),
     }
     rows = []
