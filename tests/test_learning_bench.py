@@ -1,6 +1,7 @@
 """The learning-quality benchmark (``librex-alloc bench learning``) at a tiny size: its table,
 its seeded reproducibility, and the side-by-side run against another checkout."""
 
+import re
 from pathlib import Path
 
 from librex_alloc.cli import main as cli_main
@@ -30,5 +31,8 @@ def test_compare_against_a_checkout_prints_both_columns(capsys):
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith(("demo", "bandit"))]
     assert len(lines) == 4
-    # the same code on the same seeds: identical means, so the intervals overlap
-    assert all(ln.rstrip().endswith("overlap") for ln in lines), out
+    assert str(REPO)[-28:] in out  # the compared checkout's column
+    for ln in lines:  # the same code in another process, same seeds: the same numbers
+        pairs = re.findall(r"(-?\d+\.\d+) ± (\S+)", ln)
+        assert len(pairs) == 2 and pairs[0] == pairs[1], ln
+        assert ln.rstrip().endswith("overlap")
