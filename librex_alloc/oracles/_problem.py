@@ -180,6 +180,38 @@ def candidate_rows(problem: Problem) -> np.ndarray:
     return np.nonzero(ok)[0]
 
 
+#: Columns of integer requests are tightened (:func:`integer_budget`) only while their float
+#: sums are exact integers (every partial sum at most 2^53).
+EXACT_INT_SUM = 2.0**52
+
+
+def integer_budget(requests, budget, columns) -> np.ndarray:
+    """``budget`` with each of ``columns`` (bool (K,)) whose ``requests`` (M, K) are all integers
+    lowered to the largest multiple of their gcd ``g`` it holds (a copy when any changes).
+
+    The selections that pass the canonical float check are the same: the column's sums are
+    exact integers (its total is at most :data:`EXACT_INT_SUM`) and multiples of ``g``, so
+    ``sum <= b`` exactly when ``sum <= g·⌊b / g⌋``. The LP relaxation over the lowered budget
+    is the tighter bound (e.g. 36.75 GPUs hold 36: ~1 % off the LP gap of a GPU trace's round).
+    """
+    out = budget
+    for k in np.nonzero(columns)[0]:
+        col = requests[:, k]
+        b = float(budget[k])
+        if b >= EXACT_INT_SUM or not float(col.sum()) <= EXACT_INT_SUM \
+                or not np.array_equal(col, np.floor(col)):
+            continue
+        g = int(np.gcd.reduce(col.astype(np.int64)))
+        if g == 0:
+            continue
+        tight = float((int(b) // g) * g)  # int(b) == floor(b) for 0 <= b < 2^52
+        if tight < b:
+            if out is budget:
+                out = budget.copy()
+            out[k] = tight
+    return out
+
+
 def lagrangian_bound(values, requests, budget, groups: Groups, lam) -> float:
     """``λ·B + Σ_g max(0, max_{i∈g} v_i − λ·r_i)``: an upper bound on the optimum for any λ ≥ 0.
 

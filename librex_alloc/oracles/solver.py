@@ -2,7 +2,10 @@
 
 Every call goes the same way:
 
-1. Validate; keep the *candidate* rows (value > 0 and fitting the budget on their own).
+1. Validate; keep the *candidate* rows (value > 0 and fitting the budget on their own). A
+   binding column whose candidate requests are all integers (GPUs, cores, MiB) gets its budget
+   lowered to a multiple of their gcd (:func:`~._problem.integer_budget`): the same selections
+   fit, and the LP bound is tighter (36.75 GPUs hold 36).
 2. Normalize by powers of two (exact in floating point, and a positive rescaling does not
    change the argmax): values so the largest candidate value is in [0.5, 1), each resource so
    its budget is in [0.5, 1). Every tolerance below is then relative, whatever the units
@@ -33,6 +36,7 @@ from librex_alloc.oracles._problem import (
     Problem,
     binary_exponent,
     candidate_rows,
+    integer_budget,
     make_problem,
     selection_is_feasible,
     sum_rtol,
@@ -140,9 +144,10 @@ class _Scaled:
 
 
 def _normalize(problem: Problem, rows: np.ndarray, groups: Groups, requests: np.ndarray,
-               binding: np.ndarray) -> _Scaled:
+               binding: np.ndarray, budget: np.ndarray | None = None) -> _Scaled:
     """Normalize the candidate ``rows`` (their ``groups`` and ``requests``, (M, K)) on the
-    ``binding`` columns (bool (K,), every such budget > 0) by powers of two."""
+    ``binding`` columns (bool (K,), every such budget > 0) by powers of two; ``budget`` (K,),
+    default the problem's, is the one to normalize (e.g. :func:`integer_budget`'s)."""
     v = problem.values[rows]
     v_exp = int(binary_exponent(float(v.max())))
     vn = times_pow2(v, -v_exp)
@@ -150,7 +155,9 @@ def _normalize(problem: Problem, rows: np.ndarray, groups: Groups, requests: np.
     if lossy:  # only a value below 2^-1074 of the largest underflows
         vn = np.where(vn > 0, vn, TINY)
     every = bool(binding.all())
-    b = problem.budget if every else problem.budget[binding]
+    if budget is None:
+        budget = problem.budget
+    b = budget if every else budget[binding]
     r_exp = binary_exponent(b)
     if r_exp.min() <= -1021:  # 2^-r_exp overflows: the exact (slower) form
         rn = times_pow2(requests if every else requests[:, binding], -r_exp)
@@ -310,7 +317,11 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             return _finish(problem, t0, "trivial", sel, bound, {**info, "proof": "trivial"})
         # its float sums round above the budget: those columns bind
         binding = requests[sel[rows]].sum(axis=0) > problem.budget
-    sc = _normalize(problem, rows, groups, requests, binding)
+    # integer columns hold only a multiple of their requests' gcd: same selections, tighter LP
+    budget = integer_budget(requests, problem.budget, binding)
+    if budget is not problem.budget:
+        info["integer_budget"] = int(np.count_nonzero(budget != problem.budget))
+    sc = _normalize(problem, rows, groups, requests, binding, budget)
 
     def to_caller(bound_n: float) -> float:
         if sc.lossy:
