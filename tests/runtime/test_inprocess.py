@@ -22,7 +22,7 @@ from coordinator import Coordinator, CredentialError, LocalTransport, OwnershipE
 from coordinator.core import SimulatedCrash
 from coordinator.journal import read_journal
 from coordinator.metrics_log import consolidate
-from librex_alloc import NotAllocatedError, PolicyConfig, StateError
+from librex_alloc import InvalidInputError, NotAllocatedError, PolicyConfig, StateError
 
 # ----------------------------------------------------------------------------- the shard
 
@@ -382,3 +382,28 @@ def test_crash_under_churn_and_delays_resumes_exactly(tmp_path):
     coord.run(until_round=30)
     assert_state_equal(coord.policy_state(), ref.policy_state())
     assert coord.counters["outcomes_applied"] == ref.counters["outcomes_applied"]
+
+
+@pytest.mark.parametrize("as_array", [True, False])
+def test_a_report_naming_an_agent_twice_is_rejected(tmp_path, as_array):
+    """Repeated ids in one report (an int array or a list) change nothing and are counted."""
+    env = make_env(60)
+    # outcomes arrive 5 rounds late: round 4's are not reported yet
+    coord, transport, shards = local_run(env, tmp_path, n_shards=1, rounds=4,
+                                         shard_kw={"delay": 5})
+    shard = shards[0]
+    rnd = coord.round
+    pending = coord.policy.ledger.pending(rnd)
+    ids = [coord.policy.registry.agent_id(int(s)) for s in pending.agents[:3]]
+    assert len(ids) == 3
+    twice = [ids[0], ids[1], ids[0]]
+    arg = np.asarray(twice, dtype=np.int64) if as_array else twice
+    counters, state = dict(coord.counters), coord.policy_state()
+    with pytest.raises(InvalidInputError, match="twice"):
+        coord.report(shard.token, Report("dup-ids", rnd, arg, [1.0, 0.0, 1.0]))
+    counters["rejected_invalid"] += 1
+    assert coord.counters == counters
+    assert_state_equal(coord.policy_state(), state)
+    # the same agents once each are accepted
+    once = np.asarray(ids, dtype=np.int64) if as_array else ids
+    assert coord.report(shard.token, Report("ok-ids", rnd, once, [1.0, 0.0, 1.0]))["applied"] == 3
