@@ -146,3 +146,34 @@ def test_weights_multiply_values():
     wins = sum(p.allocate_batch(["a", "b"], [[1.0], [1.0]], [1.0]).selected[1]
                for _ in range(50))
     assert wins == 50
+
+
+@pytest.mark.parametrize("utility", ["service", "share", "reward"])
+def test_record_allocation_one_row_per_agent_equals_the_grouped_sums(utility):
+    """The one-row-per-agent path (no np.unique) leaves the same arrays, bit for bit, as
+    recording the same rows grouped per agent."""
+    from librex_alloc.fairness import FairnessState
+
+    rng = np.random.default_rng(5)
+    n, k = 300, 3
+    slots = rng.permutation(n)[:200]
+    fractions = np.where(rng.random(200) < 0.4, rng.uniform(0, 1, 200), 0.0)
+    requests = rng.uniform(0, 5, (200, k))
+    budget = np.array([50.0, 0.0, 80.0])
+    cfg = FairnessConfig(mode="alpha", alpha=1.0, utility=utility, min_share=0.01, horizon=20)
+    fast, ref = FairnessState(cfg), FairnessState(cfg)
+    for st in (fast, ref):
+        st.resize(n)
+    for _ in range(3):
+        fast.record_allocation(slots, fractions, requests, budget)
+        # the general path: rows of one agent summed (here one row each), sorted by slot
+        order = np.argsort(slots)
+        share = (fractions[:, None] * requests / np.where(budget > 0, budget, np.inf)).max(1)
+        ref.record_round(slots[order], fractions[order] + 0.0, share[order] + 0.0)
+    for name in FairnessState.FIELDS:
+        assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
+    # repeated slots (several options per agent) still take the grouped path
+    two = np.concatenate([slots[:5], slots[:5]])
+    fast.record_allocation(two, np.full(10, 0.5), np.ones((10, k)), budget)
+    assert np.array_equal(fast.active[slots[:5]], ref.active[slots[:5]] + 1)
+    assert np.allclose(fast.served[slots[:5]], ref.served[slots[:5]] + 1.0)
