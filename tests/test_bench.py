@@ -123,3 +123,16 @@ def test_round_benchmark_runs_both_apis_on_the_same_instances(capsys):
     with pytest.raises(SystemExit) as err:
         main(["bench", "round", "--instances", "nowhere"])
     assert err.value.code == 2
+
+
+def test_round_benchmark_twins_make_the_same_decisions():
+    """The two APIs run in lockstep on twin policies: the same rows are granted each round
+    (so the paired allocate-time difference is the API's own cost)."""
+    from librex_alloc.evaluation.round_bench import _rounds, synthetic_instance
+
+    req, budget, mu = synthetic_instance(40, 3, seed=2)
+    both, values = _rounds(40, 3, req, budget, mu, "fast", 6, 2, True)
+    counts = {api: [r[3] for r in rows] for api, rows in both.items()}
+    assert len(counts["original"]) == 6 and len(values) == 6
+    assert counts["original"] == counts["batch"]
+    assert sum(counts["batch"]) > 0

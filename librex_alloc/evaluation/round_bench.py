@@ -1,7 +1,9 @@
 """Round benchmark: the time of one whole round and the oracles' objectives, side by side.
 
 For each instance (n agents, K resources) and each oracle method, ``rounds`` rounds are played
-through two interfaces on identical instances and seeds:
+through two interfaces on twin policies (same instance and seeds, so the same decisions), in
+lockstep: each round both calls run back to back, alternately first, so drift of the
+machine's speed hits both alike:
 
 - ``original``: the design's per-agent API, ``LibrexAlloc.allocate({id: request}, budget)``
   then one ``LibrexAlloc.update(id, {"reward": r})`` per allocated agent;
@@ -11,7 +13,9 @@ through two interfaces on identical instances and seeds:
 Per cell the table reports the time per round (median, mean and 95th percentile: ``auto``
 runs CP-SAT in some rounds only) and its median split into ``allocate`` (the call,
 oracle included), ``oracle`` (the oracle's own solve time) and ``updates`` (all outcome
-reports of the round), and ``per update`` (µs per reported agent). Separately, on the
+reports of the round), ``per update`` (µs per reported agent) and ``allocate vs batch``
+(the median over rounds of the paired difference of the two calls, in % of the batch call's
+median: the original API's own cost). Separately, on the
 policy's own value vectors of those rounds, every method (and the original design's SCIP
 model where feasible) solves the same problem; ``objective`` is its mean objective relative
 to the best answer of any method on the same values.
@@ -35,6 +39,7 @@ from librex_alloc.api import LibrexAlloc
 from librex_alloc.oracles import solve
 
 METHODS = ("fast", "auto", "exact")
+APIS = ("original", "batch")
 DEFAULT_NS = (10, 100, 1000, 10_000)
 #: the design's SCIP model runs only up to this n (it takes seconds beyond)
 SCIP_MAX_N = 1000
@@ -70,36 +75,43 @@ def alibaba_instance(n: int, tau: float = 0.25, seed: int = 0, path=None):
 INSTANCES: dict[str, Callable] = {"synthetic": synthetic_instance, "alibaba": alibaba_instance}
 
 
-def _rounds(n, k, req, budget, mu, method, api, rounds, seed, keep_values):
-    """Play ``rounds`` rounds; returns per-round timings and the value vectors seen."""
-    alloc = LibrexAlloc(n_agents=0, n_resource_types=k, fairness_mode="none", oracle=method,
-                        seed=seed)
-    policy = alloc.policy
+def _rounds(n, k, req, budget, mu, method, rounds, seed, keep_values):
+    """Play ``rounds`` rounds through both APIs in lockstep on twin policies (same seeds, so
+    the same decisions), alternating which goes first; returns per API the per-round timings
+    and (batch only, if ``keep_values``) the value vectors seen."""
+    twins = {}
+    for api in APIS:
+        alloc = LibrexAlloc(n_agents=0, n_resource_types=k, fairness_mode="none",
+                            oracle=method, seed=seed)
+        twins[api] = (alloc, np.random.default_rng(seed + 1))
     ids = list(range(n))
     reqs = {i: req[i] for i in ids}
-    rng = np.random.default_rng(seed + 1)
-    rows, values = [], []
+    rows = {api: [] for api in APIS}
+    values = []
     for t in range(rounds + 3):
-        t0 = time.perf_counter()
-        if api == "original":
-            alloc.allocate(reqs, budget)
-            a = alloc.last_allocation
-        else:
-            a = policy.allocate_batch(ids, req, budget)
-        t1 = time.perf_counter()
-        got = np.flatnonzero(a.selected)
-        rewards = (rng.random(len(got)) < mu[got]).astype(float)
-        t2 = time.perf_counter()
-        if api == "original":
-            for i, r in zip(got.tolist(), rewards.tolist()):
-                alloc.update(i, {"reward": r})
-        elif len(got):
-            policy.observe(a.round, got.tolist(), rewards=rewards)
-        t3 = time.perf_counter()
-        if t >= 3:  # warm-up rounds are not timed
-            rows.append((t1 - t0, a.oracle.solve_time, t3 - t2, len(got)))
-            if keep_values:
-                values.append(a.values.copy())
+        for api in (APIS if t % 2 == 0 else APIS[::-1]):
+            alloc, rng = twins[api]
+            policy = alloc.policy
+            t0 = time.perf_counter()
+            if api == "original":
+                alloc.allocate(reqs, budget)
+                a = alloc.last_allocation
+            else:
+                a = policy.allocate_batch(ids, req, budget)
+            t1 = time.perf_counter()
+            got = np.flatnonzero(a.selected)
+            rewards = (rng.random(len(got)) < mu[got]).astype(float)
+            t2 = time.perf_counter()
+            if api == "original":
+                for i, r in zip(got.tolist(), rewards.tolist()):
+                    alloc.update(i, {"reward": r})
+            elif len(got):
+                policy.observe(a.round, got.tolist(), rewards=rewards)
+            t3 = time.perf_counter()
+            if t >= 3:  # warm-up rounds are not timed
+                rows[api].append((t1 - t0, a.oracle.solve_time, t3 - t2, len(got)))
+                if keep_values and api == "batch":
+                    values.append(a.values.copy())
     return rows, values
 
 
@@ -122,15 +134,19 @@ def round_benchmark(ns: Sequence[int] = DEFAULT_NS, k: int = 3, rounds: int = 20
             for method in METHODS:
                 if method == "exact" and n > EXACT_MAX_N:
                     continue
-                for api in ("original", "batch"):
-                    keep = method == "fast" and api == "batch"
-                    rows, vals = _rounds(n, kk, req, budget, mu, method, api, rounds, seed,
-                                         keep)
-                    values_seen.extend(vals)
-                    a = np.asarray(rows)
+                both, vals = _rounds(n, kk, req, budget, mu, method, rounds, seed,
+                                     method == "fast")
+                values_seen.extend(vals)
+                batch_alloc = np.asarray(both["batch"])[:, 0]
+                for api in APIS:
+                    a = np.asarray(both[api])
                     n_upd = max(a[:, 3].sum(), 1)
+                    # paired per round (same decisions): the API's own cost over the batch call
+                    over = 100.0 * np.median(a[:, 0] - batch_alloc) / np.median(batch_alloc) \
+                        if api == "original" else float("nan")
                     out.append({"instance": name, "n": n, "K": kk, "method": method,
-                                "api": api, "round_ms": 1e3 * np.median(a[:, 0] + a[:, 2]),
+                                "api": api, "allocate_vs_batch_pct": over,
+                                "round_ms": 1e3 * np.median(a[:, 0] + a[:, 2]),
                                 "round_mean_ms": 1e3 * np.mean(a[:, 0] + a[:, 2]),
                                 "round_p95_ms": 1e3 * np.percentile(a[:, 0] + a[:, 2], 95),
                                 "allocate_ms": 1e3 * np.median(a[:, 0]),
@@ -163,7 +179,7 @@ def round_benchmark(ns: Sequence[int] = DEFAULT_NS, k: int = 3, rounds: int = 20
 
 def to_markdown(df: pd.DataFrame) -> str:
     cols = ["instance", "n", "K", "method", "api", "round_ms", "round_mean_ms", "round_p95_ms",
-            "allocate_ms", "oracle_ms",
+            "allocate_ms", "allocate_vs_batch_pct", "oracle_ms",
             "updates_ms", "per_update_us", "objective_vs_best"]
     df = df.reindex(columns=cols)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
