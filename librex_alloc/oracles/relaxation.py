@@ -278,8 +278,9 @@ def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int, polish: 
             balance: float | None = None) -> tuple[np.ndarray, float, float]:
     """Projected Newton on ``F_t`` with backtracking, cooling ``t`` after every full step.
 
-    Cooling stops once at most ``stop_active`` groups have a margin below about ``t`` (and
-    the prices balance the budget within ``balance``, see :func:`_balanced`); then
+    Cooling stops once at most ``stop_active`` groups have a margin below about ``t`` (with
+    a ``balance``: ``t`` is held while the prices do not yet balance the budget within it, see
+    :func:`_balanced`, and the stage ends once they do); then
     up to ``polish`` more steps at that ``t`` while a step moves some reduced cost by more
     than ``t / 2``. At most ``steps`` steps. Returns (λ, t, the largest change of any reduced
     cost in the last step).
@@ -291,7 +292,10 @@ def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int, polish: 
         return lam, t, moved
     for _ in range(steps):
         free = (lam > 0) | (grad < 0)
-        t_next = t if frozen else t / COOLING
+        # with a balance condition, few groups near the margin hold t (Newton at that t
+        # balances the prices); cooling further would outrun a sample's statistical error
+        hold = frozen or (balance is not None and close <= stop_active)
+        t_next = t if hold else t / COOLING
         if free.any():
             h = hess[np.ix_(free, free)]
             h = h + (1e-12 * (np.trace(h) + 1e-300)) * np.eye(len(h))
@@ -327,7 +331,8 @@ def _newton(fn: _Smoothed, lam, t: float, steps: int, stop_active: int, polish: 
             polish -= 1
             if moved <= 0.5 * t or polish <= 0:
                 break
-        elif cooled and close <= stop_active and _balanced(fn, lam, grad, balance):
+        elif (cooled or balance is not None) and close <= stop_active and \
+                _balanced(fn, lam, grad, balance):
             frozen = True
             if not polish:
                 break
