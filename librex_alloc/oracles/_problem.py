@@ -201,8 +201,9 @@ def integer_budget(requests, budget, columns) -> np.ndarray:
         if b >= EXACT_INT_SUM or not (float(col[0]).is_integer()
                                       and float(col[-1]).is_integer()):
             continue  # float data fails here, at no cost
-        if not np.array_equal(col, np.floor(col)) or not float(col.sum()) <= EXACT_INT_SUM:
-            continue
+        with np.errstate(over="ignore"):  # huge integers (1e300): the sum is inf, skipped
+            if not np.array_equal(col, np.floor(col)) or not float(col.sum()) <= EXACT_INT_SUM:
+                continue
         g = int(np.gcd.reduce(col.astype(np.int64)))
         if g == 0:
             continue
