@@ -115,7 +115,8 @@ def test_round_benchmark_runs_both_apis_on_the_same_instances(capsys):
                  "--no-progress"]) == 0
     text = capsys.readouterr().out
     for what in ("| synthetic | 8 | 3 | fast | original |", "| synthetic | 8 | 3 | fast | batch |",
-                 "| synthetic | 8 | 3 | exact | batch |", "scip-reference"):
+                 "| synthetic | 8 | 3 | exact | batch |", "scip-reference",
+                 "| cpsat_rounds | gap_pct |"):
         assert what in text
     assert main(["bench", "round", "--ns", "8", "--rounds", "2", "--instances", "synthetic",
                  "--k", "5", "--no-progress"]) == 0
@@ -133,6 +134,8 @@ def test_round_benchmark_twins_make_the_same_decisions():
     req, budget, mu = synthetic_instance(40, 3, seed=2)
     both, values = _rounds(40, 3, req, budget, mu, "fast", 6, 2, True)
     counts = {api: [r[3] for r in rows] for api, rows in both.items()}
+    gaps = {api: [r[5] for r in rows] for api, rows in both.items()}
     assert len(counts["original"]) == 6 and len(values) == 6
-    assert counts["original"] == counts["batch"]
+    assert counts["original"] == counts["batch"] and gaps["original"] == gaps["batch"]
     assert sum(counts["batch"]) > 0
+    assert not any(r[4] for rows in both.values() for r in rows)  # fast never runs CP-SAT

@@ -15,7 +15,9 @@ runs CP-SAT in some rounds only) and its median split into ``allocate`` (the cal
 oracle included), ``oracle`` (the oracle's own solve time) and ``updates`` (all outcome
 reports of the round), ``per update`` (µs per reported agent) and ``allocate vs batch``
 (the median over rounds of the paired difference of the two calls, in % of the batch call's
-median: the original API's own cost). Separately, on the
+median: the original API's own cost), ``cpsat_rounds`` (timed rounds in which the oracle ran
+CP-SAT) and ``gap_pct`` (the median certified gap ``(bound − objective) / bound`` of the
+oracle's answers, in %). Separately, on the
 policy's own value vectors of those rounds, every method (and the original design's SCIP
 model where feasible) solves the same problem; ``objective`` is its mean objective relative
 to the best answer of any method on the same values.
@@ -109,7 +111,8 @@ def _rounds(n, k, req, budget, mu, method, rounds, seed, keep_values):
                 policy.observe(a.round, got.tolist(), rewards=rewards)
             t3 = time.perf_counter()
             if t >= 3:  # warm-up rounds are not timed
-                rows[api].append((t1 - t0, a.oracle.solve_time, t3 - t2, len(got)))
+                rows[api].append((t1 - t0, a.oracle.solve_time, t3 - t2, len(got),
+                                  "exact_status" in a.oracle.info, a.oracle.gap))
                 if keep_values and api == "batch":
                     values.append(a.values.copy())
     return rows, values
@@ -152,7 +155,9 @@ def round_benchmark(ns: Sequence[int] = DEFAULT_NS, k: int = 3, rounds: int = 20
                                 "allocate_ms": 1e3 * np.median(a[:, 0]),
                                 "oracle_ms": 1e3 * np.median(a[:, 1]),
                                 "updates_ms": 1e3 * np.median(a[:, 2]),
-                                "per_update_us": 1e6 * a[:, 2].sum() / n_upd})
+                                "per_update_us": 1e6 * a[:, 2].sum() / n_upd,
+                                "cpsat_rounds": int(a[:, 4].sum()),
+                                "gap_pct": 100.0 * float(np.median(a[:, 5]))})
                     done += 1
                     if progress is not None:
                         progress(done)
@@ -180,7 +185,7 @@ def round_benchmark(ns: Sequence[int] = DEFAULT_NS, k: int = 3, rounds: int = 20
 def to_markdown(df: pd.DataFrame) -> str:
     cols = ["instance", "n", "K", "method", "api", "round_ms", "round_mean_ms", "round_p95_ms",
             "allocate_ms", "allocate_vs_batch_pct", "oracle_ms",
-            "updates_ms", "per_update_us", "objective_vs_best"]
+            "updates_ms", "per_update_us", "cpsat_rounds", "gap_pct", "objective_vs_best"]
     df = df.reindex(columns=cols)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
@@ -189,7 +194,7 @@ def to_markdown(df: pd.DataFrame) -> str:
             v = r[c]
             if isinstance(v, float):
                 cells.append("" if np.isnan(v) else f"{v:.4f}" if c == "objective_vs_best"
-                             else f"{v:.2f}")
+                             else f"{v:.0f}" if c == "cpsat_rounds" else f"{v:.2f}")
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
