@@ -166,10 +166,11 @@ def test_record_allocation_one_row_per_agent_equals_the_grouped_sums(utility):
         st.resize(n)
     for _ in range(3):
         fast.record_allocation(slots, fractions, requests, budget)
-        # the general path: rows of one agent summed (here one row each), sorted by slot
-        order = np.argsort(slots)
+        # the grouped computation (np.unique and per-agent sums), as for several rows per agent
+        uniq, inv = np.unique(slots, return_inverse=True)
         share = (fractions[:, None] * requests / np.where(budget > 0, budget, np.inf)).max(1)
-        ref.record_round(slots[order], fractions[order] + 0.0, share[order] + 0.0)
+        ref.record_round(uniq, np.bincount(inv, weights=fractions, minlength=len(uniq)),
+                         np.bincount(inv, weights=share, minlength=len(uniq)))
     for name in FairnessState.FIELDS:
         assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
     # repeated slots (several options per agent) still take the grouped path
