@@ -192,7 +192,7 @@ def integer_budget(requests, budget, columns) -> np.ndarray:
     The selections that pass the canonical float check are the same: the column's sums are
     exact integers (its total is at most :data:`EXACT_INT_SUM`) and multiples of ``g``, so
     ``sum <= b`` exactly when ``sum <= g·⌊b / g⌋``. The LP relaxation over the lowered budget
-    is the tighter bound (e.g. 36.75 GPUs hold 36: ~1 % off the LP gap of a GPU trace's round).
+    is the tighter bound (e.g. 36.75 GPUs hold 36).
     """
     out = budget
     for k in np.nonzero(columns)[0]:
