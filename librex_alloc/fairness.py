@@ -273,6 +273,24 @@ class FairnessState:
             if self.config.horizon is not None:
                 self.ema[agent] += reward / self.config.horizon
 
+    def withdraw(self, agents: np.ndarray, fractions: np.ndarray, shares: np.ndarray) -> None:
+        """Take back service recorded by :meth:`record_round` for ``agents`` (unique slots)
+        whose grants never reached them: ``fractions`` and dominant ``shares`` as recorded.
+        The agents stay counted as having requested. Exact, except for a virtual queue that
+        the allocation had emptied: it is restored to ``min_share`` (as if it had been 0)."""
+        if not len(agents):
+            return
+        self.served[agents] -= fractions
+        q = self.queue[agents]
+        self.queue[agents] = np.where(q > 0, q + fractions,
+                                      np.minimum(self.min_share[agents], fractions))
+        kind = self.config.utility
+        u = fractions if kind == "service" else shares if kind == "share" else None
+        if u is not None:
+            self.utility_sum[agents] -= u
+            if self.config.horizon is not None:
+                self.ema[agents] -= u / self.config.horizon
+
     def utility_vector(self, kind: str, slots: np.ndarray) -> np.ndarray:
         """Cumulative utility per agent for the metrics: reward, service or the chosen one."""
         if kind == "reward":

@@ -95,6 +95,27 @@ class OutcomeLedger:
         """Mark rows of round ``rnd`` as reported."""
         self._rounds[rnd].reported[positions] = True
 
+    def forget(self, rnd: int, slots: np.ndarray) -> int:
+        """Drop round ``rnd``'s rows of agent ``slots`` (allocations that never reached their
+        agents: no outcome can come); returns how many rows were dropped."""
+        p = self._rounds.get(int(rnd))
+        if p is None or not len(slots):
+            return 0
+        keep = ~np.isin(p.agents, slots)
+        if not keep.all():
+            self._rounds[int(rnd)] = p.without(keep)
+        return int(len(keep) - keep.sum())
+
+    def compact(self, through: int, expire_before: int) -> None:
+        """Rounds ``<= through`` keep only their unreported rows (a round left with none is
+        dropped); rounds ``< expire_before`` are dropped whole."""
+        for rnd in [r for r in self._rounds if r <= through]:
+            p = self._rounds[rnd]
+            if rnd < expire_before or p.reported.all():
+                del self._rounds[rnd]
+            elif p.reported.any():
+                self._rounds[rnd] = p.without(~p.reported)
+
     def drop_agents(self, slots: np.ndarray) -> None:
         """Agents left: forget their pending rows and their newest round."""
         for rnd, p in list(self._rounds.items()):
