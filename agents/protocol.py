@@ -13,9 +13,15 @@ Per round the coordinator sends each submitter one :class:`Exchange` and gets on
 - ``Reply.reports``: every outcome not yet acknowledged: outcomes of this round's grants, late
   outcomes of earlier rounds, and retransmissions of reports whose ack was lost.
 
-A submitter registers first (``Coordinator.register``) and gets a credential (token); every
-reply and every pushed report (``Coordinator.report``) carries it. Reports carry a report id
-unique to the submitter, so a retransmitted report is recognized and applied once.
+A submitter registers first (``Coordinator.register``) and gets a credential (token). A
+pushed report (``Coordinator.report``) carries the token; a reply carries only a *proof*
+(``credential_proof``: an HMAC of the exchange's fresh nonce keyed by the token's hash), so
+calling a submitter's ``exchange`` never reveals its token. An exchange may offer a new
+credential (``Exchange.credential``): a submitter without one (a restarted actor) takes it;
+one that holds a credential keeps it unless the coordinator says its proof failed
+(``renew``). An exchange addressed to another name (``Exchange.name``) is refused. Reports
+carry a report id unique to the submitter, so a retransmitted report is recognized and
+applied once.
 
 :class:`Submitter` implements the submitter side of this protocol (outbox, acks, per-round
 caches, idempotent handling of a repeated exchange); :class:`~agents.shard.AgentShard` and
@@ -24,6 +30,8 @@ caches, idempotent handling of a repeated exchange); :class:`~agents.shard.Agent
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -31,6 +39,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 KINDS = ("reward", "success")
+
+
+def proof_from_hash(token_hash: str, nonce: str) -> str:
+    """HMAC-SHA256 of ``nonce`` keyed by a credential's hash (hex sha256 of the token): what
+    the coordinator, which keeps only hashes, checks."""
+    return hmac.new(token_hash.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def credential_proof(token: str, nonce: str) -> str:
+    """The proof that a reply's sender holds ``token``, bound to one exchange's ``nonce``."""
+    return proof_from_hash(hashlib.sha256(str(token).encode()).hexdigest(), nonce)
 
 
 @dataclass
@@ -104,14 +123,19 @@ class Exchange:
     known_version: str | None = None
     acks: list = field(default_factory=list)
     notices: list = field(default_factory=list)
+    nonce: str = ""  # fresh per exchange: the reply's proof is bound to it
+    name: str | None = None  # the submitter it is addressed to
+    credential: str | None = None  # a credential offered (see the module docstring)
+    renew: bool = False  # the last reply proved no credential: take the offered one
 
 
 @dataclass
 class Reply:
-    """Submitter → coordinator: its credential, its submission for ``Exchange.next_round``
-    (None: nothing to request) and every unacknowledged report."""
+    """Submitter → coordinator: the proof of its credential for this exchange
+    (:func:`credential_proof`), its submission for ``Exchange.next_round`` (None: nothing to
+    request) and every unacknowledged report."""
 
-    token: str | None
+    proof: str | None
     submission: Submission | None
     reports: list
 
@@ -143,14 +167,21 @@ class Submitter:
 
     # -- credential --------------------------------------------------------------------
     def set_credential(self, registration: Registration) -> None:
-        """Keep the credential returned by :meth:`Coordinator.register`."""
-        self.token = registration.token
+        """Keep the credential returned by :meth:`Coordinator.register` (a registration
+        without one, by a restarted actor, leaves it to the next exchange's offer)."""
+        if registration.token is not None:
+            self.token = registration.token
 
     # -- the exchange ------------------------------------------------------------------
     def exchange(self, msg: Exchange) -> Reply:
         """Answer one :class:`Exchange`. Idempotent: a repeated exchange (a coordinator that
         restarted and plays the round again) does not act on the same grants twice and returns
-        the same submission; unacknowledged reports are sent again until acknowledged."""
+        the same submission; unacknowledged reports are sent again until acknowledged.
+        Raises ``ValueError`` for an exchange addressed to another submitter."""
+        if msg.name is not None and msg.name != self.name:
+            raise ValueError(f"exchange for {msg.name!r} reached submitter {self.name!r}")
+        if msg.credential is not None and (self.token is None or msg.renew):
+            self.token = msg.credential
         for rid in msg.acks:
             self._outbox.pop(rid, None)
         self.notices.extend(msg.notices)
@@ -171,7 +202,8 @@ class Submitter:
             self._remember(self._submissions, msg.next_round, sub)
         if sub is not None and sub.version == msg.known_version:
             sub = Submission(sub.round, sub.version)  # the coordinator has these rows
-        return Reply(self.token, sub, list(self._outbox.values()))
+        proof = None if self.token is None else credential_proof(self.token, msg.nonce)
+        return Reply(proof, sub, list(self._outbox.values()))
 
     def _remember(self, memo: OrderedDict, key: int, value) -> None:
         memo[key] = value

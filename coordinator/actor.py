@@ -7,6 +7,13 @@ concurrency groups: the round loop runs in its own one-thread group ``loop`` whi
 registrations and reports are served by the default group (``max_concurrency`` threads).
 Submitters are reached by the handle they register with, else by their actor names
 (:class:`RayTransport`), so a restarted coordinator finds them again.
+
+Roles: anyone who can reach the actor may call the protocol methods (``register``,
+``unregister``, ``leave``, ``report``; each proves a submitter's own credential) and the
+open queries ``status``, ``config``, ``pid``, ``node_id`` and ``memory_mib`` (counters and
+identities, nothing secret). Every other call needs the job's admin credential as keyword
+``admin`` (:func:`admin_credential` reads it from the checkpoint folder); a call without it
+raises ``CredentialError`` and is counted in ``rejected_control``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import ray
 from ray.exceptions import ActorDiedError
 
 # Light imports only: a process that looks this actor up (ray.get_actor) imports this module.
+from coordinator.credentials import load_admin_credential
 
 COORDINATOR_OPTIONS = {"max_restarts": -1, "max_task_retries": -1, "max_concurrency": 8,
                        "concurrency_groups": {"loop": 1}, "num_cpus": 0}
@@ -91,8 +99,16 @@ class RayTransport:
         self._names.pop(ticket, None)
 
 
+def admin_credential(checkpoint_dir) -> str:
+    """The admin credential of the job whose coordinator checkpoints into
+    ``checkpoint_dir`` (the folder must be readable here: the driver's machine, or a path
+    every node reaches)."""
+    return load_admin_credential(os.fspath(checkpoint_dir))
+
+
 class CoordinatorServer:
-    """The actor body: every method delegates to :class:`Coordinator`."""
+    """The actor body: every method delegates to :class:`Coordinator`; control calls and
+    state reads check the admin credential first (keyword ``admin``)."""
 
     def __init__(self, config, namespace: str | None = None):
         from coordinator.core import Coordinator
@@ -100,7 +116,7 @@ class CoordinatorServer:
         ns = namespace or ray.get_runtime_context().namespace
         self.core = Coordinator(config, RayTransport(ns))
 
-    # protocol
+    # protocol (each call proves a submitter's own credential)
     def register(self, name, agent_ids, handle=None, token=None):
         return self.core.register(name, agent_ids, handle, token)
 
@@ -113,43 +129,54 @@ class CoordinatorServer:
     def report(self, token, report):
         return self.core.report(token, report)
 
-    # control
+    # control (admin)
     @ray.method(concurrency_group="loop")  # one thread: memory stays flat (a pool grows)
-    def run(self, until_round=None, max_seconds=None, max_rounds=None):
+    def run(self, until_round=None, max_seconds=None, max_rounds=None, *, admin=None):
+        self.core.check_admin(admin)
         return self.core.run(until_round, max_seconds, max_rounds)
 
-    def stop(self):
+    def stop(self, *, admin=None):
+        self.core.check_admin(admin)
         self.core.stop()
 
-    def resume(self):
+    def resume(self, *, admin=None):
+        self.core.check_admin(admin)
         self.core.resume()
 
-    def set_budget(self, budget):
+    def set_budget(self, budget, *, admin=None):
+        self.core.check_admin(admin)
         self.core.set_budget(budget)
 
-    def snapshot(self):
+    def snapshot(self, *, admin=None):
+        self.core.check_admin(admin)
         return self.core.snapshot()
 
-    def close(self):
+    def close(self, *, admin=None):
+        self.core.check_admin(admin)
         self.core.close()
 
-    # queries
+    # open queries: counters, configuration, identities
     def status(self):
         return self.core.status()
 
     def config(self):
         return self.core.config.to_dict()
 
-    def metrics_since(self, after_round, limit=10_000):
+    # state reads (admin)
+    def metrics_since(self, after_round, limit=10_000, *, admin=None):
+        self.core.check_admin(admin)
         return self.core.metrics_since(after_round, limit)
 
-    def policy_state(self):
+    def policy_state(self, *, admin=None):
+        self.core.check_admin(admin)
         return self.core.policy_state()
 
-    def allocated_rounds(self, agent_id):
+    def allocated_rounds(self, agent_id, *, admin=None):
+        self.core.check_admin(admin)
         return self.core.allocated_rounds(agent_id)
 
-    def agent_stats(self, agent_ids, option=0):
+    def agent_stats(self, agent_ids, option=0, *, admin=None):
+        self.core.check_admin(admin)
         return self.core.agent_stats(agent_ids, option)
 
     def pid(self):
@@ -166,11 +193,12 @@ class CoordinatorServer:
     def node_id(self):
         return ray.get_runtime_context().get_node_id()
 
-    # fault injection (tests)
-    def inject_crash(self, point: str) -> None:
+    # fault injection (tests; admin)
+    def inject_crash(self, point: str, *, admin=None) -> None:
         """Exit the process (as a crash would) the next time the round loop or a report
         reaches ``point``: decided, decision_committed, pushed, snapshot_written,
-        report_committed. The restarted actor has no hook."""
+        report_committed. The restarted actor has no hook. Admin only."""
+        self.core.check_admin(admin)
 
         def hook(p: str) -> None:
             if p == point:

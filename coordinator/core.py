@@ -32,6 +32,7 @@ grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import os
 import secrets
@@ -46,8 +47,18 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from agents.protocol import KINDS, Exchange, GrantBatch, Registration, Reply, Report
+from agents.protocol import (
+    KINDS,
+    Exchange,
+    GrantBatch,
+    Registration,
+    Reply,
+    Report,
+    Submission,
+    proof_from_hash,
+)
 from coordinator.checkpoints import CheckpointStore
+from coordinator.credentials import load_admin_credential
 from coordinator.errors import CredentialError, OwnershipError, ReplayError
 from coordinator.journal import Journal, decode_ids, encode_ids, read_journal
 from coordinator.metrics_log import MetricsLog
@@ -69,7 +80,15 @@ from librex_alloc import (
 FORMAT = "librex-alloc-coordinator/1"
 COUNTERS = ("outcomes_applied", "duplicate_reports", "rejected_forged", "rejected_not_owner",
             "rejected_not_allocated", "rejected_replay", "rejected_invalid",
-            "rejected_submissions", "restarts")
+            "rejected_submissions", "restarts", "rejected_control", "ungranted_rows")
+#: largest number of reports one reply may carry (a submitter's outbox holds 10,000)
+MAX_REPORTS_PER_REPLY = 100_000
+#: longest report id or submission version accepted (characters)
+MAX_ID_CHARS = 256
+#: largest resource request accepted in a submission (resource units), and the largest
+#: |expected reward| (the oracles work in float64: larger values lose every row's precision)
+MAX_REQUEST = 1e15
+MAX_EXPECTED = 1e12
 
 
 class SimulatedCrash(BaseException):
@@ -81,8 +100,16 @@ class SimulatedCrash(BaseException):
 class CoordinatorConfig:
     """Settings of one coordinator (validated once, immutable).
 
-    policy: a PolicyConfig (or its dict); its ``max_pending_rounds`` is the window in which
-    late outcomes are accepted. budget: (K,) per-round budget, resource units.
+    policy: a PolicyConfig (or its dict). budget: (K,) per-round budget, resource units.
+
+    The pending window (how late an outcome may arrive) is counted in rounds *and* in
+    seconds: an outcome of round r is accepted while r is one of the last
+    ``pending_window_rounds`` rounds (default: the policy's ``max_pending_rounds`` as given)
+    **or** was decided less than ``pending_window_s`` seconds ago (default: three round
+    deadlines, the longest a call stays in flight before it is abandoned), but never beyond
+    ``pending_max_rounds`` rounds (default: max(window rounds, 1000); memory bound). The
+    policy's ``max_pending_rounds`` is set to ``pending_max_rounds`` (its ledger must hold
+    that many rounds); rounds outside the round window keep only their unreported rows.
     checkpoint_dir: where snapshots, the journal and the metrics parts live (a path that
     survives the coordinator's node on a cluster). round_deadline_s: how long a round waits for
     submitters. checkpoint_every: rounds between full snapshots (the journal covers the rest).
@@ -102,6 +129,9 @@ class CoordinatorConfig:
     rows_per_part: int = 1000
     fsync: bool = True
     policy_class: type = ConstrainedThompsonSampling
+    pending_window_rounds: int | None = None
+    pending_window_s: float | None = None
+    pending_max_rounds: int | None = None
 
     def __post_init__(self):
         put = object.__setattr__
@@ -134,6 +164,28 @@ class CoordinatorConfig:
         if not (isinstance(self.policy_class, type) and
                 issubclass(self.policy_class, AllocationPolicy)):
             raise InvalidConfigError("policy_class: expected an AllocationPolicy subclass")
+        rounds = policy.max_pending_rounds if self.pending_window_rounds is None else \
+            self.pending_window_rounds
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise InvalidConfigError(f"pending_window_rounds: expected an int ≥ 1, got "
+                                     f"{rounds!r}")
+        window_s = 3.0 * self.round_deadline_s if self.pending_window_s is None else \
+            self.pending_window_s
+        if isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or \
+                not 0 <= window_s < math.inf:
+            raise InvalidConfigError(f"pending_window_s: expected a finite number ≥ 0, got "
+                                     f"{window_s!r}")
+        cap = self.pending_max_rounds
+        if cap is None:
+            cap = max(rounds, 1000) if window_s > 0 else rounds
+        if isinstance(cap, bool) or not isinstance(cap, int) or not rounds <= cap <= 1_000_000:
+            raise InvalidConfigError(f"pending_max_rounds: expected an int in "
+                                     f"[pending_window_rounds, 1000000], got {cap!r}")
+        put(self, "pending_window_rounds", rounds)
+        put(self, "pending_window_s", float(window_s))
+        put(self, "pending_max_rounds", cap)
+        if policy.max_pending_rounds != cap:
+            put(self, "policy", policy.replace(max_pending_rounds=cap))
 
     def to_dict(self) -> dict:
         """JSON-able form (stored in snapshots; a restart checks that it has not changed)."""
@@ -211,6 +263,13 @@ class _Submitter:
     ticket: object = None
     ticket_round: int = -1
     ticket_time: float = 0.0
+    ticket_nonce: str = ""
+    ticket_offer: str | None = None  # the credential offered with the call in flight
+    ticket_grants: int = -1  # round whose (non-empty) grants the call in flight carries
+    ungranted_round: int = -1  # round whose grants could not be delivered
+    offer: tuple | None = None  # (credential, new agent ids) sent with the next exchange
+    offer_by_register: bool = False  # the offer answers a register() without credential
+    renew: bool = False  # its last reply proved no credential: it should take the offer
     failures: int = 0
     retry_at: float = 0.0
     last_error: str = ""
@@ -236,7 +295,71 @@ class _Decided:
 
 
 def _hash(token) -> str:
-    return hashlib.sha256(str(token).encode()).hexdigest()
+    return hashlib.sha256(str(token).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _safe_str(obj, limit: int = 500) -> str:
+    """``type: str(obj)`` cut to ``limit`` characters, never raising (a caller's object may
+    raise on any access)."""
+    try:
+        text = f"{type(obj).__name__}: {obj}"
+    except Exception:  # noqa: BLE001 - whatever a hostile object raises
+        text = f"{type(obj).__name__}: (unprintable)"
+    return text[:limit]
+
+
+def _plain_int(x) -> int | None:
+    """``x`` as an int if it is exactly an int or a numpy integer (not bool, no subclass
+    that could run code), else None."""
+    if type(x) is int:
+        return x
+    if issubclass(type(x), np.integer) and type(x).__module__ == "numpy":
+        return int(x)
+    return None
+
+
+def _plain_str(x) -> str | None:
+    """``x`` if it is exactly a str of 1..MAX_ID_CHARS characters that UTF-8 can encode
+    (it is journaled and stored in Arrow files), else None."""
+    if type(x) is not str or not 0 < len(x) <= MAX_ID_CHARS:
+        return None
+    try:
+        x.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return x
+
+
+def _plain_array(x, kinds: str) -> bool:
+    """Is ``x`` a plain 1-D numpy array (not a subclass) of one of the dtype ``kinds``?"""
+    return type(x) is np.ndarray and x.ndim == 1 and x.dtype.kind in kinds
+
+
+def _plain_values(x) -> np.ndarray:
+    """Outcome values as a float64 array: a plain numeric 1-D array, or a list/tuple of
+    plain ints and floats; ``InvalidInputError`` otherwise (no object is converted by its
+    own methods)."""
+    if type(x) is np.ndarray:
+        if x.ndim != 1 or x.dtype.kind not in "iuf":
+            raise InvalidInputError("values: expected a 1-D numeric array")
+        return x.astype(np.float64)
+    if type(x) in (list, tuple) and all(type(v) in (int, float) for v in x):
+        return np.asarray(x, dtype=np.float64)
+    raise InvalidInputError("values: expected a 1-D numeric array or a list of numbers")
+
+
+_ID_TYPES = frozenset((int, str, np.str_, np.int64, np.int32, np.int16, np.int8, np.uint64,
+                       np.uint32, np.uint16, np.uint8))
+
+
+def _plain_ids(x) -> list | np.ndarray:
+    """Agent ids exactly as :func:`_check_ids` accepts them, without running a caller's
+    code: a plain 1-D int/str array, or a list/tuple of exact ints and strs."""
+    if type(x) is np.ndarray:
+        return x
+    if type(x) in (list, tuple) and all(type(a) in _ID_TYPES for a in x):
+        return x
+    raise InvalidInputError("agent_ids: expected a list of ints or strs or a 1-D array")
 
 
 def _check_ids(agent_ids, *, distinct: bool = True) -> list:
@@ -303,8 +426,14 @@ class Coordinator:
         self._acc_outcomes = 0
         self._last_checkpoint_s = 0.0
         self._stopped = False
+        self._closed = False
+        self._running = threading.Event()  # set while run() plays rounds
+        self._decided_at: dict[int, float] = {}  # round -> monotonic time of its decision
+        self._started = time.monotonic()
+        self._ungranted: list = []  # submitters whose grants of the open round failed
         self.store = CheckpointStore(config.checkpoint_dir)
         self.store.acquire()
+        self._admin_hash = _hash(load_admin_credential(self.store.directory, create=True))
         self.metrics = MetricsLog(os.path.join(self.store.directory, "metrics"),
                                   self.n_resources, config.rows_per_part)
         self._seq = 0
@@ -317,15 +446,30 @@ class Coordinator:
         """Register submitter ``name`` for ``agent_ids``; returns its credential.
 
         handle: how the transport reaches it (its Ray actor handle; in-process, the object),
-        else it is found by name. A name already registered may register again (a restarted
-        actor) only with the same handle (the same actor) or its current ``token``; the
-        previous credential is revoked and the agents it owned stay its own (their posteriors
-        are untouched). Agents owned by another submitter are refused
-        (:class:`OwnershipError`, counted in ``rejected_not_owner``); a re-registration that
-        proves nothing is a :class:`CredentialError` (``rejected_forged``)."""
-        if not isinstance(name, str) or not name:
-            raise InvalidInputError("name: expected a non-empty str")
-        ids = _check_ids(agent_ids)
+        else it is found by name. A name already registered may register again:
+
+        - with its current ``token``: a new credential is returned, the old one revoked;
+        - with the same handle (a restarted actor, which lost its credential): the returned
+          :class:`Registration` carries no token. The new credential travels with the next
+          exchange *to that handle*, so only the actor itself can receive it; an actor that
+          still holds the current credential (a live one: someone else called register with
+          its handle) keeps it, nothing is revoked, and the attempt is counted in
+          ``rejected_forged``.
+
+        The agents it owned stay its own (their posteriors are untouched). Agents owned by
+        another submitter are refused (:class:`OwnershipError`, counted in
+        ``rejected_not_owner``); a re-registration that proves nothing is a
+        :class:`CredentialError` (``rejected_forged``)."""
+        if _plain_str(name) is None:
+            raise InvalidInputError(f"name: expected a non-empty str of at most "
+                                    f"{MAX_ID_CHARS} characters (UTF-8)")
+        ids = _check_ids(_plain_ids(agent_ids))
+        try:
+            for a in ids:
+                if type(a) is str:
+                    a.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError("agent_ids: an id is not valid UTF-8 text") from None
         with self._lock:
             taken = [a for a in ids if self._owner.get(a, name) != name]
             if taken:
@@ -335,7 +479,7 @@ class Coordinator:
                                      f"{self._owner[taken[0]]!r} ({len(taken)} taken)")
             sub = self._subs.get(name)
             if sub is not None and not (
-                    (isinstance(token, str) and _hash(token) == sub.token_hash)
+                    (type(token) is str and _hash(token) == sub.token_hash)
                     or (handle is not None and getattr(self.transport, "same",
                                                        lambda n, h: False)(name, handle))):
                 self._reject("rejected_forged")
@@ -343,10 +487,16 @@ class Coordinator:
                 raise CredentialError(f"register {name!r}: already registered; only the same "
                                       f"actor or the holder of its credential may register "
                                       f"again")
+            new = [a for a in ids if a not in self._owner]
+            if sub is not None and not (type(token) is str and
+                                        _hash(token) == sub.token_hash):
+                # the same handle, no credential: offer one through the handle
+                sub.offer = (secrets.token_hex(16), new)
+                sub.offer_by_register, sub.renew = True, False
+                return Registration(name, None, self.round + 1)
             if handle is not None and hasattr(self.transport, "bind"):
                 self.transport.bind(name, handle)
             token = secrets.token_hex(16)
-            new = [a for a in ids if a not in self._owner]
             self._apply_register(name, _hash(token), new)
             self._log("REG", {"name": name, "token_hash": _hash(token)}, new)
             self._commit()
@@ -365,7 +515,7 @@ class Coordinator:
 
     def leave(self, token: str, agent_ids) -> int:
         """Some of the submitter's agents leave; returns how many."""
-        ids = _check_ids(agent_ids)
+        ids = _check_ids(_plain_ids(agent_ids))
         with self._lock:
             name = self._auth(token)
             if np.any(self._subs[name].owned_index().get_indexer(ids) < 0):
@@ -378,15 +528,21 @@ class Coordinator:
             return len(ids)
 
     def set_budget(self, budget) -> None:
-        """Change the per-round budget (K,) from the next round on."""
-        b = np.asarray(budget, dtype=np.float64)
-        if b.shape != (self.n_resources,) or not np.all(np.isfinite(b)) or np.any(b < 0):
+        """Change the per-round budget (K,) from the next round on (a round already decided
+        keeps its budget). ``InvalidInputError`` (nothing changed) unless K finite numbers
+        ≥ 0 (a list of plain ints/floats or a numeric array)."""
+        try:
+            b = _plain_values(budget if type(budget) is not tuple else list(budget))
+        except InvalidInputError:
+            b = None
+        if b is None or b.shape != (self.n_resources,) or not np.all(np.isfinite(b)) or \
+                np.any(b < 0):
             raise InvalidInputError(f"budget: expected {self.n_resources} finite values ≥ 0")
         with self._lock:
+            # the parts keep their rows; the next round's request is concatenated again
+            # with this budget (RoundRequest.concat takes the budget apart from the rows)
             self.budget = b.copy()
             self._prev_key = None
-            for sub in self._subs.values():
-                sub.part, sub.version = None, None
             self._log("BUDGET", {}, arrays={"budget": b})
             self._commit()
 
@@ -407,7 +563,7 @@ class Coordinator:
             return {"report_id": report.report_id, "applied": applied, "duplicate": dup}
 
     def _auth(self, token) -> str:
-        name = self._token_owner.get(_hash(token)) if isinstance(token, str) else None
+        name = self._token_owner.get(_hash(token)) if type(token) is str else None
         if name is None:
             self._reject("rejected_forged")
             self._commit()
@@ -429,23 +585,31 @@ class Coordinator:
     def _check_report(self, name: str, rep) -> tuple | LibrexError:
         """Checks that need no ledger: ``(round, ids, values, owned positions)`` to go on
         with, a duplicate's first answer ``(applied, True)``, or the error (counted)."""
-        if not isinstance(rep, Report):
+        # only exact types are used (a subclass or a foreign object could run code on any
+        # access); anything else is malformed, counted in rejected_invalid
+        if type(rep) is not Report:
             self._reject("rejected_invalid")
-            return InvalidInputError(f"report: expected a Report, got {type(rep)!r}")
-        seen = self._dedup.get((name, rep.report_id))
+            return InvalidInputError(f"report: expected a Report, got {type(rep).__name__}")
+        rid = _plain_str(rep.report_id)
+        if rid is None:
+            self._reject("rejected_invalid")
+            return InvalidInputError(f"report: the report id must be a non-empty str of at "
+                                     f"most {MAX_ID_CHARS} characters")
+        seen = self._dedup.get((name, rid))
         if seen is not None:
             self.counters["duplicate_reports"] += 1
             self._log("DUP", {})
             return seen, True
-        rnd = rep.round
+        rnd = _plain_int(rep.round)
         try:
-            ids = _check_ids(rep.agent_ids)
-            values = np.asarray(rep.values, dtype=np.float64)
-            if rep.kind not in KINDS or values.shape != (len(ids),) or \
-                    isinstance(rnd, bool) or not isinstance(rnd, (int, np.integer)):
-                raise InvalidInputError(f"report {rep.report_id!r}: malformed (kind "
-                                        f"{rep.kind!r}, {values.shape} values for {len(ids)} "
-                                        f"agents, round {rnd!r})")
+            raw_ids = _plain_ids(rep.agent_ids)
+            ids = _check_ids(raw_ids)
+            values = _plain_values(rep.values)
+            if type(rep.kind) is not str or rep.kind not in KINDS or \
+                    values.shape != (len(ids),) or rnd is None:
+                raise InvalidInputError(f"report {rid!r}: malformed (kind "
+                                        f"{_safe_str(rep.kind, 40)}, {values.shape} values for "
+                                        f"{len(ids)} agents, round {_safe_str(rep.round, 40)})")
             if rep.kind == "success":
                 if np.any((values != 0) & (values != 1)):
                     raise InvalidInputError("successes: expected 0/1 flags")
@@ -454,8 +618,8 @@ class Coordinator:
         except (LibrexError, TypeError, ValueError) as exc:
             self._reject("rejected_invalid")
             return InvalidInputError(str(exc))
-        arr = rep.agent_ids if isinstance(rep.agent_ids, np.ndarray) and \
-            rep.agent_ids.dtype.kind in "iu" else ids
+        arr = raw_ids if isinstance(raw_ids, np.ndarray) and raw_ids.dtype.kind in "iu" \
+            else ids
         pos = self._subs[name].owned_index().get_indexer(arr) if len(ids) else \
             np.zeros(0, np.int64)
         if np.any(pos < 0):
@@ -569,19 +733,32 @@ class Coordinator:
         were played or :meth:`stop` is called (whichever first); returns :meth:`status`.
         Safe to retry: the target is a round number, not a count, when ``until_round`` is
         given."""
+        for value, what in ((until_round, "until_round"), (max_rounds, "max_rounds")):
+            if value is not None and _plain_int(value) is None:
+                raise InvalidInputError(f"{what}: expected an int or None")
+        if max_seconds is not None and (type(max_seconds) not in (int, float) or
+                                        not max_seconds >= 0):
+            raise InvalidInputError("max_seconds: expected a number ≥ 0 or None")
         t_end = None if max_seconds is None else time.monotonic() + float(max_seconds)
         played = 0
-        while not self._stopped:
-            if until_round is not None and self.round >= until_round:
-                break
-            if max_rounds is not None and played >= max_rounds:
-                break
-            if t_end is not None and played and time.monotonic() >= t_end:
-                break
-            self.step()
-            played += 1
         with self._lock:
-            self._commit()
+            if self._closed:
+                return self.status()
+            self._running.set()
+        try:
+            while not self._stopped:
+                if until_round is not None and self.round >= until_round:
+                    break
+                if max_rounds is not None and played >= max_rounds:
+                    break
+                if t_end is not None and played and time.monotonic() >= t_end:
+                    break
+                self.step()
+                played += 1
+            with self._lock:
+                self._commit()
+        finally:
+            self._running.clear()
         return self.status()
 
     def stop(self) -> None:
@@ -625,13 +802,19 @@ class Coordinator:
 
     # -- phase 1: submissions ----------------------------------------------------------
     def _message(self, sub: _Submitter, next_round: int, grants=None) -> Exchange:
-        msg = Exchange(next_round, grants, sub.version, sub.acks_ready, sub.notices)
+        offer = sub.offer[0] if sub.offer is not None else None
+        msg = Exchange(next_round, grants, sub.version, sub.acks_ready, sub.notices,
+                       nonce=secrets.token_hex(8), name=sub.name, credential=offer,
+                       renew=sub.renew)
         sub.acks_ready, sub.notices = [], []
         return msg
 
     def _send(self, sub: _Submitter, msg: Exchange, rnd: int) -> None:
         sub.ticket = self.transport.send(sub.name, msg)
         sub.ticket_round, sub.ticket_time = rnd, time.monotonic()
+        sub.ticket_nonce, sub.ticket_offer = msg.nonce, msg.credential
+        sub.ticket_grants = msg.grants.round if msg.grants is not None and \
+            len(msg.grants.rows) else -1
 
     def _gather(self, t: int) -> None:
         with self._lock:
@@ -647,7 +830,9 @@ class Coordinator:
 
     def _backing_off(self, sub: _Submitter) -> bool:
         """A submitter whose calls keep failing (a dead actor fails at once) is called again
-        only after 0.1 s, 0.2 s, ... up to 5 s."""
+        only after 0.1 s, 0.2 s, ... up to 5 s. Only failed calls count: a slow call (late,
+        or abandoned after ``ABANDON_AFTER`` deadlines) is no failure, and any reply ends
+        the back-off, so a late submitter takes part again in the next round."""
         return sub.failures >= 3 and time.monotonic() < sub.retry_at
 
     #: round deadlines after which a call still in flight is abandoned
@@ -677,63 +862,144 @@ class Coordinator:
                     # call again: unacknowledged outcomes are sent again, once applied
                     getattr(self.transport, "forget", lambda t: None)(sub.ticket)
                     sub.ticket = None
-                    self._process_reply(sub, TimeoutError("call abandoned"), batch)
+                    self._process_reply(sub, TimeoutError("call abandoned"), batch,
+                                        slow=True)
             if batch:
                 results = self._apply_reports([(sub.name, rep) for sub, rep in batch])
                 for (sub, rep), res in zip(batch, results):
                     if isinstance(res, BaseException):
-                        sub.notices.append(str(res))
-                    sub.acks_uncommitted.append(getattr(rep, "report_id", None))
+                        sub.notices.append(str(res)[:500])
+                    # a report whose id is malformed cannot be acknowledged: its submitter
+                    # keeps sending it, and it is rejected (and counted) each time
+                    rid = _plain_str(rep.report_id) if type(rep) is Report else None
+                    sub.acks_uncommitted.append(rid)
             return time.perf_counter() - t0
 
-    def _process_reply(self, sub: _Submitter, result, batch: list) -> None:
-        """Check the credential, keep the submission; the reports go to ``batch``."""
-        if not isinstance(result, Reply):
-            sub.last_error = f"{type(result).__name__}: {result}"[:500]
-            sub.failures += 1
-            if sub.failures >= 3:
-                sub.retry_at = time.monotonic() + min(0.1 * 2 ** (sub.failures - 3), 5.0)
+    def _process_reply(self, sub: _Submitter, result, batch: list, slow: bool = False
+                       ) -> None:
+        """Check the reply's form and credential proof, keep the submission; the reports go
+        to ``batch``. A malformed reply is rejected (``rejected_invalid``): the submitter's
+        rows are missing from this round, the loop goes on."""
+        nonce, sub.ticket_nonce = sub.ticket_nonce, ""
+        offered, sub.ticket_offer = sub.ticket_offer, None
+        grants_round, sub.ticket_grants = sub.ticket_grants, -1
+        if type(result) is not Reply:
+            if not issubclass(type(result), BaseException):  # (isinstance reads __class__)
+                self._reject("rejected_invalid")
+                sub.notices.append(f"reply rejected: expected a Reply, got "
+                                   f"{type(result).__name__}")
+                return  # the call returned: the grants reached it
+            sub.last_error = _safe_str(result)
+            if grants_round >= 0 and self._decided is not None and \
+                    grants_round == self._decided.round:
+                sub.ungranted_round = grants_round  # the call failed: no grant reached it
+            if not slow:
+                sub.failures += 1
+                if sub.failures >= 3:
+                    sub.retry_at = time.monotonic() + min(0.1 * 2 ** (sub.failures - 3), 5.0)
             return
-        sub.failures = 0
-        if not isinstance(result.token, str) or _hash(result.token) != sub.token_hash:
-            self._reject("rejected_forged")
-            sub.notices.append("reply ignored: stale or missing credential (register again)")
+        sub.failures, sub.retry_at = 0, 0.0
+        try:
+            proof, reports, submission = result.proof, result.reports, result.submission
+            if type(reports) is not list or len(reports) > MAX_REPORTS_PER_REPLY:
+                raise InvalidInputError(f"reports: expected a list of at most "
+                                        f"{MAX_REPORTS_PER_REPLY:,} Reports")
+            if submission is not None and type(submission) is not Submission:
+                raise InvalidInputError(f"submission: expected a Submission or None, got "
+                                        f"{type(submission).__name__}")
+        except Exception as exc:  # noqa: BLE001 - a hostile reply may raise anything
+            self._reject("rejected_invalid")
+            sub.notices.append(f"reply rejected: {_safe_str(exc)}")
             return
-        batch.extend((sub, rep) for rep in result.reports)
-        self._accept_submission(sub, result.submission)
+        if not self._check_proof(sub, proof, nonce, offered):
+            return
+        batch.extend((sub, rep) for rep in reports)
+        self._accept_submission(sub, submission)
+
+    def _check_proof(self, sub: _Submitter, proof, nonce: str, offered: str | None) -> bool:
+        """Does the reply prove the submitter's credential (or the one offered to it)? A
+        reply proving the offered one switches to it (durably, at once); a reply proving
+        none is ignored and a new credential is offered with the next exchange."""
+        ok = type(proof) is str and len(proof) == 64 and bool(nonce)
+        proof = proof.encode("utf-8", "replace") if ok else b""
+        if ok and hmac.compare_digest(proof, proof_from_hash(sub.token_hash, nonce).encode()):
+            if offered is not None and sub.offer is not None and sub.offer[0] == offered:
+                if sub.offer_by_register:
+                    # someone registered this name with its handle while it holds a valid
+                    # credential: it keeps it, nothing is revoked
+                    self._reject("rejected_forged")
+                sub.offer, sub.offer_by_register = None, False
+            sub.renew = False
+            return True
+        if ok and offered is not None and sub.offer is not None and sub.offer[0] == offered \
+                and hmac.compare_digest(proof, proof_from_hash(_hash(offered), nonce).encode()):
+            token, new = sub.offer
+            new = [a for a in new if a not in self._owner]
+            sub.offer, sub.offer_by_register, sub.renew = None, False, False
+            self._apply_register(sub.name, _hash(token), new)
+            self._log("REG", {"name": sub.name, "token_hash": _hash(token)}, new)
+            self._commit()  # the submitter holds only this credential now
+            return True
+        self._reject("rejected_forged")
+        sub.notices.append("reply ignored: stale or missing credential (a new one is "
+                           "offered with the next exchange)")
+        if sub.offer is None:
+            sub.offer = (secrets.token_hex(16), [])
+        sub.offer_by_register, sub.renew = False, True
+        return False
 
     def _accept_submission(self, sub: _Submitter, s) -> None:
         rnd = self._collect_round
         if s is None:
             sub.request_round, sub.requesting = rnd, False
             return
-        if getattr(s, "round", None) != rnd:
-            return  # stale: a late reply for a round already closed
+        version = _plain_str(s.version)
+        if _plain_int(s.round) != rnd or version is None:
+            if _plain_int(s.round) is None or version is None:
+                self._reject("rejected_submissions")
+                sub.notices.append(f"round {rnd}: submission rejected: its round must be an "
+                                   f"int and its version a str of at most {MAX_ID_CHARS} "
+                                   f"characters")
+            return  # else stale: a late reply for a round already closed
         if s.agent_ids is None:
-            if s.version == sub.version and sub.part is not None:
+            if version == sub.version and sub.part is not None:
                 sub.request_round, sub.requesting = rnd, True
             else:
                 sub.version = None  # we do not hold these rows: ask for them in full
             return
         try:
-            ids = _check_ids(s.agent_ids, distinct=False)  # an id repeats per option
-            arr = s.agent_ids if isinstance(s.agent_ids, np.ndarray) else ids
+            raw = _plain_ids(s.agent_ids)
+            ids = _check_ids(raw, distinct=False)  # an id repeats per option
+            arr = raw if isinstance(raw, np.ndarray) else ids
             if np.any(sub.owned_index().get_indexer(arr) < 0):
                 raise OwnershipError(f"submission of {sub.name!r} names agents it does not "
                                      f"own")
-            part = RoundRequest.build(ids, s.requests, self.budget, s.options,
+            requests = s.requests
+            if type(requests) is not np.ndarray or requests.ndim != 2 or \
+                    requests.dtype.kind not in "iuf":
+                raise InvalidInputError("requests: expected an (N, K) numeric array")
+            requests = requests.astype(np.float64)
+            if requests.size and not np.all(requests <= MAX_REQUEST):
+                raise InvalidInputError(f"requests: values above {MAX_REQUEST:g} (or NaN)")
+            options = s.options
+            if options is not None and not _plain_array(options, "iu"):
+                raise InvalidInputError("options: expected a 1-D int array or None")
+            part = RoundRequest.build(ids, requests, self.budget, options,
                                       n_resources=self.n_resources)
             expected = None
             if s.expected is not None:
-                expected = np.asarray(s.expected, dtype=np.float64)
-                if expected.shape != (len(ids),) or not np.all(np.isfinite(expected)):
-                    raise InvalidInputError("submission: expected values do not match its rows")
-        except (LibrexError, TypeError, ValueError) as exc:
+                expected = _plain_values(s.expected)
+                if expected.shape != (len(ids),) or not np.all(np.abs(expected) <=
+                                                               MAX_EXPECTED):
+                    raise InvalidInputError("submission: expected values do not match its "
+                                            "rows (one finite value per row, |x| ≤ "
+                                            f"{MAX_EXPECTED:g})")
+        except Exception as exc:  # noqa: BLE001 - a hostile submission may raise anything
             self._reject("rejected_submissions")
-            sub.notices.append(f"round {rnd}: submission rejected: {exc}")
+            sub.notices.append(f"round {rnd}: submission rejected: {_safe_str(exc)}")
             sub.version, sub.part = None, None
             return
-        sub.version, sub.part, sub.expected = s.version, part, expected
+        sub.version, sub.part, sub.expected = version, part, expected
         sub.request_round, sub.requesting = rnd, True
 
     # -- phase 2: the decision -----------------------------------------------------------
@@ -777,6 +1043,7 @@ class Coordinator:
             raise StateError(f"policy round {alloc.round} != coordinator round {t}")
         self._prev_request, self._prev_key = request, key
         self._journal_has_request = True
+        self._decided_at[t] = time.monotonic()
         self._decided = _Decided(t, request, alloc, layout, expected, key)
         return self._decided
 
@@ -790,6 +1057,8 @@ class Coordinator:
             for name in sorted(self._subs):
                 sub = self._subs[name]
                 if sub.ticket is not None:
+                    if name in slots and np.any(fractions[slots[name][1]:slots[name][2]] > 0):
+                        sub.ungranted_round = d.round  # its grants cannot be sent
                     continue
                 grants = None
                 if name in slots:
@@ -804,6 +1073,11 @@ class Coordinator:
 
     # -- phase 4: metrics ------------------------------------------------------------------
     def _metrics_row(self, d: _Decided) -> dict:
+        # grants that never reached their agents: not credited as service (before the
+        # fairness metrics below); replayed from the row's "ungranted" names
+        ungranted = [n for n, _, _, _ in d.layout
+                     if n in self._subs and self._subs[n].ungranted_round == d.round]
+        self._withdraw(d, ungranted)
         alloc = d.allocation
         sel = alloc.fractions > 0
         row = {"round": d.round, "n_submitters": len(self._subs),
@@ -827,7 +1101,51 @@ class Coordinator:
         for k in range(self.n_resources):
             row[f"utilization_{k}"] = float(used[k])
         row.update({c: self.counters[c] for c in COUNTERS})
+        row["ungranted"] = ungranted
+        row["pending_from"] = self._pending_from(d.round)
         return row
+
+    def _pending_from(self, rnd: int) -> int:
+        """The oldest round whose outcomes stay acceptable after round ``rnd``: one of the
+        last ``pending_window_rounds`` rounds, or decided less than ``pending_window_s``
+        seconds ago (rounds of a previous process count from its restart)."""
+        cfg = self.config
+        oldest = rnd - cfg.pending_window_rounds + 1
+        limit = time.monotonic() - cfg.pending_window_s
+        out = max(oldest, rnd - cfg.pending_max_rounds + 1)
+        for r in self.policy.ledger.rounds:
+            if r >= oldest:
+                break
+            if self._decided_at.get(r, self._started) >= limit:
+                return max(r, rnd - cfg.pending_max_rounds + 1)
+        return out
+
+    def _withdraw(self, d: _Decided, names: list) -> None:
+        """Submitters ``names`` never got their grants of round ``d``: count the rows in
+        ``ungranted_rows``, take the service back from the fairness bookkeeping and drop the
+        rows from the ledger (no outcome can come for them)."""
+        if not names:
+            return
+        fractions = d.allocation.fractions
+        spans = {n: (a, b) for n, _, a, b in d.layout}
+        rows = np.concatenate([a + np.nonzero(fractions[a:b] > 0)[0]
+                               for a, b in (spans[n] for n in names if n in spans)] or
+                              [np.zeros(0, np.int64)])
+        if not len(rows):
+            return
+        ids = d.request.agent_ids
+        sel = ids[rows] if isinstance(ids, np.ndarray) else [ids[i] for i in rows.tolist()]
+        slots = np.asarray(self.policy.registry.lookup(list(sel) if not isinstance(
+            sel, np.ndarray) else sel.tolist()), np.int64)
+        budget = d.request.budget
+        safe_b = np.where(budget > 0, budget, np.inf)
+        share = (fractions[rows, None] * d.request.requests[rows] / safe_b).max(axis=1)
+        uniq, inv = np.unique(slots, return_inverse=True)
+        self.policy.fairness.withdraw(
+            uniq, np.bincount(inv, weights=fractions[rows], minlength=len(uniq)),
+            np.bincount(inv, weights=share, minlength=len(uniq)))
+        self.policy.ledger.forget(d.round, uniq)
+        self.counters["ungranted_rows"] += int(len(rows))
 
     def _reference_reward(self, d: _Decided) -> float | None:
         """Best expected reward on the true means (utilitarian; solved again only when the
@@ -836,19 +1154,32 @@ class Coordinator:
             return None
         if self._reference is not None and self._reference[0] is d.request:
             return self._reference[1]
-        res = solve(d.expected, d.request.requests, d.request.budget, groups=d.request.codes,
-                    method=self.config.reference_oracle,
-                    divisible=self.config.policy.divisible)
-        self._reference = (d.request, float(res.objective))
+        try:  # the submitters' true means: a metric only, never a reason to stop the loop
+            res = solve(d.expected, d.request.requests, d.request.budget,
+                        groups=d.request.codes, method=self.config.reference_oracle,
+                        divisible=self.config.policy.divisible)
+            value = float(res.objective)
+        except LibrexError:
+            value = None
+        self._reference = (d.request, value)
         return self._reference[1]
 
     def _apply_metrics(self, row: dict) -> None:
+        rnd = int(row["round"])
+        if self._replaying and row.get("ungranted") and self._decided is not None:
+            self._withdraw(self._decided, row["ungranted"])
         self.metrics.append(row)
-        self.round = int(row["round"])
+        self.round = rnd
         self._decided = None
         self._acc_reward, self._acc_outcomes = 0.0, 0
-        horizon = self.round - self.config.policy.max_pending_rounds
-        while self._dedup_rounds and next(iter(self._dedup_rounds)) <= horizon:
+        # the pending window (see CoordinatorConfig): rounds outside the round window keep
+        # only their unreported rows; rounds before pending_from expire
+        window = self.config.pending_window_rounds
+        pending_from = int(row.get("pending_from", rnd - window + 1))
+        self.policy.ledger.compact(rnd - window, pending_from)
+        while self._decided_at and next(iter(self._decided_at)) < pending_from:
+            del self._decided_at[next(iter(self._decided_at))]
+        while self._dedup_rounds and next(iter(self._dedup_rounds)) < pending_from:
             for key in self._dedup_rounds.popitem(last=False)[1]:
                 self._dedup.pop(key, None)
 
@@ -1058,6 +1389,21 @@ class Coordinator:
         else:
             raise StateError(f"journal: unknown record kind {kind!r}")
 
+    # ======================================================================= roles
+    def check_admin(self, credential) -> None:
+        """Raise :class:`CredentialError` (counted in ``rejected_control``) unless
+        ``credential`` is the job's admin credential (:func:`load_admin_credential`)."""
+        if type(credential) is str and hmac.compare_digest(_hash(credential).encode(),
+                                                           self._admin_hash.encode()):
+            return
+        with self._lock:
+            if not self._closed:
+                self._reject("rejected_control")
+                self._commit()
+            else:
+                self.counters["rejected_control"] += 1
+        raise CredentialError("this call needs the job's admin credential")
+
     # ======================================================================= queries
     def status(self) -> dict:
         """Round, submitters, counters and whether the loop is stopped."""
@@ -1100,9 +1446,24 @@ class Coordinator:
             return {"slots": slots, "count": self.policy.posterior.count(arms),
                     "mean": self.policy.posterior.mean(arms)}
 
-    def close(self) -> None:
-        """Snapshot (if between rounds), close the journal and release the directory."""
+    def close(self, wait_s: float | None = None) -> None:
+        """Stop the loop, snapshot (if between rounds), close the journal and release the
+        directory. A :meth:`run` in progress (another thread) is stopped first and waited
+        for (up to ``wait_s``, default three round deadlines plus 10 s); after close,
+        :meth:`run` returns at once. Closing twice does nothing."""
+        self._stopped = True
+        if wait_s is None:
+            wait_s = 3 * self.config.round_deadline_s + 10.0
+        end = time.monotonic() + wait_s
+        while self._running.is_set() and time.monotonic() < end:
+            time.sleep(0.01)
         with self._lock:
+            if self._closed:
+                return
+            if self._running.is_set():
+                raise StateError("close: the round loop is still running (stopped: it ends "
+                                 "after the current round); call close again")
+            self._closed = True
             if self._decided is None:
                 self.snapshot()
             self.journal.close()

@@ -34,7 +34,7 @@ BASE_COLUMNS = (
     ("rejected_forged", "int64"), ("rejected_not_owner", "int64"),
     ("rejected_not_allocated", "int64"), ("rejected_replay", "int64"),
     ("rejected_invalid", "int64"), ("rejected_submissions", "int64"),
-    ("restarts", "int64"),
+    ("restarts", "int64"), ("rejected_control", "int64"), ("ungranted_rows", "int64"),
 )
 
 

@@ -264,11 +264,23 @@ def test_stale_credentials_after_reregistration_and_unregister(tmp_path):
     with pytest.raises(CredentialError):  # someone else cannot take the name over
         coord.register("shard-0", shards[0].agent_ids())
     assert coord.counters["rejected_forged"] == 1
-    reg = coord.register("shard-0", shards[0].agent_ids(), handle=shards[0])  # restarted
+    # someone holding the live shard's handle registers its name: no credential comes back,
+    # and the shard keeps its own (the attempt is counted when the shard proves it)
+    reg = coord.register("shard-0", shards[0].agent_ids(), handle=shards[0])
+    assert reg.token is None
+    coord.run(until_round=3)
+    assert shards[0].token == old and coord.counters["rejected_forged"] == 2
+    assert coord.metrics_since(2)["n_missing"] == [0]
+    # the shard restarts (its credential is lost) and registers with its handle: the new
+    # credential reaches it with the next exchange; the old one is revoked
+    shards[0].token = None
+    shards[0].set_credential(coord.register("shard-0", shards[0].agent_ids(),
+                                            handle=shards[0]))
+    coord.run(until_round=4)
+    assert shards[0].token not in (None, old)
+    assert coord.metrics_since(3)["n_missing"] == [0]
     with pytest.raises(CredentialError):
         coord.leave(old, [0])
-    shards[0].set_credential(reg)
-    coord.run(until_round=4)
     n = coord.unregister(shards[1].token)
     assert n == 20 and all(a not in coord.policy.registry for a in range(20, 40))
     coord.run(until_round=6)
@@ -283,7 +295,7 @@ def test_stale_credentials_after_reregistration_and_unregister(tmp_path):
     assert rows["n_rows"][-1] == 40
     assert rows["n_outcomes"] == rows["n_allocated"]  # each round's outcomes, all applied
     rejected = {k: v for k, v in coord.counters.items() if k.startswith("rejected")}
-    assert rejected == {**dict.fromkeys(rejected, 0), "rejected_forged": 2}, rejected
+    assert rejected == {**dict.fromkeys(rejected, 0), "rejected_forged": 3}, rejected
     assert late.granted_rows > 0
     assert coord.counters["outcomes_applied"] - before == sum(rows["n_outcomes"])
 
