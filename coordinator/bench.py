@@ -37,17 +37,17 @@ def _config(env, directory, checkpoint_every: int, deadline: float = 30.0, budge
         checkpoint_every=checkpoint_every, fairness_every=10)
 
 
-def _measure(coord, warmup: int, rounds: int) -> dict:
+def _measure(coord, warmup: int, rounds: int, admin: str) -> dict:
     import ray
 
-    ray.get(coord.run.remote(until_round=warmup))
+    ray.get(coord.run.remote(until_round=warmup, admin=admin))
     head = int(rounds * 0.8)
     t0 = time.perf_counter()
-    ray.get(coord.run.remote(until_round=warmup + head))
+    ray.get(coord.run.remote(until_round=warmup + head, admin=admin))
     t1 = time.perf_counter()
-    ray.get(coord.run.remote(until_round=warmup + rounds))
+    ray.get(coord.run.remote(until_round=warmup + rounds, admin=admin))
     t2 = time.perf_counter()
-    rows = ray.get(coord.metrics_since.remote(warmup, 1_000_000))
+    rows = ray.get(coord.metrics_since.remote(warmup, 1_000_000, admin=admin))
     out = {"rounds": rounds, "rounds_per_s": rounds / (t2 - t0),
            "tail_rounds_per_s": (rounds - head) / (t2 - t1),
            "round_ms": float(np.mean(rows["t_round"]) * 1e3),
@@ -64,7 +64,7 @@ def bench_shards(n_agents: int, n_shards: int, rounds: int, checkpoint_every: in
     import ray
 
     from agents.actors import start_shards
-    from coordinator.actor import get_or_create_coordinator
+    from coordinator.actor import admin_credential, get_or_create_coordinator
 
     env = SyntheticEnvironment(n_agents=n_agents, n_resources=3, tightness=0.3, seed=0)
     name = f"bench-{n_agents}-{n_shards}"
@@ -74,7 +74,7 @@ def bench_shards(n_agents: int, n_shards: int, rounds: int, checkpoint_every: in
     shards = start_shards(env, n_shards, name, prefix=f"{name}-shard", seed=0)
     setup = time.perf_counter() - t0
     try:
-        res = _measure(coord, 5, rounds)
+        res = _measure(coord, 5, rounds, admin_credential(ckpt))
     finally:
         for h in [coord, *shards]:
             ray.kill(h, no_restart=True)
@@ -90,7 +90,7 @@ def bench_per_agent(sizes: list[int], rounds: int, workdir: str) -> list[dict]:
 
     from agents.actors import LiveAgentActor
     from agents.examples import BernoulliAgent
-    from coordinator.actor import get_or_create_coordinator
+    from coordinator.actor import admin_credential, get_or_create_coordinator
 
     n_max = max(sizes)
     env = SyntheticEnvironment(n_agents=n_max, n_resources=3, tightness=0.3, seed=0)
@@ -109,7 +109,7 @@ def bench_per_agent(sizes: list[int], rounds: int, workdir: str) -> list[dict]:
         started += time.perf_counter() - t0
         ray.get([a.attach.remote(name) for a in actors[:n]])
         try:
-            res = _measure(coord, 3, rounds)
+            res = _measure(coord, 3, rounds, admin_credential(ckpt))
         finally:
             ray.kill(coord, no_restart=True)
             shutil.rmtree(ckpt, ignore_errors=True)
@@ -126,7 +126,7 @@ def bench_memory(n_agents: int, rounds: int, every: int, workdir: str) -> list[t
     import ray
 
     from agents.actors import start_shards
-    from coordinator.actor import get_or_create_coordinator
+    from coordinator.actor import admin_credential, get_or_create_coordinator
 
     env = SyntheticEnvironment(n_agents=n_agents, n_resources=3, tightness=0.3, seed=0)
     name = "bench-memory"
@@ -137,7 +137,7 @@ def bench_memory(n_agents: int, rounds: int, every: int, workdir: str) -> list[t
     try:
         t0 = time.perf_counter()
         for r in range(every, rounds + 1, every):
-            ray.get(coord.run.remote(until_round=r))
+            ray.get(coord.run.remote(until_round=r, admin=admin_credential(ckpt)))
             points.append((r, ray.get(coord.memory_mib.remote()), time.perf_counter() - t0))
     finally:
         for h in [coord, *shards]:

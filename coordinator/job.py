@@ -88,7 +88,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     import ray
 
     from agents.actors import start_shards
-    from coordinator.actor import get_or_create_coordinator
+    from coordinator.actor import admin_credential, get_or_create_coordinator
     from librex_alloc.progress import Progress
 
     stream = sys.stdout if stream is None else stream
@@ -108,6 +108,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     try:
         coord_name = f"{name}-coordinator"
         coord = get_or_create_coordinator(config, coord_name, namespace=namespace)
+        admin = admin_credential(ckpt)  # control calls need it (README, "Trust model")
         handles = start_shards(env, shards, coord_name, prefix=f"{name}-shard",
                                namespace=namespace, seed=seed)
         t_ready = time.perf_counter()
@@ -124,9 +125,11 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
         try:
             with bar:
                 while True:
-                    info = ray.get(coord.run.remote(until_round=target, max_seconds=0.5))
+                    info = ray.get(coord.run.remote(until_round=target, max_seconds=0.5,
+                                                    admin=admin))
                     while True:  # stream the new rows, ROW_GROUP at a time
-                        rows = ray.get(coord.metrics_since.remote(written, ROW_GROUP))
+                        rows = ray.get(coord.metrics_since.remote(written, ROW_GROUP,
+                                                                  admin=admin))
                         if not rows["round"]:
                             break
                         writer.write_table(pa.table(rows, schema=schema))
@@ -138,11 +141,11 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
                         break
         except KeyboardInterrupt:
             pending = "interrupted"
-            ray.get(coord.stop.remote())
+            ray.get(coord.stop.remote(admin=admin))
         finally:
             writer.close()
         wall = time.perf_counter() - t_run
-        ray.get(coord.close.remote())  # final snapshot; the directory is released
+        ray.get(coord.close.remote(admin=admin))  # final snapshot; the directory is released
         status = ray.get(coord.status.remote())
     finally:
         for h in ([coord] if coord is not None else []) + list(handles or []):

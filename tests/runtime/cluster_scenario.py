@@ -18,7 +18,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
 from runtime_helpers import local_run, make_config, make_env  # noqa: E402
 
 from agents.actors import start_shards  # noqa: E402
-from coordinator.actor import get_or_create_coordinator  # noqa: E402
+from coordinator.actor import admin_credential, get_or_create_coordinator  # noqa: E402
 
 
 def main(checkpoint_dir: str) -> dict:
@@ -31,12 +31,13 @@ def main(checkpoint_dir: str) -> dict:
         env = make_env(200)
         cfg = make_config(env, Path(checkpoint_dir) / "ckpt", checkpoint_every=8)
         coord = get_or_create_coordinator(cfg, "coord", resources={"coordinator": 0.01})
+        adm = admin_credential(cfg.checkpoint_dir)
         shards = start_shards(env, 2, "coord", seed=11, resources={"head": 1})  # keep them
-        ray.get(coord.run.remote(until_round=10))
+        ray.get(coord.run.remote(until_round=10, admin=adm))
         node_before = ray.get(coord.node_id.remote())
         cluster.add_node(num_cpus=1, resources={"coordinator": 1})
         cluster.wait_for_nodes()
-        running = coord.run.remote(until_round=40)
+        running = coord.run.remote(until_round=40, admin=adm)
         while ray.get(coord.status.remote())["round"] < 15:
             time.sleep(0.05)
         t_remove = time.monotonic()
@@ -44,8 +45,8 @@ def main(checkpoint_dir: str) -> dict:
         final = ray.get(running, timeout=180)
         recovered_s = time.monotonic() - t_remove
         node_after = ray.get(coord.node_id.remote())
-        state = ray.get(coord.policy_state.remote())
-        rows = ray.get(coord.metrics_since.remote(0, 10_000))["round"]
+        state = ray.get(coord.policy_state.remote(admin=adm))
+        rows = ray.get(coord.metrics_since.remote(0, 10_000, admin=adm))["round"]
         del shards
     finally:
         ray.shutdown()

@@ -19,7 +19,7 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 from agents.actors import start_live_agent, start_shards  # noqa: E402
 from agents.examples import HashingWorker  # noqa: E402
-from coordinator.actor import get_or_create_coordinator  # noqa: E402
+from coordinator.actor import admin_credential, get_or_create_coordinator  # noqa: E402
 from librex_alloc import PolicyConfig  # noqa: E402
 
 
@@ -46,9 +46,10 @@ def start_job(ns, tmp_path, n_agents=300, n_shards=2, **cfg_kw):
 def test_coordinator_killed_twice_ends_as_an_uninterrupted_run(ray_session, tmp_path, how):
     ns = f"coord-kill-{how}"
     env, cfg, coord, shards = start_job(ns, tmp_path)
-    ray.get(coord.run.remote(until_round=8))
+    adm = admin_credential(cfg.checkpoint_dir)
+    ray.get(coord.run.remote(until_round=8, admin=adm))
     first_pid = ray.get(coord.pid.remote())
-    running = coord.run.remote(until_round=40)
+    running = coord.run.remote(until_round=40, admin=adm)
     wait_until(lambda: ray.get(coord.status.remote())["round"] >= 14)
     if how == "ray.kill":
         ray.kill(coord, no_restart=False)
@@ -57,18 +58,18 @@ def test_coordinator_killed_twice_ends_as_an_uninterrupted_run(ray_session, tmp_
     assert ray.get(running, timeout=120)["round"] == 40  # the retried call finished the job
     assert ray.get(coord.pid.remote()) != first_pid
     # a second crash, between committing a decision and pushing its grants
-    ray.get(coord.inject_crash.remote("decision_committed"))
-    assert ray.get(coord.run.remote(until_round=50), timeout=120)["round"] == 50
+    ray.get(coord.inject_crash.remote("decision_committed", admin=adm))
+    assert ray.get(coord.run.remote(until_round=50, admin=adm), timeout=120)["round"] == 50
     status = ray.get(coord.status.remote())
     assert status["counters"]["restarts"] == 2
 
     ref, _, _ = local_run(env, tmp_path / "reference", rounds=50)
-    assert_state_equal(ray.get(coord.policy_state.remote()), ref.policy_state())
+    assert_state_equal(ray.get(coord.policy_state.remote(admin=adm)), ref.policy_state())
     applied = status["counters"]["outcomes_applied"]
     assert applied == ref.counters["outcomes_applied"]  # none lost, none applied twice
     granted = sum(ray.get(s.stats.remote())["granted_rows"] for s in shards)
     assert applied == granted
-    rows = ray.get(coord.metrics_since.remote(0, 10_000))
+    rows = ray.get(coord.metrics_since.remote(0, 10_000, admin=adm))
     assert rows["round"] == list(range(1, 51))
     assert rows["n_allocated"] == ref.metrics_since(0)["n_allocated"]
 
@@ -76,28 +77,30 @@ def test_coordinator_killed_twice_ends_as_an_uninterrupted_run(ray_session, tmp_
 def test_a_dead_shard_does_not_stop_the_run(ray_session, tmp_path):
     ns = "shard-kill"
     env, cfg, coord, shards = start_job(ns, tmp_path, round_deadline_s=1.0)
-    ray.get(coord.run.remote(until_round=6))
+    adm = admin_credential(cfg.checkpoint_dir)
+    ray.get(coord.run.remote(until_round=6, admin=adm))
     victim = shards[0]
     before = ray.get(victim.stats.remote())
     ids = list(range(150))  # shard-0 hosts agents 0..149
-    stats_before = ray.get(coord.agent_stats.remote(ids))
+    stats_before = ray.get(coord.agent_stats.remote(ids, admin=adm))
     os.kill(before["pid"], signal.SIGKILL)
 
     def back() -> bool:  # play rounds until the restarted shard takes part again
-        status = ray.get(coord.run.remote(max_rounds=5))
-        return ray.get(coord.metrics_since.remote(status["round"] - 1))["n_missing"] == [0]
+        status = ray.get(coord.run.remote(max_rounds=5, admin=adm))
+        rows = ray.get(coord.metrics_since.remote(status["round"] - 1, admin=adm))
+        return rows["n_missing"] == [0]
 
     wait_until(back, timeout=120, every=0)
     end = ray.get(coord.status.remote())["round"] + 10
-    assert ray.get(coord.run.remote(until_round=end), timeout=120)["round"] == end
-    rows = ray.get(coord.metrics_since.remote(6, 100_000))
+    assert ray.get(coord.run.remote(until_round=end, admin=adm), timeout=120)["round"] == end
+    rows = ray.get(coord.metrics_since.remote(6, 100_000, admin=adm))
     assert rows["round"] == list(range(7, end + 1))
     assert max(rows["n_missing"]) == 1  # rounds closed without it ...
     assert rows["n_missing"][-10:] == [0] * 10  # ... until it was back
     after = ray.get(victim.stats.remote())
     assert after["incarnation"] != before["incarnation"] and after["registrations"] == 1
     assert after["granted_rows"] > 0  # it is served again
-    stats_after = ray.get(coord.agent_stats.remote(ids))
+    stats_after = ray.get(coord.agent_stats.remote(ids, admin=adm))
     assert np.array_equal(stats_after["slots"], stats_before["slots"])  # same agents
     assert np.all(stats_after["count"] >= stats_before["count"])  # posteriors kept
     assert stats_after["count"].sum() > stats_before["count"].sum()
@@ -165,10 +168,11 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
     cfg = type(cfg)(PolicyConfig(2, oracle="fast", seed=5), (4.0, 256.0), cfg.checkpoint_dir,
                     round_deadline_s=30.0)
     coord = get_or_create_coordinator(cfg, "coord", namespace=ns)
+    adm = admin_credential(cfg.checkpoint_dir)
     worker = HashingWorker([(1, 16), (1, 64)], work_mib=1, need_mib=32, deadline_s=30)
     w = start_live_agent("worker", worker, 2, "coord", agent_id="w", namespace=ns)
     q = start_live_agent("quiet", Quiet(), 2, "coord", agent_id="q", namespace=ns)
-    ray.get(coord.run.remote(until_round=12))
+    ray.get(coord.run.remote(until_round=12, admin=adm))
     # the worker did real work and every outcome was applied once
     history = ray.get(w.agent_attribute.remote("w", "history"))
     assert len(history) >= 10
@@ -180,12 +184,12 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
     # a hostile actor: every attempt is rejected with a clear error, counted, changes nothing
     hostile = ray.remote(Hostile).options(name="hostile", namespace=ns).remote(ns)
     ray.get(hostile.cheat.remote("w", 1))  # constructed and registered (nothing is pending)
-    ray.get(coord.run.remote(until_round=20))
-    h_round = ray.get(coord.allocated_rounds.remote("h-0"))[-1]
-    q_round = ray.get(coord.allocated_rounds.remote("q"))[-1]
-    w_round = ray.get(coord.allocated_rounds.remote("w"))[-1]
+    ray.get(coord.run.remote(until_round=20, admin=adm))
+    h_round = ray.get(coord.allocated_rounds.remote("h-0", admin=adm))[-1]
+    q_round = ray.get(coord.allocated_rounds.remote("q", admin=adm))[-1]
+    w_round = ray.get(coord.allocated_rounds.remote("w", admin=adm))[-1]
     counters = ray.get(coord.status.remote())["counters"]
-    state = ray.get(coord.policy_state.remote())
+    state = ray.get(coord.policy_state.remote(admin=adm))
     got = ray.get(hostile.cheat.remote("w", w_round))
     assert got == {"foreign agent": "OwnershipError", "forged token": "CredentialError",
                    "unallocated round": "NotAllocatedError", "steal agents": "OwnershipError",
@@ -194,7 +198,7 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
     assert after["rejected_not_owner"] - counters["rejected_not_owner"] == 2
     assert after["rejected_forged"] - counters["rejected_forged"] == 2
     assert after["rejected_not_allocated"] - counters["rejected_not_allocated"] == 1
-    assert_state_equal(ray.get(coord.policy_state.remote()), state)
+    assert_state_equal(ray.get(coord.policy_state.remote(admin=adm)), state)
     first, second = ray.get(hostile.report_twice.remote(h_round))
     assert first["applied"] == 1 and second == "ReplayError"
     after = ray.get(coord.status.remote())["counters"]
@@ -202,14 +206,14 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
 
     # the quiet agent reports by hand; the coordinator dies after making it durable and
     # before answering: Ray retries the call, which is recognized and applied once
-    count = ray.get(coord.agent_stats.remote(["q"]))["count"][0]
-    ray.get(coord.inject_crash.remote("report_committed"))
+    count = ray.get(coord.agent_stats.remote(["q"], admin=adm))["count"][0]
+    ray.get(coord.inject_crash.remote("report_committed", admin=adm))
     ack = ray.get(q.report.remote(q_round, ["q"], [1.0], report_id="q-report-1"), timeout=120)
     assert ack == {"report_id": "q-report-1", "applied": 1, "duplicate": True}
     final = ray.get(coord.status.remote())["counters"]
     assert final["restarts"] == 1 and final["duplicate_reports"] == 1
     assert final["outcomes_applied"] == after["outcomes_applied"] + 1
-    assert ray.get(coord.agent_stats.remote(["q"]))["count"][0] == count + 1
+    assert ray.get(coord.agent_stats.remote(["q"], admin=adm))["count"][0] == count + 1
     # a replay of the same outcome under a new id is refused
     with pytest.raises(Exception, match="already reported"):
         ray.get(q.report.remote(q_round, ["q"], [1.0]))
