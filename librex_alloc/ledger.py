@@ -107,14 +107,17 @@ class OutcomeLedger:
         return int(len(keep) - keep.sum())
 
     def compact(self, through: int, expire_before: int) -> None:
-        """Rounds ``<= through`` keep only their unreported rows (a round left with none is
-        dropped); rounds ``< expire_before`` are dropped whole."""
-        for rnd in [r for r in self._rounds if r <= through]:
-            p = self._rounds[rnd]
-            if rnd < expire_before or p.reported.all():
-                del self._rounds[rnd]
+        """Rounds ``< expire_before`` are dropped whole; round ``through`` (called once per
+        round, as it leaves a window) keeps only its unreported rows, or is dropped if it has
+        none. O(1) per round beyond the expired ones."""
+        while self._rounds and next(iter(self._rounds)) < expire_before:
+            self._rounds.popitem(last=False)
+        p = self._rounds.get(int(through))
+        if p is not None:
+            if p.reported.all():
+                del self._rounds[int(through)]
             elif p.reported.any():
-                self._rounds[rnd] = p.without(~p.reported)
+                self._rounds[int(through)] = p.without(~p.reported)
 
     def drop_agents(self, slots: np.ndarray) -> None:
         """Agents left: forget their pending rows and their newest round."""
