@@ -81,7 +81,8 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     """Run the coordinator and ``shards`` agent shards hosting ``agents`` synthetic agents.
 
     rounds: rounds to play (None: until ``duration_s`` seconds pass, or until the
-    coordinator is stopped — ``ray.get_actor(f"{name}-coordinator").stop.remote()`` — or
+    coordinator is stopped — ``ray.get_actor(f"{name}-coordinator").stop.remote(admin=...)``
+    with the admin credential (``coordinator.actor.admin_credential``) — or
     Ctrl-C). pending_window: rounds in which late outcomes are still accepted. Returns a
     :class:`JobResult`; the summary table is printed to ``stream`` (default stdout).
     """
