@@ -47,13 +47,16 @@ class _Server:
         return self.submitter.exchange(msg)
 
     def report(self, rnd: int, agent_ids, values, kind: str = "reward",
-               report_id: str | None = None) -> dict:
+               report_id: str | None = None, *, admin: str | None = None) -> dict:
         """Push outcomes to the coordinator now (instead of with the next reply); returns its
-        acknowledgement once they are durable. Raises the coordinator's rejection error."""
+        acknowledgement once they are durable. The caller must hold the job's admin
+        credential (``admin``; checked by the coordinator): this actor reports in its own
+        name, with its own credential. Raises the coordinator's rejection error."""
+        coord = ray.get_actor(self.coordinator, namespace=self.namespace)
+        ray.get(coord.check_admin.remote(admin=admin))
         s = self.submitter
         rep = Report(report_id or s.next_report_id(), int(rnd), list(agent_ids),
                      np.asarray(values, dtype=np.float64), kind)
-        coord = ray.get_actor(self.coordinator, namespace=self.namespace)
         return ray.get(coord.report.remote(s.token, rep))
 
     def pid(self) -> int:

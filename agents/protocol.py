@@ -16,10 +16,14 @@ Per round the coordinator sends each submitter one :class:`Exchange` and gets on
 A submitter registers first (``Coordinator.register``) and gets a credential (token). A
 pushed report (``Coordinator.report``) carries the token; a reply carries only a *proof*
 (``credential_proof``: an HMAC of the exchange's fresh nonce keyed by the token's hash), so
-calling a submitter's ``exchange`` never reveals its token. An exchange may offer a new
-credential (``Exchange.credential``): a submitter without one (a restarted actor) takes it;
-one that holds a credential keeps it unless the coordinator says its proof failed
-(``renew``). An exchange addressed to another name (``Exchange.name``) is refused. Reports
+calling a submitter's ``exchange`` never reveals its token. The coordinator signs each
+exchange the same way (``Exchange.auth``, over ``"coordinator:" + nonce``): a submitter that
+holds a credential acts only on signed exchanges (an unsigned one gets a reply with no
+submission and no reports, and its grants and acknowledgements are ignored). An exchange may
+offer a new credential (``Exchange.credential``): a submitter without one (a restarted actor)
+takes it; one that holds a credential keeps it unless the exchange says its proof failed
+(``renew``: the coordinator does not know its credential, so it cannot sign for it). An
+exchange addressed to another name (``Exchange.name``) is refused. Reports
 carry a report id unique to the submitter, so a retransmitted report is recognized and
 applied once.
 
@@ -41,15 +45,19 @@ import numpy as np
 KINDS = ("reward", "success")
 
 
-def proof_from_hash(token_hash: str, nonce: str) -> str:
-    """HMAC-SHA256 of ``nonce`` keyed by a credential's hash (hex sha256 of the token): what
-    the coordinator, which keeps only hashes, checks."""
-    return hmac.new(token_hash.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+def proof_from_hash(token_hash: str, nonce: str, by: str = "submitter") -> str:
+    """HMAC-SHA256 of ``by:nonce`` keyed by a credential's hash (hex sha256 of the token):
+    what the coordinator, which keeps only hashes, checks (``by="submitter"``, a reply's
+    proof) and signs (``by="coordinator"``, an exchange's ``auth``). The two never coincide,
+    whatever the nonce."""
+    return hmac.new(token_hash.encode(), f"{by}:{nonce}".encode("utf-8", "replace"),
+                    hashlib.sha256).hexdigest()
 
 
-def credential_proof(token: str, nonce: str) -> str:
-    """The proof that a reply's sender holds ``token``, bound to one exchange's ``nonce``."""
-    return proof_from_hash(hashlib.sha256(str(token).encode()).hexdigest(), nonce)
+def credential_proof(token: str, nonce: str, by: str = "submitter") -> str:
+    """The proof that the sender holds ``token``, bound to one exchange's ``nonce``."""
+    token_hash = hashlib.sha256(str(token).encode("utf-8", "surrogatepass")).hexdigest()
+    return proof_from_hash(token_hash, nonce, by)
 
 
 @dataclass
@@ -127,6 +135,7 @@ class Exchange:
     name: str | None = None  # the submitter it is addressed to
     credential: str | None = None  # a credential offered (see the module docstring)
     renew: bool = False  # the last reply proved no credential: take the offered one
+    auth: str | None = None  # the coordinator's signature (see the module docstring)
 
 
 @dataclass
@@ -162,6 +171,7 @@ class Submitter:
         self._granted: OrderedDict[int, None] = OrderedDict()
         self.notices: deque = deque(maxlen=100)
         self.dropped_reports = 0
+        self.unsigned_exchanges = 0
         self.granted_rows = 0
         self.reported_rows = 0
 
@@ -180,8 +190,16 @@ class Submitter:
         Raises ``ValueError`` for an exchange addressed to another submitter."""
         if msg.name is not None and msg.name != self.name:
             raise ValueError(f"exchange for {msg.name!r} reached submitter {self.name!r}")
-        if msg.credential is not None and (self.token is None or msg.renew):
+        nonce = msg.nonce if type(msg.nonce) is str else ""
+        signed = self.token is None or (
+            type(msg.auth) is str and hmac.compare_digest(
+                msg.auth.encode("utf-8", "replace"),
+                credential_proof(self.token, nonce, "coordinator").encode()))
+        if type(msg.credential) is str and (self.token is None or msg.renew is True):
             self.token = msg.credential
+        if not signed:  # not from the coordinator (or it lost our credential): act on nothing
+            self.unsigned_exchanges += 1
+            return Reply(credential_proof(self.token, nonce), None, [])
         for rid in msg.acks:
             self._outbox.pop(rid, None)
         self.notices.extend(msg.notices)

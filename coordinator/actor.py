@@ -155,6 +155,11 @@ class CoordinatorServer:
         self.core.check_admin(admin)
         self.core.close()
 
+    def check_admin(self, *, admin=None) -> None:
+        """Raise ``CredentialError`` (counted) unless ``admin`` is the job's admin credential
+        (submitter actors guard their own push-report method with it)."""
+        self.core.check_admin(admin)
+
     # open queries: counters, configuration, identities
     def status(self):
         return self.core.status()

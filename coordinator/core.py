@@ -803,9 +803,10 @@ class Coordinator:
     # -- phase 1: submissions ----------------------------------------------------------
     def _message(self, sub: _Submitter, next_round: int, grants=None) -> Exchange:
         offer = sub.offer[0] if sub.offer is not None else None
+        nonce = secrets.token_hex(8)
         msg = Exchange(next_round, grants, sub.version, sub.acks_ready, sub.notices,
-                       nonce=secrets.token_hex(8), name=sub.name, credential=offer,
-                       renew=sub.renew)
+                       nonce=nonce, name=sub.name, credential=offer, renew=sub.renew,
+                       auth=proof_from_hash(sub.token_hash, nonce, "coordinator"))
         sub.acks_ready, sub.notices = [], []
         return msg
 

@@ -208,7 +208,8 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
     # before answering: Ray retries the call, which is recognized and applied once
     count = ray.get(coord.agent_stats.remote(["q"], admin=adm))["count"][0]
     ray.get(coord.inject_crash.remote("report_committed", admin=adm))
-    ack = ray.get(q.report.remote(q_round, ["q"], [1.0], report_id="q-report-1"), timeout=120)
+    ack = ray.get(q.report.remote(q_round, ["q"], [1.0], report_id="q-report-1", admin=adm),
+                  timeout=120)
     assert ack == {"report_id": "q-report-1", "applied": 1, "duplicate": True}
     final = ray.get(coord.status.remote())["counters"]
     assert final["restarts"] == 1 and final["duplicate_reports"] == 1
@@ -216,4 +217,4 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
     assert ray.get(coord.agent_stats.remote(["q"], admin=adm))["count"][0] == count + 1
     # a replay of the same outcome under a new id is refused
     with pytest.raises(Exception, match="already reported"):
-        ray.get(q.report.remote(q_round, ["q"], [1.0]))
+        ray.get(q.report.remote(q_round, ["q"], [1.0], admin=adm))

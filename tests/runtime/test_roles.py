@@ -8,10 +8,11 @@ import stat
 import threading
 import time
 
+import numpy as np
 import pytest
 from runtime_helpers import assert_state_equal, local_run, make_config, make_env
 
-from agents import Exchange, Report
+from agents import Exchange, GrantBatch, Report
 from agents.protocol import credential_proof
 from coordinator import Coordinator, CredentialError, ReplayError
 from coordinator.credentials import ADMIN_FILE, load_admin_credential
@@ -62,6 +63,28 @@ def test_an_exchange_never_returns_the_token(tmp_path):
     assert shard.exchange(Exchange(coord.round + 1, nonce="n-2")).proof != reply.proof
     with pytest.raises(ValueError, match="reached submitter"):
         shard.exchange(Exchange(coord.round + 1, name="shard-9"))
+
+
+def test_an_exchange_the_coordinator_did_not_sign_is_not_acted_on(tmp_path):
+    env = make_env(20)
+    coord, transport, shards = local_run(env, tmp_path, n_shards=1, rounds=2)
+    shard = shards[0]
+    outbox = [r.report_id for r in shard.outbox]  # the last round's, not yet acknowledged
+    assert outbox
+    granted = shard.granted_rows
+    version = shard._last[0]  # the version of its current rows
+    # someone acknowledges everything and hands out grants; a reply's proof for a nonce
+    # that looks like a signed one is no signature
+    trick = shard.exchange(Exchange(3, nonce="coordinator:abc")).proof
+    for auth in (None, "0" * 64, trick, 7):
+        reply = shard.exchange(Exchange(3, GrantBatch(3, version, np.arange(5), np.ones(5)),
+                                        acks=outbox, nonce="abc", auth=auth))
+        assert reply.submission is None and reply.reports == []
+    assert [r.report_id for r in shard.outbox] == outbox and shard.granted_rows == granted
+    assert shard.unsigned_exchanges == 5
+    coord.run(until_round=4)  # the coordinator's exchanges are signed: nothing changes
+    assert coord.metrics_since(2)["n_missing"] == [0, 0]
+    assert shard.unsigned_exchanges == 5
 
 
 def test_taking_over_a_live_submitters_name_fails_and_revokes_nothing(tmp_path):
@@ -146,8 +169,12 @@ def test_control_calls_need_the_admin_credential_on_ray(ray_session, tmp_path):
                 ray.get(call(**kw))
             cause = getattr(err.value, "cause", err.value)
             assert isinstance(cause, CredentialError), (name, kw, err.value)
+    # a submitter actor's push-report needs it too (it reports with its own credential)
+    with pytest.raises(Exception) as err:
+        ray.get(shard.report.remote(1, [0], [1.0]))
+    assert isinstance(getattr(err.value, "cause", err.value), CredentialError)
     status = ray.get(coord.status.remote())  # open: counters only
-    assert status["counters"]["rejected_control"] == 3 * len(calls)
+    assert status["counters"]["rejected_control"] == 3 * len(calls) + 1
     assert ray.get(coord.run.remote(until_round=3, admin=adm))["round"] == 3
     # the shard's exchange, called by anyone, gives its token away no more
     reply = ray.get(shard.exchange.remote(Exchange(4, nonce="x")))
