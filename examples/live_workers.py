@@ -16,7 +16,7 @@ import ray
 from agents.actors import start_live_agent
 from agents.examples import HashingWorker
 from coordinator import CoordinatorConfig
-from coordinator.actor import get_or_create_coordinator
+from coordinator.actor import admin_credential, get_or_create_coordinator
 from librex_alloc import PolicyConfig
 
 
@@ -28,17 +28,19 @@ def main(n_workers: int = 4, rounds: int = 30) -> None:
         budget=(4.0, 160.0),  # 4 CPUs and 160 MiB per round for all workers together
         checkpoint_dir=tempfile.mkdtemp(prefix="live-example-"))
     coord = get_or_create_coordinator(config, "coordinator")
+    admin = admin_credential(config.checkpoint_dir)  # control calls and state reads need it
     workers = [start_live_agent(f"worker-{i}", HashingWorker(
         [(1, 16), (2, 64)], work_mib=8, need_mib=32, deadline_s=2.0), 2, "coordinator",
         agent_id=f"w{i}") for i in range(n_workers)]
-    ray.get(coord.run.remote(until_round=rounds))
+    ray.get(coord.run.remote(until_round=rounds, admin=admin))
     print(f"{'worker':<8}{'jobs':>6}{'option 1 share':>16}{'success':>9}"
           f"{'P(ok | opt 0)':>15}{'P(ok | opt 1)':>15}")
     for i, w in enumerate(workers):
         history = ray.get(w.agent_attribute.remote(f"w{i}", "history"))
         opt = np.array([h["option"] for h in history])
         ok = np.array([h["success"] for h in history])
-        means = [ray.get(coord.agent_stats.remote([f"w{i}"], j))["mean"][0] for j in (0, 1)]
+        means = [ray.get(coord.agent_stats.remote([f"w{i}"], j, admin=admin))["mean"][0]
+                 for j in (0, 1)]
         print(f"w{i:<7}{len(history):>6}{opt.mean():>16.0%}{ok.mean():>9.0%}"
               f"{means[0]:>15.2f}{means[1]:>15.2f}")
     counters = ray.get(coord.status.remote())["counters"]
