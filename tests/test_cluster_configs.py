@@ -700,11 +700,10 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 
 
-def _dockerfile() -> list[tuple[str, str]]:
-    """(instruction, arguments) of the Dockerfile, continuation lines joined."""
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+def _dockerfile(text: str) -> list[tuple[str, str]]:
+    """(instruction, arguments) of a Dockerfile, continuation lines joined."""
     out = []
-    for line in text.splitlines():
+    for line in re.sub(r"\\\n", " ", text).splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             instruction, _, rest = line.partition(" ")
@@ -712,19 +711,28 @@ def _dockerfile() -> list[tuple[str, str]]:
     return out
 
 
-def _dockerignored(path: str) -> bool:
-    """Whether .dockerignore leaves ``path`` (relative, / separated) out of the build context
-    (patterns in order, the last match wins, ``!`` re-includes; a folder's pattern covers
-    what is inside it)."""
+def _copy_sources(steps) -> list[str]:
+    sources = []
+    for instruction, rest in steps:
+        if instruction == "COPY":
+            words = [w for w in shlex.split(rest) if not w.startswith("--")]
+            sources += [w.rstrip("/") for w in words[:-1]]
+    return sources
+
+
+def _dockerignored(patterns: str, path: str) -> bool:
+    """Whether a .dockerignore leaves ``path`` (relative, / separated) out of the build
+    context: patterns in order, the last match wins, ``!`` re-includes, a pattern that matches
+    a folder covers what is inside it, ``**/`` matches at any depth."""
     ignored = False
-    for raw in DOCKERIGNORE.read_text().splitlines():
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for raw in patterns.splitlines():
         pattern = raw.strip()
         if not pattern or pattern.startswith("#"):
             continue
         negate = pattern.startswith("!")
         pattern = pattern.lstrip("!").strip("/")
-        parts = path.split("/")
-        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
         if pattern.startswith("**/"):
             hit = any(fnmatch.fnmatchcase(p, pattern[3:]) for p in parts)
         else:
@@ -734,28 +742,88 @@ def _dockerignored(path: str) -> bool:
     return ignored
 
 
-def test_dockerfile_installs_the_project_on_the_pinned_ray():
-    steps = _dockerfile()
+def check_dockerfile(text: str, ignore: str) -> None:
+    """The image installs this project (not editable) on the Ray the project pins, from a
+    build context that holds what it copies; raises ConfigError."""
+    steps = _dockerfile(text)
     args = dict(a.split("=", 1) for i, a in steps if i == "ARG" and "=" in a)
     froms = [a for i, a in steps if i == "FROM"]
-    assert len(froms) == 1
-    base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], froms[0])
-    assert base == f"rayproject/ray:{_ray_version()}-py311"
-    # It copies pyproject.toml, the README it names and every package setuptools installs.
-    copied = set()
-    for instruction, rest in steps:
-        if instruction == "COPY":
-            words = [w for w in shlex.split(rest) if not w.startswith("--")]
-            copied.update(w.rstrip("/") for w in words[:-1])
+    if len(froms) != 1:
+        raise ConfigError(f"{len(froms)} FROM lines (one stage expected)")
+    base = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), froms[0])
+    if base != f"rayproject/ray:{_ray_version()}-py311":
+        raise ConfigError(f"base image {base!r} is not rayproject/ray:{_ray_version()}-py311")
+    copied = set(_copy_sources(steps))
     include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = {p.rstrip("*") for p in include}
-    assert {"pyproject.toml", PYPROJECT["project"]["readme"], *packages} <= copied
+    needed = {"pyproject.toml", PYPROJECT["project"]["readme"], *(p.rstrip("*") for p in include)}
+    if missing := needed - copied:
+        raise ConfigError(f"the image does not copy {sorted(missing)}")
     runs = " && ".join(a for i, a in steps if i == "RUN")
-    assert re.search(r"pip install [^&]*[\"']\.(\[[a-z,]+\])?[\"']", runs), runs
-    assert "-e " not in runs and "--editable" not in runs  # the image has no source checkout
+    if not re.search(r"pip install [^&]*[\"']\.(\[[a-z,]+\])?[\"']", runs):
+        raise ConfigError("no `pip install \".\"` of the project")
+    if re.search(r"pip install [^&]*(-e |--editable)", runs):
+        raise ConfigError("an editable install (the image keeps no source checkout)")
     for script in PYPROJECT["project"]["scripts"]:
-        assert re.search(rf"\b{script} --version\b", runs)  # the build fails if it is missing
-    assert "RAY_AUTH_MODE=token" in [a for i, a in steps if i == "ENV"]
+        if not re.search(rf"\b{script} --version\b", runs):
+            raise ConfigError(f"the build does not run `{script} --version` (a missing console "
+                              "script would go unnoticed until a job fails)")
+    plugins = PYPROJECT["project"]["entry-points"]["librex_alloc.commands"]
+    for command in re.findall(r"librex-alloc (\w+) --help", runs):
+        if command not in plugins:
+            raise ConfigError(f"the build checks `librex-alloc {command}`, which pyproject.toml "
+                              "does not register")
+    if "RAY_AUTH_MODE=token" not in [a for i, a in steps if i == "ENV"]:
+        raise ConfigError("the image does not set RAY_AUTH_MODE=token")
+    for source in copied:
+        paths = [source]
+        if (REPO / source).is_dir():
+            paths += [str(p.relative_to(REPO)) for p in (REPO / source).rglob("*.py")]
+        for path in paths:
+            if _dockerignored(ignore, path):
+                raise ConfigError(f".dockerignore leaves out {path}, which the image copies")
+    for left_out in (".venv/bin/python", ".git/HEAD", "out/run/rounds.parquet", "tests/conftest.py",
+                     "results/RESULTS.md", "agents/__pycache__/shard.cpython-311.pyc"):
+        if not _dockerignored(ignore, left_out):
+            raise ConfigError(f".dockerignore sends {left_out} to the build context")
+
+
+def test_dockerfile_installs_the_project_on_the_pinned_ray():
+    check_dockerfile(DOCKERFILE.read_text(), DOCKERIGNORE.read_text())
+
+
+DOCKERFILE_BREAKS = {
+    # name: (old, new, what the error must say); old must be in the Dockerfile
+    "other Ray": ("2.60.0-py311", "2.59.0-py311", "is not rayproject/ray:"),
+    "package not copied": ("COPY --chown=1000:100 coordinator ./coordinator\n", "",
+                           "does not copy ['coordinator']"),
+    "editable install": ('pip install --no-cache-dir ".[client]"',
+                         'pip install --no-cache-dir -e ".[client]"', "an editable install"),
+    "no install": ('pip install --no-cache-dir ".[client]"', "true", "no `pip install"),
+    "script not checked": ("librex-alloc --version", "true", "does not run `librex-alloc"),
+    "unregistered command": ("librex-alloc run --help", "librex-alloc runn --help",
+                             "which pyproject.toml does not register"),
+    "token auth off": ("ENV RAY_AUTH_MODE=token", "ENV RAY_AUTH_MODE=disabled",
+                       "does not set RAY_AUTH_MODE=token"),
+}
+DOCKERIGNORE_BREAKS = {
+    "package left out": ("!coordinator/\n", "", "leaves out coordinator"),
+    "everything sent": ("*\n", "", "sends .venv/bin/python"),
+}
+
+
+@pytest.mark.parametrize("name", [*DOCKERFILE_BREAKS, *DOCKERIGNORE_BREAKS])
+def test_dockerfile_broken_copy_fails(name):
+    text, ignore = DOCKERFILE.read_text(), DOCKERIGNORE.read_text()
+    if name in DOCKERFILE_BREAKS:
+        old, new, message = DOCKERFILE_BREAKS[name]
+        assert old in text, old
+        text = text.replace(old, new)
+    else:
+        old, new, message = DOCKERIGNORE_BREAKS[name]
+        assert old in ignore, old
+        ignore = ignore.replace(old, new, 1)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_dockerfile(text, ignore)
 
 
 def test_dockerfile_entry_points_exist():
@@ -767,23 +835,6 @@ def test_dockerfile_entry_points_exist():
     for target in targets:
         module, _, attr = target.partition(":")
         assert callable(getattr(import_module(module), attr)), target
-    steps = " ".join(a for i, a in _dockerfile() if i == "RUN")
-    for command in re.findall(r"librex-alloc (\w+) --help", steps):
-        assert command in PYPROJECT["project"]["entry-points"]["librex_alloc.commands"]
-
-
-def test_dockerignore_keeps_what_the_image_copies():
-    for instruction, rest in _dockerfile():
-        if instruction != "COPY":
-            continue
-        for source in [w for w in shlex.split(rest) if not w.startswith("--")][:-1]:
-            source = source.rstrip("/")
-            assert not _dockerignored(source), source
-            for path in (REPO / source).rglob("*.py") if (REPO / source).is_dir() else []:
-                rel = str(path.relative_to(REPO))
-                assert not _dockerignored(rel), rel
-    for left_out in (".venv", ".git", "out", "tests", "results", "agents/__pycache__/x.pyc"):
-        assert _dockerignored(left_out), left_out
 
 
 # --------------------------------------------------------------------------- extras
