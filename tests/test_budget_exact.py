@@ -140,8 +140,9 @@ def test_integer_answers_that_fill_the_budget_exactly_are_kept():
     """Integer requests sum exactly in every order: a full budget is not a rounding risk."""
     req = np.array([[3.0, 1.0], [2.0, 4.0], [4.0, 13.0]])
     budget = req.sum(axis=0)
-    assert fits_any_order(np.ones(3), req, budget).all()
-    assert repair(np.ones(3), req, budget, divisible=False) is not None
+    ones = np.ones(3)
+    assert fits_any_order(ones, req, budget).all()
+    assert repair(ones, req, budget, divisible=False) is ones  # nothing to repair, no copy
     p = make_policy("constrained-ts", n_resources=2, seed=0, oracle="fast")
     a = p.allocate_batch(["a", "b", "c"], req, budget)
     assert a.selected.all() and np.array_equal(a.usage, budget)
@@ -160,3 +161,16 @@ def test_totals_beyond_float64_do_not_fit():
     assert list(repair(np.ones(2), req, np.array([1.5e308]), divisible=False)) == [1.0, 0.0]
     frac = repair(np.ones(2), req, np.array([1.5e308]), divisible=True)
     assert fits_any_order(frac, req, np.array([1.5e308])).all() and frac.sum() > 1.49
+
+
+@pytest.mark.parametrize("oracle", ["fast", "exact"])
+def test_an_oracle_answer_over_budget_in_another_order_loses_its_lowest_value_row(oracle):
+    """All three rows pass the oracle's row-order check ((0.3 + 0.2) + 0.1 == 0.6) but not
+    the ascending order: the policy's guard drops the lowest-valued row and says so."""
+    req = np.array([[0.3], [0.2], [0.1]])
+    p = make_policy("constrained-ts", n_resources=1, seed=0, oracle=oracle)
+    a = p.allocate_batch(["x", "y", "z"], req, [0.6])
+    assert a.oracle.info.get("budget_repair") is True
+    assert a.selected.sum() == 2 and not a.selected[int(np.argmin(a.values))]
+    assert a.oracle.objective == pytest.approx(float(a.values @ a.fractions))
+    assert_within_budget(a, req, np.array([0.6]))
