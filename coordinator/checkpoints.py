@@ -91,7 +91,7 @@ class CheckpointStore:
                 return seq, load_state(self.snapshot_path(seq)), errors
             except (StateError, OSError) as exc:
                 errors.append(f"snapshot {seq}: {exc}")
-        if self.journals() and self.journals()[0] != 0:
+        if (errors or self.journals()) and 0 not in self.journals():
             raise StateError(f"{self.directory}: no readable snapshot and the journal does not "
                              f"start at the beginning ({'; '.join(errors)})")
         return 0, None, errors
@@ -192,6 +192,30 @@ class RecoveryPlan:
     scans: dict[int, JournalScan]
     missing: list[int]
     _problems: list | None = field(default=None, repr=False)
+
+    def config(self) -> dict | None:
+        """The configuration (``CoordinatorConfig.to_dict()``, as JSON gives it back) of the
+        coordinator whose checkpoint this is: from the snapshot, else from the first journal's
+        first record; None when neither says."""
+        if self.state is not None:
+            return self.state["coordinator"]["config"]
+        first = self.scans.get(self.chain[0]) if self.chain else None
+        if first is not None and first.records and first.records[0].kind == "CONFIG":
+            return first.records[0].meta["config"]
+        return None
+
+    def config_diff(self, mine: dict) -> list[str] | None:
+        """Keys in which the checkpoint's configuration differs from ``mine`` (a
+        ``to_dict()``), compared as the coordinator's restore compares them; None when the
+        checkpoint does not record it."""
+        theirs = self.config()
+        if theirs is None:
+            return None
+        if self.state is None:  # from the journal: as JSON gives it back
+            import json
+
+            mine = json.loads(json.dumps(mine, default=str))
+        return sorted(k for k in mine if theirs.get(k) != mine[k])
 
     @property
     def base_round(self) -> int:

@@ -32,6 +32,7 @@ grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -1106,6 +1107,9 @@ class Coordinator:
             self._open_journal(last, next_index)
         else:
             self._open_journal(seq)
+            if state is None:  # a fresh start: the journal says whose history it holds
+                self._log("CONFIG", {"config": self.config.to_dict()})
+                self._commit()
         if problems:
             self.counters["lost_records"] += lost
             self.recovery = [plan.describe(p) for p in problems]
@@ -1170,7 +1174,14 @@ class Coordinator:
             self.store.replace_journal(jseq, content)
 
     def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
-        if kind == "REG":
+        if kind == "CONFIG":
+            mine = json.loads(json.dumps(self.config.to_dict(), default=str))
+            if meta["config"] != mine:
+                diff = sorted(k for k in mine if meta["config"].get(k) != mine[k])
+                raise StateError(f"checkpoint {self.store.directory!r} belongs to a "
+                                 f"coordinator with another configuration (differs in {diff});"
+                                 f" use another checkpoint directory")
+        elif kind == "REG":
             self._apply_register(meta["name"], meta["token_hash"], decode_ids(meta, arrays))
         elif kind == "UNREG":
             self._apply_unregister(meta["name"])
