@@ -22,7 +22,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
-from coordinator.journal import JournalScan, scan_journal
+from coordinator.journal import JournalScan, config_diff, scan_journal
 from librex_alloc import StateError, load_state, save_state
 
 _SNAP = re.compile(r"snapshot-(\d{8})\.parquet$")
@@ -212,9 +212,7 @@ class RecoveryPlan:
         if theirs is None:
             return None
         if self.state is None:  # from the journal: as JSON gives it back
-            import json
-
-            mine = json.loads(json.dumps(mine, default=str))
+            return config_diff(theirs, mine)
         return sorted(k for k in mine if theirs.get(k) != mine[k])
 
     @property

@@ -32,7 +32,6 @@ grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -55,6 +54,7 @@ from coordinator.journal import (
     Journal,
     JournalDamageError,
     Record,
+    config_diff,
     cut_torn_tail,
     decode_ids,
     encode_ids,
@@ -1175,9 +1175,8 @@ class Coordinator:
 
     def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
         if kind == "CONFIG":
-            mine = json.loads(json.dumps(self.config.to_dict(), default=str))
-            if meta["config"] != mine:
-                diff = sorted(k for k in mine if meta["config"].get(k) != mine[k])
+            diff = config_diff(meta["config"], self.config.to_dict())
+            if diff:
                 raise StateError(f"checkpoint {self.store.directory!r} belongs to a "
                                  f"coordinator with another configuration (differs in {diff});"
                                  f" use another checkpoint directory")

@@ -479,7 +479,9 @@ def format_summary(s: dict, parquet: Path, ckpt: Path) -> str:
         f"{c['duplicate_reports']} retransmissions recognized; rejected "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rejected.items()),
         f"{'faults':<13}{c['restarts']} coordinator restarts; {s['missing_rounds']} rounds "
-        f"closed without a submitter",
+        f"closed without a submitter"
+        + (f"; {c['lost_records']} journal records lost (accepted with --accept-loss)"
+           if c.get("lost_records") else ""),
         f"{'files':<13}{parquet} ({s['rounds']:,} rows); checkpoint {ckpt}",
     ]
     return "\n".join(lines)

@@ -57,6 +57,15 @@ class JournalDamageError(StateError):
     naming the file, the byte offset and what is at stake)."""
 
 
+def config_diff(recorded: dict, mine: dict) -> list[str]:
+    """Keys of ``mine`` whose values differ from ``recorded`` (a configuration read back from a
+    journal record), compared as JSON text: NaN equals NaN, a tuple its list."""
+    def text(v):
+        return json.dumps(v, sort_keys=True, default=str)
+
+    return sorted(k for k in mine if text(recorded.get(k)) != text(mine[k]))
+
+
 def encode_ids(ids) -> tuple[dict, dict]:
     """Agent ids (int or str) as (json fields, arrays): an int64 array when all are ints."""
     if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
