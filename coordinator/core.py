@@ -1046,6 +1046,11 @@ class Coordinator:
                 f"cannot resume from {self.store.directory}: {plan.describe(problems[0])}"
                 f"{more}; nothing was changed. Accept the loss explicitly (accept_loss=True, "
                 f"--accept-loss) to replay what is intact and drop the rest")
+        diff = plan.config_diff(self.config.to_dict())
+        if diff:  # checked here too for a history without a snapshot: before any change
+            raise StateError(f"checkpoint {self.store.directory!r} belongs to a coordinator "
+                             f"with another configuration (differs in {diff}); use another "
+                             f"checkpoint directory")
         seq, state = plan.seq, plan.state
         restored = state is not None
         if state is not None:

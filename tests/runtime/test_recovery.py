@@ -150,3 +150,24 @@ def test_a_crash_between_journal_and_snapshot_loses_nothing(tmp_path):
     assert_state_equal(again.policy_state(), state)
     again.run(until_round=14)
     assert metrics_rounds(again)[-1] == 14
+
+
+def test_a_history_without_a_snapshot_is_refused_for_another_configuration(tmp_path):
+    """The first journal records the configuration: a journal-only checkpoint cannot be
+    replayed by another coordinator (its decisions would diverge or, worse, not)."""
+    from runtime_helpers import make_env
+
+    from librex_alloc import PolicyConfig
+
+    env = make_env(100)
+    coord, transport, _ = local_run(env, tmp_path, rounds=5, checkpoint_every=1000,
+                                    rows_per_part=2)
+    coord.abandon()
+    assert not coord.store.snapshots()
+    before = _files(tmp_path)
+    other = make_config(env, tmp_path, checkpoint_every=1000, rows_per_part=2,
+                        policy=PolicyConfig(3, fairness="none", oracle="fast", seed=7,
+                                            max_pending_rounds=20))
+    with pytest.raises(StateError, match="another configuration"):
+        Coordinator(other, transport)
+    assert _files(tmp_path) == before  # the metrics parts too
