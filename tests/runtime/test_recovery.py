@@ -10,6 +10,8 @@ import os
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runtime_helpers import assert_state_equal, local_run, make_config, metrics_rounds
 
 from coordinator import Coordinator
@@ -50,12 +52,12 @@ def _record_offsets(path) -> list[tuple[int, int, int | None]]:
     return out
 
 
-def _flip(path, offset):
+def _flip(path, offset, mask=0x04):
     with open(path, "r+b") as f:
         f.seek(offset)
         b = f.read(1)
         f.seek(offset)
-        f.write(bytes([b[0] ^ 0x04]))
+        f.write(bytes([b[0] ^ mask]))
 
 
 @pytest.mark.parametrize("which", ["middle", "first"])
@@ -171,3 +173,23 @@ def test_a_history_without_a_snapshot_is_refused_for_another_configuration(tmp_p
     with pytest.raises(StateError, match="another configuration"):
         Coordinator(other, transport)
     assert _files(tmp_path) == before  # the metrics parts too
+
+
+@settings(max_examples=25, deadline=None)
+@given(where=st.floats(0.0, 1.0, exclude_max=True), bit=st.integers(0, 7))
+def test_no_bit_flip_in_the_newest_journal_restores_silently(tmp_path_factory, where, bit):
+    """Anywhere in the newest journal, a flipped bit is refused (file and offset named), never
+    restored silently to another state, and the files stay as they were."""
+    from runtime_helpers import make_env
+
+    tmp = tmp_path_factory.mktemp("flip")
+    env = make_env(60)
+    coord, transport, _ = local_run(env, tmp, rounds=14, checkpoint_every=10)
+    coord.abandon()
+    journal = coord.store.journal_path(max(coord.store.journals()))
+    size = os.path.getsize(journal)
+    _flip(journal, int(where * size), 1 << bit)
+    before = _files(tmp)
+    with pytest.raises(StateError, match="byte"):
+        Coordinator(coord.config, transport)
+    assert _files(tmp) == before
