@@ -111,7 +111,8 @@ def register(subparsers):
     parser = add_run_parser(subparsers, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
     def handler(args, p):
-        os.makedirs(args.out, exist_ok=True)
+        if not args.resume:  # a resume changes nothing before it is known to fit
+            os.makedirs(args.out, exist_ok=True)
         return run_command(args, p)
 
     return parser, handler
@@ -153,7 +154,8 @@ def main(argv=None) -> int:
         prog="python -m coordinator.cli", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="The main job on Ray (same as 'librex-alloc run')."))
     args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    if not args.resume:  # a resume changes nothing before it is known to fit
+        os.makedirs(args.out, exist_ok=True)
     return run_command(args, parser)
 
 

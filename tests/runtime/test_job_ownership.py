@@ -88,6 +88,8 @@ def test_resume_needs_a_saved_run(tmp_path, capsys):
     with pytest.raises(JobError, match="does not exist"):
         run_job(out=missing, rounds=5, resume=True, **SMALL)
     assert not missing.exists()  # nothing created
+    assert main(["--out", str(missing), "--resume", "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not missing.exists()
     empty = tmp_path / "empty"
     (empty / "checkpoint").mkdir(parents=True)
     with pytest.raises(JobError, match="holds no saved run"):
