@@ -79,7 +79,12 @@ def configure_run_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="checkpoint folder (default OUT/checkpoint; on a cluster a path every "
                    "node reaches)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --checkpoint-dir")
+                   help="continue the run saved in --checkpoint-dir (its rounds.parquet gets "
+                   "one more part)")
+    p.add_argument("--accept-loss", action="store_true",
+                   help="with --resume: resume even if journal records that may have been "
+                   "committed are damaged or missing (what is intact is replayed, the rest "
+                   "dropped and counted)")
     p.add_argument("--deadline", type=_float(0.0, open_low=True), default=5.0,
                    help="seconds a round waits for submitters")
     p.add_argument("--checkpoint-every", type=_int(1), default=100,
@@ -106,7 +111,8 @@ def register(subparsers):
     parser = add_run_parser(subparsers, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
     def handler(args, p):
-        os.makedirs(args.out, exist_ok=True)
+        if not args.resume:  # a resume changes nothing before it is known to fit
+            os.makedirs(args.out, exist_ok=True)
         return run_command(args, p)
 
     return parser, handler
@@ -115,6 +121,7 @@ def register(subparsers):
 def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     """Run the job described by parsed ``run`` options; returns the exit code."""
     from coordinator.job import run_job
+    from librex_alloc import LibrexError
 
     if args.until_stopped and args.duration is not None:
         msg = "--until-stopped and --duration exclude each other"
@@ -127,13 +134,18 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None
                 duration_s=args.duration, fairness=args.fairness, resources=args.resources,
                 tightness=args.tightness, oracle=args.oracle, seed=args.seed,
                 address=args.address, out=args.out, checkpoint_dir=args.checkpoint_dir,
-                resume=args.resume, round_deadline_s=args.deadline,
+                resume=args.resume, accept_loss=args.accept_loss,
+                round_deadline_s=args.deadline,
                 checkpoint_every=args.checkpoint_every, pending_window=args.pending_window,
                 name=args.name, progress=not args.no_progress, plot=not args.no_plot)
     except FileExistsError as exc:
         if parser is not None:
             parser.error(str(exc))
         raise
+    except LibrexError as exc:  # a held folder or name, a resume that cannot be done
+        prog = parser.prog if parser is not None else "librex-alloc run"
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -142,7 +154,8 @@ def main(argv=None) -> int:
         prog="python -m coordinator.cli", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="The main job on Ray (same as 'librex-alloc run')."))
     args = parser.parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
+    if not args.resume:  # a resume changes nothing before it is known to fit
+        os.makedirs(args.out, exist_ok=True)
     return run_command(args, parser)
 
 

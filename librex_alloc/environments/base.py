@@ -113,11 +113,17 @@ def draw_delays(m: int, delay: tuple[int, int], missing_prob: float,
 
 
 # -- validation ---------------------------------------------------------------------------------
-def check_int(value, name: str, low: int = 0) -> int:
-    """An int ≥ ``low`` (not bool); :class:`InvalidConfigError` otherwise."""
+#: Largest feedback delay, in rounds.
+MAX_DELAY = 10**9
+
+def check_int(value, name: str, low: int = 0, high: int | None = None) -> int:
+    """An int (Python or numpy, not bool) in [``low``, ``high``]; :class:`InvalidConfigError`
+    otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < low:
         raise InvalidConfigError(f"{name}: expected an int ≥ {low}, got {value!r}")
+    if high is not None and value > high:
+        raise InvalidConfigError(f"{name}: expected an int ≤ {high}, got {value!r}")
     return int(value)
 
 
@@ -128,11 +134,11 @@ def check_delay(value) -> tuple[int, int]:
         if len(value) != 2:
             raise InvalidConfigError(f"delay: expected an int or a (low, high) pair, got "
                                      f"{value!r}")
-        lo, hi = (check_int(v, "delay") for v in value)
+        lo, hi = (check_int(v, "delay", high=MAX_DELAY) for v in value)
         if lo > hi:
             raise InvalidConfigError(f"delay: expected low ≤ high, got {value!r}")
         return lo, hi
-    d = check_int(value, "delay")
+    d = check_int(value, "delay", high=MAX_DELAY)
     return d, d
 
 
