@@ -436,7 +436,7 @@ def plugin_executor(name: str, parser=None):
 
 
 def main(argv=None) -> int:
-    from librex_alloc.cli import HelpFormatter, positive_int, prepare_out_dir
+    from librex_alloc.cli_args import HelpFormatter, positive_int, prepare_out_dir
     from librex_alloc.progress import Progress
 
     p = argparse.ArgumentParser(prog="librex-alloc bench paper", description=__doc__,
