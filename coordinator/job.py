@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -192,6 +193,35 @@ def _connect(address: str | None, namespace: str,
     return True, f"local Ray ({os.cpu_count()} CPUs)"
 
 
+class _DeferredInterrupt:
+    """Holds Ctrl-C (SIGINT) during start-up and raises :class:`KeyboardInterrupt` at the next
+    :meth:`check`: interrupting Ray's client in the middle of ``ray.init`` or an actor's
+    creation can crash the interpreter at exit, between two steps it cannot. A no-op outside
+    the main thread (signal handlers live there)."""
+
+    def __init__(self):
+        self.pending = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, signum, frame):
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            self.restore()
+
+    def restore(self, raise_pending: bool = True) -> None:
+        """Put the previous handler back; raise KeyboardInterrupt if Ctrl-C was held."""
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+        if self.pending and raise_pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 def _prepare_checkpoint_dir(out: Path, checkpoint_dir, resume: bool) -> Path:
     default = checkpoint_dir is None
     ckpt = out / "checkpoint" if default else Path(checkpoint_dir)
@@ -251,14 +281,22 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
         policy_config,
         env.budget, str(ckpt.resolve()), round_deadline_s=round_deadline_s,
         checkpoint_every=checkpoint_every, fairness_every=fairness_every)
-    started, where = _connect(address, namespace, connect_timeout_s)
+    startup = _DeferredInterrupt()  # Ctrl-C during start-up acts between its steps
+    try:
+        started, where = _connect(address, namespace, connect_timeout_s)
+        startup.check()
+    except BaseException:
+        startup.restore(raise_pending=False)
+        raise
     coord = handles = None
     t_start = time.perf_counter()
     try:
         coord_name = f"{name}-coordinator"
         coord = get_or_create_coordinator(config, coord_name, namespace=namespace)
+        startup.check()
         handles = start_shards(env, shards, coord_name, prefix=f"{name}-shard",
                                namespace=namespace, seed=seed)
+        startup.restore()
         t_ready = time.perf_counter()
         first = ray.get(coord.status.remote())["round"]
         target = None if rounds is None else first + int(rounds)
@@ -294,6 +332,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
         ray.get(coord.close.remote())  # final snapshot; the directory is released
         status = ray.get(coord.status.remote())
     finally:
+        startup.restore(raise_pending=False)
         for h in ([coord] if coord is not None else []) + list(handles or []):
             ray.kill(h, no_restart=True)
         if started:
