@@ -137,8 +137,10 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None
             round_deadline_s=args.deadline, checkpoint_every=args.checkpoint_every,
             pending_window=config.max_pending_rounds, name=args.name,
             progress=not args.no_progress, plot=not args.no_plot, policy_config=config)
-    except (LibrexError, FileExistsError) as exc:
-        _usage(parser, str(exc))
+    except (LibrexError, FileExistsError) as exc:  # not a usage mistake: no usage text
+        print(f"{parser.prog if parser else 'run'}: error: {exc}", file=sys.stderr,
+              flush=True)
+        return 2
     except KeyboardInterrupt:  # during start-up: nothing to save yet
         print(f"\n{parser.prog if parser else 'run'}: interrupted", file=sys.stderr,
               flush=True)

@@ -80,7 +80,13 @@ def _use_token_if_available() -> str:
     source = _token_source()
     if mode is None and source is not None:
         os.environ["RAY_AUTH_MODE"] = "token"
-        mode = "token"
+        mode = "token (set here: a token was found)"
+        try:  # Ray caches its config at import: refresh it, as Ray's own token setup does
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):  # pragma: no cover - another Ray version
+            pass
     return f"RAY_AUTH_MODE={mode or '(unset)'}, token: {source or 'none found'}"
 
 
@@ -220,6 +226,14 @@ class _DeferredInterrupt:
         if self.pending and raise_pending:
             self.pending = False
             raise KeyboardInterrupt
+
+
+def connect_ray(address: str | None = None, namespace: str = "librex-alloc",
+                timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[bool, str]:
+    """Public face of :func:`_connect` for scripts (``examples/live_workers.py``): a new local
+    Ray without an address, else the cluster at ``address`` / ``RAY_ADDRESS`` within
+    ``timeout_s`` seconds (:class:`RayConnectError`). Returns (started here, description)."""
+    return _connect(address, namespace, timeout_s)
 
 
 def _prepare_checkpoint_dir(out: Path, checkpoint_dir, resume: bool) -> Path:

@@ -199,6 +199,4 @@ def main(argv=None) -> int:
 if __name__ == "__main__":  # pragma: no cover
     if sys.argv[1:2] == [WORKER_FLAG]:
         raise SystemExit(_worker(sys.argv[2]))
-    from librex_alloc.cli import main as _cli_main  # Ctrl-C, broken pipe: as the CLI does
-
-    raise SystemExit(_cli_main(["bench", "learning", *sys.argv[1:]]))
+    raise SystemExit(main())
