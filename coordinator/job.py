@@ -110,7 +110,9 @@ def _join(address: str, namespace: str, timeout_s: float) -> None:
     """``ray.init(address)`` bounded by ``timeout_s`` seconds: a TCP probe first (an address
     where nothing listens fails at the deadline, not after Ray's minutes of retries), then the
     connection in a helper thread; Ray's retry messages on stderr are captured meanwhile and
-    only their gist is reported."""
+    only their gist is reported. When the thread is still trying at the deadline, file
+    descriptor 2 stays captured (Ray's client would log every retry until the process exits)
+    and ``sys.stderr`` is given the original stream."""
     import ray
 
     deadline = time.monotonic() + timeout_s
@@ -148,8 +150,12 @@ def _join(address: str, namespace: str, timeout_s: float) -> None:
         worker.join(max(1.0, deadline - time.monotonic()))
     finally:
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        if worker.is_alive():  # given up (or Ctrl-C): Ray's client retries on until exit
+            # and would log each retry: fd 2 stays captured, Python's stderr gets the real one
+            sys.stderr = os.fdopen(saved, "w", buffering=1)
+        else:
+            os.dup2(saved, 2)
+            os.close(saved)
     if outcome.get("ok"):
         log.close()
         return

@@ -140,3 +140,18 @@ def test_live_workers_example_gives_up_with_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert address in proc.stderr and "RAY_AUTH_MODE" in proc.stderr
+
+
+def test_an_address_that_is_not_ray_gives_up_with_one_line(tmp_path):
+    """Something listens (the TCP probe passes) but never speaks Ray: the connection runs in a
+    helper thread that is abandoned at the deadline; Ray's retry logs stay off stderr."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)  # the kernel accepts; nobody answers
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        code, _, err, took = _run([*RUN, "--address", address, "--connect-timeout", "4",
+                                   "--out", str(tmp_path / "o")], _env(), timeout=120)
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "no answer" in err and "gave up after 4 s" in err
+    assert took < 4 + 25
