@@ -6,6 +6,7 @@ listens (slow: a Ray head, ~60 s in all)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,6 +81,7 @@ def head():
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_address_joins_a_token_authenticated_cluster(head, tmp_path):
