@@ -106,7 +106,7 @@ def _connect_error(address: str, reason: str, timeout_s: float, auth: str) -> Ra
         f"{TOKEN_HELP} (now {auth})")
 
 
-def _join(address: str, namespace: str, timeout_s: float) -> None:
+def _join(address: str, namespace: str, timeout_s: float, interrupted=None) -> None:
     """``ray.init(address)`` bounded by ``timeout_s`` seconds: a TCP probe first (an address
     where nothing listens fails at the deadline, not after Ray's minutes of retries), then the
     connection in a helper thread; Ray's retry messages on stderr are captured meanwhile and
@@ -127,6 +127,8 @@ def _join(address: str, namespace: str, timeout_s: float) -> None:
                 break
             except OSError as exc:
                 last = exc
+            if interrupted is not None and interrupted():
+                raise KeyboardInterrupt
             if time.monotonic() >= deadline:
                 raise _connect_error(address, f"nothing answers at {target[0]}:{target[1]}: "
                                      f"{last.strerror or last}", timeout_s, auth)
@@ -147,7 +149,11 @@ def _join(address: str, namespace: str, timeout_s: float) -> None:
     worker = threading.Thread(target=connect, name="ray-connect", daemon=True)
     try:
         worker.start()
-        worker.join(max(1.0, deadline - time.monotonic()))
+        end = max(deadline, time.monotonic() + 1.0)
+        while worker.is_alive() and time.monotonic() < end:
+            worker.join(0.2)
+            if interrupted is not None and interrupted():
+                break
     finally:
         sys.stderr.flush()
         if worker.is_alive():  # given up (or Ctrl-C): Ray's client retries on until exit
@@ -159,6 +165,9 @@ def _join(address: str, namespace: str, timeout_s: float) -> None:
     if outcome.get("ok"):
         log.close()
         return
+    if worker.is_alive() and interrupted is not None and interrupted():
+        log.close()
+        raise KeyboardInterrupt
     log.seek(0)
     text = log.read().decode("utf-8", "replace")
     log.close()
@@ -173,14 +182,15 @@ def _join(address: str, namespace: str, timeout_s: float) -> None:
     raise _connect_error(address, reason, timeout_s, auth)
 
 
-def _connect(address: str | None, namespace: str,
-             timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[bool, str]:
+def _connect(address: str | None, namespace: str, timeout_s: float = CONNECT_TIMEOUT_S,
+             interrupted=None) -> tuple[bool, str]:
     """Connect to Ray; returns (started here, description).
 
     No ``address`` and no ``RAY_ADDRESS``: a **new** local Ray (``address="local"``), even
     when a local cluster is already running (plain ``ray.init()`` would attach to it and then
     refuse ``num_cpus``). Otherwise join that cluster within ``timeout_s`` seconds or raise
-    :class:`RayConnectError`. Token authentication stays as Ray sets it: on for a local Ray.
+    :class:`RayConnectError`; ``interrupted()`` (a held Ctrl-C) ends the wait early with
+    :class:`KeyboardInterrupt`. Token authentication stays as Ray sets it: on for a local Ray.
     """
     import ray
 
@@ -189,7 +199,7 @@ def _connect(address: str | None, namespace: str,
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is not None and address != "local":
         try:
-            _join(address, namespace, timeout_s)
+            _join(address, namespace, timeout_s, interrupted)
         except BaseException:
             if ray.is_initialized():
                 ray.shutdown()
@@ -303,7 +313,8 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
         checkpoint_every=checkpoint_every, fairness_every=fairness_every)
     startup = _DeferredInterrupt()  # Ctrl-C during start-up acts between its steps
     try:
-        started, where = _connect(address, namespace, connect_timeout_s)
+        started, where = _connect(address, namespace, connect_timeout_s,
+                                  lambda: startup.pending)
         startup.check()
     except BaseException:
         startup.restore(raise_pending=False)

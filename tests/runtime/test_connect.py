@@ -157,3 +157,28 @@ def test_an_address_that_is_not_ray_gives_up_with_one_line(tmp_path):
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "no answer" in err and "gave up after 4 s" in err
     assert took < 4 + 25
+
+
+def test_ctrl_c_while_waiting_for_the_cluster_exits_130_at_once(tmp_path):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.settimeout(120)
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        cmd = [sys.executable, "-c", "import sys; from librex_alloc.cli import main; "
+               "sys.exit(main())", "run", *RUN, "--address", address, "--connect-timeout", "90",
+               "--out", str(tmp_path / "o")]
+        proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            server.accept()[0].close()  # the run's probe: it is now waiting for Ray
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert err.strip() == "librex-alloc run: interrupted" and "Traceback" not in err
+    assert time.monotonic() - t0 < 20  # not the 90 s timeout
