@@ -28,8 +28,11 @@ import json
 import math
 import os
 import shutil
+import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ from coordinator.core import CoordinatorConfig
 from coordinator.errors import JobError
 from coordinator.metrics_log import columns
 from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment
+from librex_alloc.errors import InvalidConfigError, LibrexError
 
 ROW_GROUP = 1000
 PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics", "t_checkpoint")
@@ -60,19 +64,209 @@ class JobResult:
     table: str = field(repr=False, default="")
 
 
-def _connect(address: str | None, namespace: str) -> tuple[bool, str]:
-    """Connect to Ray; returns (started here, description)."""
+#: Seconds :func:`run_job` waits for a Ray cluster given by address before giving up.
+CONNECT_TIMEOUT_S = 30.0
+#: Where Ray 2.60 reads the cluster token (``ray get-auth-token``), in its own order.
+TOKEN_HELP = ("a token-authenticated cluster needs RAY_AUTH_MODE=token and the cluster's "
+              "token in RAY_AUTH_TOKEN, the file named by RAY_AUTH_TOKEN_PATH or "
+              "~/.ray/auth_token")
+
+
+class RayConnectError(LibrexError):
+    """No Ray cluster answered at the given address within the timeout (one-line message
+    naming --address, RAY_ADDRESS and the token settings)."""
+
+
+def _token_source() -> str | None:
+    """Where a token for Ray's token authentication would come from, or None."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if path and os.path.isfile(path):
+        return f"RAY_AUTH_TOKEN_PATH={path}"
+    default = Path.home() / ".ray" / "auth_token"
+    return str(default) if default.is_file() else None
+
+
+def _use_token_if_available() -> str:
+    """Ray 2.60 turns token authentication on by itself only for a local cluster it finds or
+    starts; for an explicit address it needs ``RAY_AUTH_MODE=token``. When the variable is
+    unset and a token is at hand, set it for this process (token auth stays on; a cluster
+    without it ignores the token). Returns a description of the setting for messages."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    source = _token_source()
+    if mode is None and source is not None:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        mode = "token (set here: a token was found)"
+        try:  # Ray caches its config at import: refresh it, as Ray's own token setup does
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except (ImportError, AttributeError):  # pragma: no cover - another Ray version
+            pass
+    return f"RAY_AUTH_MODE={mode or '(unset)'}, token: {source or 'none found'}"
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``host:port`` or ``ray://host:port``; None for other forms."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _connect_error(address: str, reason: str, timeout_s: float, auth: str) -> RayConnectError:
+    return RayConnectError(
+        f"cannot connect to the Ray cluster at {address} ({reason}; gave up after "
+        f"{timeout_s:g} s): check --address or RAY_ADDRESS (unset both to start a local Ray); "
+        f"{TOKEN_HELP} (now {auth})")
+
+
+def _join(address: str, namespace: str, timeout_s: float, interrupted=None) -> None:
+    """``ray.init(address)`` bounded by ``timeout_s`` seconds: a TCP probe first (an address
+    where nothing listens fails at the deadline, not after Ray's minutes of retries), then the
+    connection in a helper thread; Ray's retry messages on stderr are captured meanwhile and
+    only their gist is reported. When the thread is still trying at the deadline, file
+    descriptor 2 stays captured (Ray's client would log every retry until the process exits)
+    and ``sys.stderr`` is given the original stream."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    auth = _use_token_if_available()
+    target = _host_port(address)
+    if target is not None:
+        last = None
+        while True:
+            try:
+                socket.create_connection(target, timeout=max(0.1, min(
+                    2.0, deadline - time.monotonic()))).close()
+                break
+            except OSError as exc:
+                last = exc
+            if interrupted is not None and interrupted():
+                raise KeyboardInterrupt
+            if time.monotonic() >= deadline:
+                raise _connect_error(address, f"nothing answers at {target[0]}:{target[1]}: "
+                                     f"{last.strerror or last}", timeout_s, auth)
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    outcome: dict = {}
+
+    def connect():
+        try:
+            ray.init(address=address, namespace=namespace, log_to_driver=False)
+            outcome["ok"] = True
+        except BaseException as exc:  # reported by the caller
+            outcome["error"] = exc
+
+    log = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)  # Ray's C++ client logs each retry to fd 2
+    worker = threading.Thread(target=connect, name="ray-connect", daemon=True)
+    try:
+        worker.start()
+        end = max(deadline, time.monotonic() + 1.0)
+        while worker.is_alive() and time.monotonic() < end:
+            worker.join(0.2)
+            if interrupted is not None and interrupted():
+                break
+    finally:
+        sys.stderr.flush()
+        if worker.is_alive():  # given up (or Ctrl-C): Ray's client retries on until exit
+            # and would log each retry: fd 2 stays captured, Python's stderr gets the real one
+            sys.stderr = os.fdopen(saved, "w", buffering=1)
+        else:
+            os.dup2(saved, 2)
+            os.close(saved)
+    if outcome.get("ok"):
+        log.close()
+        return
+    if worker.is_alive() and interrupted is not None and interrupted():
+        log.close()
+        raise KeyboardInterrupt
+    log.seek(0)
+    text = log.read().decode("utf-8", "replace")
+    log.close()
+    if "InvalidAuthToken" in text or "Unauthenticated" in text or "uthentication" in str(
+            outcome.get("error", "")):
+        reason = "the cluster refused the authentication token"
+    elif worker.is_alive():
+        reason = "no answer"
+    else:
+        exc = outcome["error"]
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    raise _connect_error(address, reason, timeout_s, auth)
+
+
+def _connect(address: str | None, namespace: str, timeout_s: float = CONNECT_TIMEOUT_S,
+             interrupted=None) -> tuple[bool, str]:
+    """Connect to Ray; returns (started here, description).
+
+    No ``address`` and no ``RAY_ADDRESS``: a **new** local Ray (``address="local"``), even
+    when a local cluster is already running (plain ``ray.init()`` would attach to it and then
+    refuse ``num_cpus``). Otherwise join that cluster within ``timeout_s`` seconds or raise
+    :class:`RayConnectError`; ``interrupted()`` (a held Ctrl-C) ends the wait early with
+    :class:`KeyboardInterrupt`. Token authentication stays as Ray sets it: on for a local Ray.
+    """
     import ray
 
     if ray.is_initialized():
         return False, "existing Ray session"
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, namespace=namespace, log_to_driver=False)
+    if address is not None and address != "local":
+        try:
+            _join(address, namespace, timeout_s, interrupted)
+        except BaseException:
+            if ray.is_initialized():
+                ray.shutdown()
+            raise
         return True, f"Ray cluster at {address}"
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, namespace=namespace,
-             log_to_driver=False)
+    try:
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                 namespace=namespace, log_to_driver=False)
+    except BaseException:  # Ctrl-C during start-up: leave no half-started Ray behind
+        if ray.is_initialized():
+            ray.shutdown()
+        raise
     return True, f"local Ray ({os.cpu_count()} CPUs)"
+
+
+class _DeferredInterrupt:
+    """Holds Ctrl-C (SIGINT) during start-up and raises :class:`KeyboardInterrupt` at the next
+    :meth:`check`: interrupting Ray's client in the middle of ``ray.init`` or an actor's
+    creation can crash the interpreter at exit, between two steps it cannot. A no-op outside
+    the main thread (signal handlers live there)."""
+
+    def __init__(self):
+        self.pending = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, signum, frame):
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            self.restore()
+
+    def restore(self, raise_pending: bool = True) -> None:
+        """Put the previous handler back; raise KeyboardInterrupt if Ctrl-C was held."""
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+        if self.pending and raise_pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def connect_ray(address: str | None = None, namespace: str = "librex-alloc",
+                timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[bool, str]:
+    """Public face of :func:`_connect` for scripts (``examples/live_workers.py``): a new local
+    Ray without an address, else the cluster at ``address`` / ``RAY_ADDRESS`` within
+    ``timeout_s`` seconds (:class:`RayConnectError`). Returns (started here, description)."""
+    return _connect(address, namespace, timeout_s)
 
 
 LOCK_FILE = ".librex-job.lock"
@@ -309,19 +503,27 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             round_deadline_s: float = 5.0, checkpoint_every: int = 100,
             fairness_every: int = 10, pending_window: int = 50, name: str = "librex-alloc",
             namespace: str = "librex-alloc", progress: bool = True, plot: bool = True,
-            stream=None, accept_loss: bool = False) -> JobResult:
+            stream=None, accept_loss: bool = False,
+            policy_config: PolicyConfig | dict | None = None,
+            connect_timeout_s: float = CONNECT_TIMEOUT_S) -> JobResult:
     """Run the coordinator and ``shards`` agent shards hosting ``agents`` synthetic agents.
 
     rounds: rounds to play (None: until ``duration_s`` seconds pass, or until the
     coordinator is stopped — ``ray.get_actor(f"{name}-coordinator").stop.remote(admin=...)``
     with the admin credential (``coordinator.actor.admin_credential``) — or Ctrl-C).
     pending_window: rounds in which late outcomes are still accepted (and, whatever the
-    rounds, for three round deadlines). resume: continue the run saved in the checkpoint
-    folder (:class:`JobError` when there is none, it has another configuration, cannot be
-    read, or lost records and not ``accept_loss``).
-    Returns a :class:`JobResult`; the summary table is printed to ``stream`` (default stdout).
-    Raises :class:`JobError` before changing anything when a folder or the coordinator name
-    is held by a running job.
+    rounds, for three round deadlines). resume:
+    continue the run saved in the checkpoint folder (:class:`JobError` when there is none, it
+    has another configuration, cannot be read, or lost records and not ``accept_loss``).
+    policy_config: a :class:`PolicyConfig` (or its dict) for the coordinator's policy; when
+    given it replaces ``fairness``/``oracle``/``seed``/``pending_window`` for the policy
+    (``seed`` still seeds the environment; ``fairness`` is then only the summary's label) and
+    its ``n_resources`` must equal ``resources``. connect_timeout_s: how long to wait for the
+    cluster at ``address`` (:class:`RayConnectError` after it). Returns a :class:`JobResult`;
+    the summary table is printed to ``stream`` (default stdout); after Ctrl-C in the loop the
+    final snapshot is written and ``summary["interrupted"]`` is True. Raises
+    :class:`JobError` before changing anything when a folder or the coordinator name is held
+    by a running job.
     """
     import ray
 
@@ -336,12 +538,18 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     ckpt_path = out / "checkpoint" if checkpoint_dir is None else Path(checkpoint_dir)
     env = SyntheticEnvironment(n_agents=agents, n_resources=resources, tightness=tightness,
                                seed=seed)
+    if policy_config is None:
+        policy_config = PolicyConfig(resources, fairness=fairness, oracle=oracle, seed=seed,
+                                     max_pending_rounds=pending_window)
+    elif isinstance(policy_config, dict):
+        policy_config = PolicyConfig.from_dict(policy_config)
+    if not isinstance(policy_config, PolicyConfig) or policy_config.n_resources != resources:
+        raise InvalidConfigError(f"policy_config: expected a PolicyConfig with n_resources="
+                                 f"{resources}, got {policy_config!r}")
     config = CoordinatorConfig(
-        PolicyConfig(resources, fairness=fairness, oracle=oracle, seed=seed,
-                     max_pending_rounds=pending_window),
-        env.budget, str(ckpt_path.resolve()), round_deadline_s=round_deadline_s,
-        checkpoint_every=checkpoint_every, fairness_every=fairness_every,
-        accept_loss=accept_loss)
+        policy_config, env.budget, str(ckpt_path.resolve()),
+        round_deadline_s=round_deadline_s, checkpoint_every=checkpoint_every,
+        fairness_every=fairness_every, accept_loss=accept_loss)
     coord_name = f"{name}-coordinator"
     owner = {"job": name, "coordinator": coord_name, "namespace": namespace,
              "host": socket.gethostname(), "pid": os.getpid(),
@@ -351,17 +559,27 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     try:
         if resume:
             _check_resume(ckpt, config, stream)
-        started, where = _connect(address, namespace)
+        startup = _DeferredInterrupt()  # Ctrl-C during start-up acts between its steps
+        try:
+            started, where = _connect(address, namespace, connect_timeout_s,
+                                      lambda: startup.pending)
+            startup.check()
+        except BaseException:
+            startup.restore(raise_pending=False)
+            raise
         coord = handles = None
         t_start = time.perf_counter()
         try:
             _check_name_free(coord_name, namespace)
+            startup.check()
             if stale:
                 _clear(ckpt)
             coord = _start_coordinator(config, coord_name, namespace)
             admin = admin_credential(ckpt)  # control calls need it (README, "Trust model")
+            startup.check()
             handles = start_shards(env, shards, coord_name, prefix=f"{name}-shard",
                                    namespace=namespace, seed=seed)
+            startup.restore()
             t_ready = time.perf_counter()
             first = ray.get(coord.status.remote())["round"]
             target = None if rounds is None else first + int(rounds)
@@ -402,6 +620,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             ray.get(coord.close.remote(admin=admin))  # final snapshot; the directory is released
             status = ray.get(coord.status.remote())
         finally:
+            startup.restore(raise_pending=False)
             for h in ([coord] if coord is not None else []) + list(handles or []):
                 ray.kill(h, no_restart=True)
             if started:
