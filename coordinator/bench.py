@@ -202,7 +202,8 @@ def main(argv=None) -> int:
         args.rounds, args.memory_rounds, args.memory_agents = 100, 1000, 1000
     import ray
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, namespace="librex-bench",
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+             namespace="librex-bench",
              log_to_driver=False)
     workdir = tempfile.mkdtemp(prefix="librex-bench-")
     t_all = time.perf_counter()

@@ -8,6 +8,7 @@ can build its parser with :func:`add_run_parser` at no cost. Standalone:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from librex_alloc.cli_args import (
@@ -22,6 +23,20 @@ from librex_alloc.cli_args import (
     resolve_policy_config,
     tightness,
 )
+
+
+def pending_window_s(text: str) -> float:
+    """``--pending-window-s``: seconds in which late outcomes are also accepted (a finite
+    number >= 0, as :class:`~coordinator.core.CoordinatorConfig` accepts it)."""
+    try:
+        value = float(text.strip())
+    except (ValueError, AttributeError):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}"
+                                         ) from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got "
+                                         f"{text!r}")
+    return value
 
 #: PolicyConfig values of ``run`` when neither a flag nor ``--policy-config`` sets them.
 RUN_DEFAULTS = {"n_resources": 3, "fairness": {"mode": "proportional"}, "oracle": "fast",
@@ -68,6 +83,9 @@ def configure_run_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--pending-window", type=pending_window, default=None,
                    help="rounds in which late outcomes are accepted (default: "
                    f"{RUN_DEFAULTS['max_pending_rounds']})")
+    p.add_argument("--pending-window-s", type=pending_window_s, default=None,
+                   help="seconds in which late outcomes are also accepted, whatever the "
+                   "rounds (default: three round deadlines, see --deadline)")
     p.add_argument("--name", default="librex-alloc", help="prefix of the actor names")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--no-plot", action="store_true", help="do not write run.png")
@@ -145,6 +163,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None
             accept_loss=args.accept_loss,
             round_deadline_s=args.deadline, checkpoint_every=args.checkpoint_every,
             pending_window=config.max_pending_rounds, name=args.name,
+            pending_window_s=args.pending_window_s,
             progress=not args.no_progress, plot=not args.no_plot, policy_config=config)
     except (LibrexError, FileExistsError) as exc:  # not a usage mistake: no usage text
         print(f"{parser.prog if parser else 'run'}: error: {exc}", file=sys.stderr,

@@ -505,14 +505,15 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             namespace: str = "librex-alloc", progress: bool = True, plot: bool = True,
             stream=None, accept_loss: bool = False,
             policy_config: PolicyConfig | dict | None = None,
-            connect_timeout_s: float = CONNECT_TIMEOUT_S) -> JobResult:
+            connect_timeout_s: float = CONNECT_TIMEOUT_S,
+            pending_window_s: float | None = None) -> JobResult:
     """Run the coordinator and ``shards`` agent shards hosting ``agents`` synthetic agents.
 
     rounds: rounds to play (None: until ``duration_s`` seconds pass, or until the
     coordinator is stopped — ``ray.get_actor(f"{name}-coordinator").stop.remote(admin=...)``
     with the admin credential (``coordinator.actor.admin_credential``) — or Ctrl-C).
     pending_window: rounds in which late outcomes are still accepted (and, whatever the
-    rounds, for three round deadlines). resume:
+    rounds, for three round deadlines, or ``pending_window_s`` seconds when given). resume:
     continue the run saved in the checkpoint folder (:class:`JobError` when there is none, it
     has another configuration, cannot be read, or lost records and not ``accept_loss``).
     policy_config: a :class:`PolicyConfig` (or its dict) for the coordinator's policy; when
@@ -549,7 +550,8 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     config = CoordinatorConfig(
         policy_config, env.budget, str(ckpt_path.resolve()),
         round_deadline_s=round_deadline_s, checkpoint_every=checkpoint_every,
-        fairness_every=fairness_every, accept_loss=accept_loss)
+        fairness_every=fairness_every, accept_loss=accept_loss,
+        pending_window_s=pending_window_s)
     coord_name = f"{name}-coordinator"
     owner = {"job": name, "coordinator": coord_name, "namespace": namespace,
              "host": socket.gethostname(), "pid": os.getpid(),
