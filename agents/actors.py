@@ -70,14 +70,31 @@ class _Server:
                 "dropped_reports": s.dropped_reports, "notices": list(s.notices)}
 
 
+def build_env(spec: dict):
+    """The environment described by a small spec ``{"synthetic": {SyntheticEnvironment
+    keyword arguments}}`` (built where it is used: an actor restarted by Ray gets its
+    constructor arguments again only when they were passed by value)."""
+    if not isinstance(spec, dict) or list(spec) != ["synthetic"]:
+        raise ValueError(f"env spec: expected {{'synthetic': {{...}}}}, got {spec!r}")
+    from librex_alloc import SyntheticEnvironment
+
+    return SyntheticEnvironment(**spec["synthetic"])
+
+
 class ShardServer(_Server):
     """Actor body hosting an :class:`AgentShard` (arguments as AgentShard's, plus the
-    coordinator's actor name to register with, if any)."""
+    coordinator's actor name to register with, if any). ``env`` may be an environment spec
+    (:func:`build_env`) and ``agent_range=(lo, hi)`` may replace ``agent_index``: small
+    arguments, passed by value, so that Ray can restart the actor once its creator is gone."""
 
     def __init__(self, name: str, env, agent_index=None, *, coordinator: str | None = None,
-                 namespace: str | None = None, **shard_options):
+                 namespace: str | None = None, agent_range=None, **shard_options):
         from agents.shard import AgentShard  # the core library: shard processes only
 
+        if isinstance(env, dict):
+            env = build_env(env)
+        if agent_range is not None:
+            agent_index = np.arange(int(agent_range[0]), int(agent_range[1]))
         self.submitter = AgentShard(name, env, agent_index, **shard_options)
         self._setup(coordinator, namespace)
 
@@ -106,9 +123,15 @@ def split_agents(n_agents: int, n_shards: int) -> list[np.ndarray]:
 
 def start_shards(env, n_shards: int, coordinator: str, *, prefix: str = "shard",
                  namespace: str | None = None, seed: int = 0, resources: dict | None = None,
-                 **shard_options) -> list:
+                 env_spec: dict | None = None, detached: bool = False,
+                 scheduling_strategy: str | None = None, **shard_options) -> list:
     """Start ``n_shards`` named shard actors hosting ``env``'s agents and wait until all have
-    registered with ``coordinator``; returns their handles."""
+    registered with ``coordinator``; returns their handles.
+
+    env_spec: a small spec of ``env`` (:func:`build_env`) sent instead of the environment, so
+    the shards can be restarted by Ray without their creator (a detached job; a large
+    environment would go through the object store and die with the driver's references).
+    detached: ``lifetime="detached"``. scheduling_strategy: e.g. ``"SPREAD"`` over nodes."""
     handles = []
     for i, idx in enumerate(split_agents(env.n_agents, n_shards)):
         opts = {"name": f"{prefix}-{i}"}
@@ -116,9 +139,17 @@ def start_shards(env, n_shards: int, coordinator: str, *, prefix: str = "shard",
             opts["namespace"] = namespace
         if resources:
             opts["resources"] = resources
+        if detached:
+            opts["lifetime"] = "detached"
+        if scheduling_strategy is not None:
+            opts["scheduling_strategy"] = scheduling_strategy
+        if env_spec is not None:
+            args = (f"{prefix}-{i}", env_spec)
+            shard_options["agent_range"] = (int(idx[0]), int(idx[-1]) + 1)
+        else:
+            args = (f"{prefix}-{i}", env, idx)
         handles.append(ShardActor.options(**opts).remote(
-            f"{prefix}-{i}", env, idx, coordinator=coordinator, namespace=namespace,
-            seed=seed, **shard_options))
+            *args, coordinator=coordinator, namespace=namespace, seed=seed, **shard_options))
     ray.get([h.pid.remote() for h in handles])  # constructors (registration) done
     return handles
 

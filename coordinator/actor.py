@@ -18,7 +18,10 @@ raises ``CredentialError`` and is counted in ``rejected_control``.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import traceback
 
 import ray
 from ray.exceptions import ActorDiedError
@@ -29,6 +32,9 @@ from coordinator.credentials import load_admin_credential
 COORDINATOR_OPTIONS = {"max_restarts": -1, "max_task_retries": -1, "max_concurrency": 8,
                        "concurrency_groups": {"loop": 1}, "num_cpus": 0}
 DEFAULT_NAME = "librex-alloc-coordinator"
+#: In the checkpoint folder while a detached job's loop should run (its target round): a
+#: restarted coordinator reads it and plays on by itself, no driver needed.
+DRIVE_FILE = "detached-run.json"
 
 
 class _Failed:
@@ -115,6 +121,42 @@ class CoordinatorServer:
 
         ns = namespace or ray.get_runtime_context().namespace
         self.core = Coordinator(config, RayTransport(ns))
+        self._loop_thread: threading.Thread | None = None
+        self._drive_path = os.path.join(self.core.store.directory, DRIVE_FILE)
+        try:
+            with open(self._drive_path) as f:
+                drive = json.load(f)
+        except (OSError, ValueError):
+            drive = None
+        if isinstance(drive, dict):  # a detached job's coordinator restarted: play on
+            self._start_thread(drive.get("until_round"))
+
+    # detached jobs: the loop runs in the actor, driven by nobody
+    def _start_thread(self, until_round) -> None:
+        def loop():
+            try:
+                self.core.run(until_round)
+            except Exception:  # pragma: no cover - logged in the actor's log
+                traceback.print_exc()
+
+        self._loop_thread = threading.Thread(target=loop, name="librex-loop", daemon=True)
+        self._loop_thread.start()
+
+    def start_loop(self, until_round=None, *, admin=None) -> int:
+        """Play rounds in the actor itself until ``until_round`` (None: until stopped), also
+        after a restart (the target is kept in the checkpoint folder until :meth:`close`):
+        a detached job's loop. Returns the current round. Admin only; idempotent."""
+        self.core.check_admin(admin)
+        if until_round is not None and (isinstance(until_round, bool) or
+                                        not isinstance(until_round, int)):
+            raise TypeError("until_round: expected an int or None")
+        tmp = f"{self._drive_path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"until_round": until_round}, f)
+        os.replace(tmp, self._drive_path)
+        if self._loop_thread is None or not self._loop_thread.is_alive():
+            self._start_thread(until_round)
+        return self.core.round
 
     # protocol (each call proves a submitter's own credential)
     def register(self, name, agent_ids, handle=None, token=None):
@@ -153,6 +195,10 @@ class CoordinatorServer:
 
     def close(self, *, admin=None):
         self.core.check_admin(admin)
+        try:
+            os.unlink(self._drive_path)  # a detached loop ends for good
+        except FileNotFoundError:
+            pass
         self.core.close()
 
     def check_admin(self, *, admin=None) -> None:

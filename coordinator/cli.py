@@ -87,6 +87,12 @@ def configure_run_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="seconds in which late outcomes are also accepted, whatever the "
                    "rounds (default: three round deadlines, see --deadline)")
     p.add_argument("--name", default="librex-alloc", help="prefix of the actor names")
+    p.add_argument("--namespace", default="librex-alloc",
+                   help="Ray namespace of the job's actors (status/stop --namespace)")
+    p.add_argument("--detached", action="store_true",
+                   help="leave the job running on the cluster (--address or RAY_ADDRESS) and "
+                   "exit; follow it with 'librex-alloc status', end it with 'librex-alloc "
+                   "stop'")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--no-plot", action="store_true", help="do not write run.png")
     return p
@@ -118,6 +124,15 @@ def check_run_args(args: argparse.Namespace, parser: argparse.ArgumentParser | N
     :class:`~librex_alloc.PolicyConfig`. A usage error (exit 2, one line) otherwise."""
     if args.until_stopped and args.duration is not None:
         _usage(parser, "--until-stopped and --duration exclude each other")
+    if args.detached:
+        import os
+
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        if not address or address == "local":
+            _usage(parser, "--detached needs a Ray cluster that outlives this command: start "
+                   "one with 'ray start --head' and pass its --address (or set RAY_ADDRESS)")
+        if args.duration is not None:
+            _usage(parser, "--detached runs --rounds N or --until-stopped, not --duration")
     if args.shards > args.agents:
         _usage(parser, f"--shards {args.shards} is more than --agents {args.agents}: every "
                f"shard hosts at least one agent")
@@ -163,7 +178,8 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None
             accept_loss=args.accept_loss,
             round_deadline_s=args.deadline, checkpoint_every=args.checkpoint_every,
             pending_window=config.max_pending_rounds, name=args.name,
-            pending_window_s=args.pending_window_s,
+            pending_window_s=args.pending_window_s, namespace=args.namespace,
+            detached=args.detached,
             progress=not args.no_progress, plot=not args.no_plot, policy_config=config)
     except (LibrexError, FileExistsError) as exc:  # not a usage mistake: no usage text
         print(f"{parser.prog if parser else 'run'}: error: {exc}", file=sys.stderr,
@@ -173,6 +189,8 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None
         print(f"\n{parser.prog if parser else 'run'}: interrupted", file=sys.stderr,
               flush=True)
         return EXIT_INTERRUPTED
+    if result.summary.get("detached"):
+        return 0
     if result.summary.get("interrupted"):
         print(f"{parser.prog if parser else 'run'}: interrupted after "
               f"{result.summary['rounds']} rounds; final snapshot in {result.checkpoint_dir}",

@@ -310,15 +310,27 @@ class FolderLock:
             raise JobError(f"{self.folder} is in use by "
                            f"{_describe_owner(_read_owner(self.folder), self.folder)}; wait "
                            f"for it to end or choose another folder") from None
+        theirs = _read_owner(self.folder)
+        if theirs and theirs.get("detached"):  # its driver is gone; the job may run on
+            os.close(fd)
+            raise JobError(f"{self.folder} is in use by detached "
+                           f"{_describe_owner(theirs, self.folder)}: stop it first "
+                           f"(librex-alloc stop --name {theirs.get('job')} --namespace "
+                           f"{theirs.get('namespace')}"
+                           + (f" --address {theirs['address']}" if theirs.get("address")
+                              else "") + f"); if it no longer runs, delete "
+                           f"{self.folder / OWNER_FILE}")
         self._fd = fd
         tmp = self.folder / f"{OWNER_FILE}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(self.owner, indent=1) + "\n")
         os.replace(tmp, self.folder / OWNER_FILE)
 
-    def release(self) -> None:
+    def release(self, keep_owner: bool = False) -> None:
+        """Drop the lock; the owner file goes too unless ``keep_owner`` (a detached job: the
+        file names the job, which lives on without this process)."""
         if self._fd is None:
             return
-        if _read_owner(self.folder) == self.owner:
+        if not keep_owner and _read_owner(self.folder) == self.owner:
             try:
                 os.unlink(self.folder / OWNER_FILE)
             except OSError:
@@ -441,14 +453,32 @@ def _check_name_free(coord_name: str, namespace: str) -> None:
     raise JobError(f"coordinator name {coord_name!r} is held by {who}; choose another --name")
 
 
-def _start_coordinator(config, coord_name: str, namespace: str):
+def _detached_result(name, namespace, address, out: Path, ckpt: Path, first: int,
+                     target, parquet: Path, stream) -> JobResult:
+    where = f"--name {name} --namespace {namespace} --address {address}"
+    until = f"until round {target}" if target is not None else "until stopped"
+    table = "\n".join([
+        f"librex-alloc run: detached job {name!r} started on the Ray cluster at {address} "
+        f"(namespace {namespace!r}): playing from round {first} {until}",
+        f"{'follow':<13}librex-alloc status {where}",
+        f"{'stop':<13}librex-alloc stop {where}   (final snapshot; the rounds go to "
+        f"{parquet})",
+        f"{'checkpoint':<13}{ckpt}"])
+    print(table, file=stream, flush=True)
+    summary = {"detached": True, "job": name, "namespace": namespace, "address": address,
+               "first_round": first, "until_round": target, "interrupted": False}
+    return JobResult(summary, parquet, None, ckpt, table)
+
+
+def _start_coordinator(config, coord_name: str, namespace: str, detached: bool = False):
     """The job's coordinator actor; :class:`JobError` (one line) when it cannot start."""
     import ray
 
     from coordinator.actor import get_or_create_coordinator
 
     try:
-        return get_or_create_coordinator(config, coord_name, namespace=namespace)
+        return get_or_create_coordinator(config, coord_name, namespace=namespace,
+                                         detached=detached)
     except ValueError as exc:  # created meanwhile by another job, with its configuration
         raise JobError(f"coordinator name {coord_name!r} is held by another running job: "
                        f"{exc}") from None
@@ -506,7 +536,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             stream=None, accept_loss: bool = False,
             policy_config: PolicyConfig | dict | None = None,
             connect_timeout_s: float = CONNECT_TIMEOUT_S,
-            pending_window_s: float | None = None) -> JobResult:
+            pending_window_s: float | None = None, detached: bool = False) -> JobResult:
     """Run the coordinator and ``shards`` agent shards hosting ``agents`` synthetic agents.
 
     rounds: rounds to play (None: until ``duration_s`` seconds pass, or until the
@@ -525,6 +555,13 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     final snapshot is written and ``summary["interrupted"]`` is True. Raises
     :class:`JobError` before changing anything when a folder or the coordinator name is held
     by a running job.
+
+    detached: leave the coordinator and the shards running (``lifetime="detached"`` actors in
+    ``namespace``) on the cluster at ``address`` / ``RAY_ADDRESS`` (required: a local Ray
+    would end with this process) and return at once: the coordinator plays the rounds by
+    itself, also after Ray restarts it; the owner files name the job until ``librex-alloc
+    stop``, which writes the final snapshot and the rounds into ``<out>/rounds.parquet``
+    (``summary["detached"]`` is True; no plot). Not with ``duration_s``.
     """
     import ray
 
@@ -535,6 +572,14 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
     stream = sys.stdout if stream is None else stream
     if accept_loss and not resume:
         raise JobError("--accept-loss applies to a resume only (with --resume)")
+    if detached:
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address is None or address == "local":
+            raise JobError("--detached needs a Ray cluster that outlives this command: start "
+                           "one with 'ray start --head' and pass its --address (or set "
+                           "RAY_ADDRESS)")
+        if duration_s is not None:
+            raise JobError("--detached runs --rounds N or --until-stopped, not --duration")
     out = Path(out)
     ckpt_path = out / "checkpoint" if checkpoint_dir is None else Path(checkpoint_dir)
     env = SyntheticEnvironment(n_agents=agents, n_resources=resources, tightness=tightness,
@@ -557,8 +602,15 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
              "host": socket.gethostname(), "pid": os.getpid(),
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "out": str(out.resolve()), "checkpoint_dir": config.checkpoint_dir}
+    if detached:
+        owner.update(detached=True, address=address)
     ckpt, locks, stale = _prepare_folders(out, checkpoint_dir, resume, owner)
+    keep = False  # a detached job's actors and owner files outlive this function
     try:
+        if not detached:  # a detached job's loop, left by a crash: this driver plays now
+            from coordinator.actor import DRIVE_FILE
+
+            (ckpt / DRIVE_FILE).unlink(missing_ok=True)
         if resume:
             _check_resume(ckpt, config, stream)
         startup = _DeferredInterrupt()  # Ctrl-C during start-up acts between its steps
@@ -576,15 +628,24 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             startup.check()
             if stale:
                 _clear(ckpt)
-            coord = _start_coordinator(config, coord_name, namespace)
+            coord = _start_coordinator(config, coord_name, namespace, detached=detached)
             admin = admin_credential(ckpt)  # control calls need it (README, "Trust model")
             startup.check()
+            spec = {"synthetic": {"n_agents": agents, "n_resources": resources,
+                                  "tightness": tightness, "seed": seed}}
             handles = start_shards(env, shards, coord_name, prefix=f"{name}-shard",
-                                   namespace=namespace, seed=seed)
+                                   namespace=namespace, seed=seed, env_spec=spec,
+                                   detached=detached, scheduling_strategy="SPREAD")
             startup.restore()
             t_ready = time.perf_counter()
             first = ray.get(coord.status.remote())["round"]
             target = None if rounds is None else first + int(rounds)
+            if detached:
+                parquet = _rounds_dataset(out, resume)[0]
+                ray.get(coord.start_loop.remote(until_round=target, admin=admin))
+                keep = True
+                return _detached_result(name, namespace, address, out, ckpt, first, target,
+                                        parquet, stream)
             parquet, part, saved = _rounds_dataset(out, resume)
             schema = pa.schema(columns(resources))
             in_progress = parquet / f".part-{part:05d}.parquet.inprogress"
@@ -623,13 +684,14 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             status = ray.get(coord.status.remote())
         finally:
             startup.restore(raise_pending=False)
-            for h in ([coord] if coord is not None else []) + list(handles or []):
-                ray.kill(h, no_restart=True)
+            if not keep:
+                for h in ([coord] if coord is not None else []) + list(handles or []):
+                    ray.kill(h, no_restart=True)
             if started:
                 ray.shutdown()
     finally:
         for lock in reversed(locks):
-            lock.release()
+            lock.release(keep_owner=keep)
     df = pq.read_table(parquet).to_pandas()
     summary = summarize(read_rounds(parquet), status, wall=wall, setup=t_ready - t_start,
                         first_round=first)

@@ -111,3 +111,180 @@ def test_ray_executor_brings_cell_rows_back_to_the_driver(ray_session, tmp_path,
     for c, p in zip(cells, paths):
         got = pd.read_parquet(p).drop(columns="solve_time")
         pd.testing.assert_frame_equal(got, runner.run_cell(c).drop(columns="solve_time"))
+
+
+# ------------------------------------------------------------------ a detached job on a cluster
+# A token-authenticated ``ray start --head`` in a subprocess, on free ports, with its own
+# RAY_TMPDIR (as test_connect.py does); every command runs in a subprocess, as a user would.
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                     else "")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head (``ray start --head --block``, token authentication on, Prometheus metrics
+    export on a free port); yields (address, driver env, metrics port)."""
+    tmp = tempfile.mkdtemp(prefix="rop-", dir="/tmp")  # short: Ray's socket paths
+    token = uuid.uuid4().hex
+    port, mport = _free_port(), _free_port()
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    log = open(Path(tmp) / "head.log", "w+")
+    proc = subprocess.Popen([ray_bin, "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=1", "--include-dashboard=false",
+                             f"--metrics-export-port={mport}", "--disable-usage-stats"],
+                            env=_env(RAY_TMPDIR=tmp, RAY_AUTH_MODE="token",
+                                     RAY_AUTH_TOKEN=token),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            log.seek(0)
+            if "--block" in log.read() or proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "ray start --head failed"
+        yield f"127.0.0.1:{port}", _env(RAY_TMPDIR=tmp, RAY_AUTH_TOKEN=token), mport
+    finally:
+        proc.send_signal(signal.SIGTERM)  # --block: stops the head's processes
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cmd(args, env, timeout=180) -> tuple[int, str, str]:
+    cmd = [sys.executable, "-c", "import sys; from librex_alloc.cli import main; "
+           "sys.exit(main())", *args] if args[0] == "run" else \
+        [sys.executable, "-m", "coordinator.ops", *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _status(where, env) -> dict:
+    code, out, err = _cmd(["status", *where, "--json", "--interval", "1"], env)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _pids(address, env, names) -> dict:
+    code = ("import json, ray\n"
+            f"ray.init(address={address!r}, namespace='librex-alloc', log_to_driver=False)\n"
+            f"print(json.dumps({{n: ray.get(ray.get_actor(n).pid.remote()) for n in {names!r}}}))"
+            "\nray.shutdown()\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=dict(env, RAY_AUTH_MODE="token"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _wait(pred, timeout=60.0, every=1.0):
+    end = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got or time.monotonic() > end:
+            return got
+        time.sleep(every)
+
+
+@pytest.mark.slow
+def test_detached_job_outlives_its_driver_restarts_and_stops_for_resume(cluster, tmp_path):
+    address, env, _ = cluster
+    out = tmp_path / "o"
+    where = ["--name", "dj", "--address", address]
+    code, text, err = _cmd(["run", "--detached", "--until-stopped", "--agents", "300",
+                            "--shards", "2", "--deadline", "2", "--checkpoint-every", "20",
+                            "--out", str(out), *where, "--no-progress"], env)
+    assert code == 0, err
+    assert "librex-alloc status --name dj" in text and "librex-alloc stop --name dj" in text
+    assert "Traceback" not in err
+    # the driver is gone; the job plays on
+    s1 = _status(where, env)
+    assert s1["rounds_per_s"] > 0 and s1["submitters_alive"] == 2 and not s1["stopped"]
+    assert s1["fairness"] is not None and 0 <= s1["fairness"]["jain_reward"] <= 1
+    # a second job on its folder is refused (its owner file names the detached job)
+    code, _, err = _cmd(["run", "--agents", "10", "--shards", "1", "--rounds", "2", "--out",
+                         str(out), "--name", "other", "--address", address, "--no-progress"],
+                        env)
+    assert code == 2 and "detached" in err and "librex-alloc stop --name dj" in err, err
+    # kill the coordinator's and a shard's processes: Ray restarts both, no driver needed
+    pids = _pids(address, env, ["dj-coordinator", "dj-shard-0"])
+    os.kill(pids["dj-coordinator"], signal.SIGKILL)
+    os.kill(pids["dj-shard-0"], signal.SIGKILL)
+    before = s1["round"]
+    s2 = _wait(lambda: (s := _status(where, env))["counters"]["restarts"] >= 1 and
+               s["round"] > before + 5 and s["submitters_alive"] == 2 and s, timeout=90)
+    assert s2, "the coordinator did not restart and play on without the driver"
+    new = _pids(address, env, ["dj-coordinator", "dj-shard-0"])
+    assert new["dj-coordinator"] != pids["dj-coordinator"]
+    assert new["dj-shard-0"] != pids["dj-shard-0"]
+    # stop: final snapshot, rounds written, actors gone
+    code, text, err = _cmd(["stop", *where], env)
+    assert code == 0, err
+    assert "final snapshot" in text and "--resume" in text, text
+    stopped_at = int(text.split("at round ")[1].split(":")[0])
+    rounds = pd.read_parquet(out / "rounds.parquet")
+    assert rounds["round"].max() == stopped_at and rounds["round"].is_unique
+    assert list(rounds["round"]) == list(range(1, stopped_at + 1))
+    code, _, err = _cmd(["status", *where], env)
+    assert code == 2 and "no job named 'dj'" in err and err.count("\n") == 1, err
+    code, text, err = _cmd(["stop", *where], env)
+    assert code == 0 and text.startswith("nothing to stop"), (text, err)
+    # the checkpoint resumes, attached this time
+    code, text, err = _cmd(["run", "--resume", "--rounds", "5", "--agents", "300", "--shards",
+                            "2", "--deadline", "2", "--checkpoint-every", "20", "--out",
+                            str(out), *where, "--no-progress", "--no-plot"], env)
+    assert code == 0, err
+    rounds = pd.read_parquet(out / "rounds.parquet")
+    assert rounds["round"].max() == stopped_at + 5 and rounds["round"].is_unique
+
+
+def test_detached_without_a_cluster_is_one_line(capsys, no_job, tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    _one_line_error(["run", "--detached", "--out", str(tmp_path / "o")], capsys,
+                    "--detached", "ray start --head", "--address", "RAY_ADDRESS")
+    _one_line_error(["run", "--detached", "--address", "h:1", "--duration", "3", "--out",
+                     str(tmp_path / "o")], capsys, "--detached", "--duration")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_status_and_stop_of_no_job_and_no_cluster(cluster, tmp_path):
+    address, env, _ = cluster
+    code, _, err = _cmd(["status", "--name", "nosuch", "--address", address], env)
+    assert code == 2 and err.count("\n") == 1 and "no job named 'nosuch'" in err, err
+    code, out, err = _cmd(["stop", "--name", "nosuch", "--address", address], env)
+    assert code == 0 and out.startswith("nothing to stop") and out.count("\n") == 1, (out, err)
+    nowhere = f"127.0.0.1:{_free_port()}"
+    code, _, err = _cmd(["status", "--address", nowhere, "--connect-timeout", "2"], _env())
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    code, _, err = _cmd(["status", "--connect-timeout", "2"],
+                        _env(RAY_TMPDIR=str(tmp_path)))  # no cluster on this machine
+    assert code == 2 and err.count("\n") == 1 and "no Ray cluster" in err, err
