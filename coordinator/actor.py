@@ -122,6 +122,15 @@ class CoordinatorServer:
         ns = namespace or ray.get_runtime_context().namespace
         self.core = Coordinator(config, RayTransport(ns))
         self._loop_thread: threading.Thread | None = None
+        self._telemetry = None
+        try:  # metrics for the dashboard / Prometheus (coordinator.telemetry)
+            from coordinator.telemetry import Telemetry
+
+            name = ray.get_runtime_context().get_actor_name() or DEFAULT_NAME
+            self._telemetry = Telemetry(self.core, name.removesuffix("-coordinator"))
+            self._telemetry.start()
+        except Exception:  # pragma: no cover - metrics must never keep the job from running
+            traceback.print_exc()
         self._drive_path = os.path.join(self.core.store.directory, DRIVE_FILE)
         try:
             with open(self._drive_path) as f:
@@ -208,7 +217,13 @@ class CoordinatorServer:
 
     # open queries: counters, configuration, identities
     def status(self):
-        return self.core.status()
+        st = self.core.status()
+        if self._telemetry is not None:
+            try:
+                self._telemetry.update(st)
+            except Exception:  # pragma: no cover
+                traceback.print_exc()
+        return st
 
     def config(self):
         return self.core.config.to_dict()

@@ -205,6 +205,32 @@ def _pids(address, env, names) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _scrape(port: int, job: str) -> dict:
+    """Our metrics of ``job`` on Ray's Prometheus endpoint: {name or name/tag: value}
+    (names without Ray's ``ray_`` prefix; the one tag besides job/Ray's own after a slash)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    pat = re.compile(r'^(?:ray_)?(librex_\w+)\{([^}]*)\}\s+(\S+)$')
+    for line in text.splitlines():
+        m = pat.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if labels.get("job") != job:
+            continue
+        name = m.group(1).removesuffix("_total")
+        extra = [labels[k] for k in ("state", "counter", "measure", "resource", "phase")
+                 if k in labels]
+        out[name + (f"/{extra[0]}" if extra else "")] = float(m.group(3))
+    return out
+
+
 def _wait(pred, timeout=60.0, every=1.0):
     end = time.monotonic() + timeout
     while True:
@@ -216,7 +242,7 @@ def _wait(pred, timeout=60.0, every=1.0):
 
 @pytest.mark.slow
 def test_detached_job_outlives_its_driver_restarts_and_stops_for_resume(cluster, tmp_path):
-    address, env, _ = cluster
+    address, env, mport = cluster
     out = tmp_path / "o"
     where = ["--name", "dj", "--address", address]
     code, text, err = _cmd(["run", "--detached", "--until-stopped", "--agents", "300",
@@ -229,6 +255,18 @@ def test_detached_job_outlives_its_driver_restarts_and_stops_for_resume(cluster,
     s1 = _status(where, env)
     assert s1["rounds_per_s"] > 0 and s1["submitters_alive"] == 2 and not s1["stopped"]
     assert s1["fairness"] is not None and 0 <= s1["fairness"]["jain_reward"] <= 1
+    # its metrics reach Ray's Prometheus endpoint, with the values status() reports
+    seen = _wait(lambda: (m := _scrape(mport, "dj")).get("librex_round", 0) >= s1["round"]
+                 and m, timeout=60)
+    assert seen, "no librex_round metric for job dj on the metrics endpoint"
+    s1b = _status(where, env)
+    assert s1["round"] <= seen["librex_round"] <= s1b["round"]
+    assert seen["librex_submitters/registered"] == 2
+    assert seen["librex_counter/restarts"] == 0
+    assert 0 < seen["librex_fairness/jain_reward"] <= 1
+    assert seen["librex_rounds_played"] > 0 and seen["librex_round_seconds_count"] > 0
+    assert {"submit", "solve", "round"} <= {k.split("/")[1] for k in seen
+                                            if k.startswith("librex_phase_seconds/")}
     # a second job on its folder is refused (its owner file names the detached job)
     code, _, err = _cmd(["run", "--agents", "10", "--shards", "1", "--rounds", "2", "--out",
                          str(out), "--name", "other", "--address", address, "--no-progress"],
@@ -242,6 +280,8 @@ def test_detached_job_outlives_its_driver_restarts_and_stops_for_resume(cluster,
     s2 = _wait(lambda: (s := _status(where, env))["counters"]["restarts"] >= 1 and
                s["round"] > before + 5 and s["submitters_alive"] == 2 and s, timeout=90)
     assert s2, "the coordinator did not restart and play on without the driver"
+    assert _wait(lambda: _scrape(mport, "dj").get("librex_counter/restarts") == 1,
+                 timeout=60), "the restarted coordinator's metrics did not arrive"
     new = _pids(address, env, ["dj-coordinator", "dj-shard-0"])
     assert new["dj-coordinator"] != pids["dj-coordinator"]
     assert new["dj-shard-0"] != pids["dj-shard-0"]
