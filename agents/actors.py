@@ -62,6 +62,10 @@ class _Server:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this submitter runs on."""
+        return ray.get_runtime_context().get_node_id()
+
     def stats(self) -> dict:
         s = self.submitter
         return {"name": s.name, "incarnation": s.incarnation, "pid": os.getpid(),

@@ -328,3 +328,20 @@ def test_status_and_stop_of_no_job_and_no_cluster(cluster, tmp_path):
     code, _, err = _cmd(["status", "--connect-timeout", "2"],
                         _env(RAY_TMPDIR=str(tmp_path)))  # no cluster on this machine
     assert code == 2 and err.count("\n") == 1 and "no Ray cluster" in err, err
+
+
+@pytest.mark.slow
+def test_two_nodes_run_and_grid(tmp_path):
+    """On a 2-node ``ray.cluster_utils.Cluster``: a coordinated run places its shards on both
+    nodes and finishes; grid cells that run on the worker node come back to the driver."""
+    script = Path(__file__).with_name("ops_cluster_scenario.py")
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(got["nodes"]) == 2
+    assert set(got["shard_nodes"].values()) == set(got["nodes"])  # both nodes host shards
+    assert got["rounds"] == list(range(1, got["until"] + 1)) and got["until"] == 30
+    assert "final snapshot" in got["stop"]
+    assert got["cells_node_is_worker"] and got["files"]
+    assert got["written"] == got["paths"]  # written by the driver, not on the worker node
