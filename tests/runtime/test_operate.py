@@ -345,3 +345,28 @@ def test_two_nodes_run_and_grid(tmp_path):
     assert "final snapshot" in got["stop"]
     assert got["cells_node_is_worker"] and got["files"]
     assert got["written"] == got["paths"]  # written by the driver, not on the worker node
+
+
+# ------------------------------------------------------------------ the commands as plug-ins
+def _plugins_of_this_checkout():
+    """The ``librex_alloc.commands`` entry points declared in this checkout's pyproject.toml
+    (the installed metadata may be older)."""
+    import tomllib
+    from importlib.metadata import EntryPoint
+
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        eps = tomllib.load(f)["project"]["entry-points"]["librex_alloc.commands"]
+    return sorted((EntryPoint(name, value, "librex_alloc.commands")
+                   for name, value in eps.items()), key=lambda ep: ep.name)
+
+
+def test_status_and_stop_are_commands_and_fail_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_plugins", _plugins_of_this_checkout)
+    assert {"run", "status", "stop"} <= {ep.name for ep in cli._plugins()}
+    nowhere = f"127.0.0.1:{_free_port()}"
+    for command in ("status", "stop"):
+        msg = _one_line_error([command, "--address", nowhere, "--connect-timeout", "1"],
+                              capsys, nowhere, "nothing answers")
+        assert msg.startswith(f"librex-alloc {command}: error:")
+    _one_line_error(["status", "--interval", "0"], capsys, "--interval")
+    _one_line_error(["stop", "--address", "local"], capsys, "--address local")
