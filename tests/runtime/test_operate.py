@@ -370,3 +370,65 @@ def test_status_and_stop_are_commands_and_fail_in_one_line(monkeypatch, capsys):
         assert msg.startswith(f"librex-alloc {command}: error:")
     _one_line_error(["status", "--interval", "0"], capsys, "--interval")
     _one_line_error(["stop", "--address", "local"], capsys, "--address local")
+
+
+@pytest.mark.slow
+def test_executor_and_bench_start_their_own_ray_beside_a_running_cluster(cluster, tmp_path):
+    """Plain ``ray.init(num_cpus=...)`` would find the running local cluster (its RAY_TMPDIR)
+    and refuse ``num_cpus``; both start a new local Ray instead."""
+    _, env, _ = cluster
+    code = ("from coordinator.experiments import RayExecutor\n"
+            "ex = RayExecutor(num_cpus=1)\n"
+            "assert ex._started\n"
+            "print(ex.submit(pow, 2, 5).result())\n"
+            "ex.shutdown()\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("32"), proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-m", "coordinator.bench", "--sizes", "100",
+                           "--shards", "1", "--per-agent", "", "--rounds", "3",
+                           "--memory-rounds", "0"], env=env, capture_output=True, text=True,
+                          timeout=240, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| 100 |" in proc.stdout or "100" in proc.stdout
+
+
+def test_stop_of_an_attached_job_lets_its_driver_finish(ray_session, tmp_path):
+    """``stop`` on a job whose ``run`` driver is attached only stops the loop: the driver
+    writes the final snapshot and returns as after Ctrl-C (here: a thread of this process)."""
+    import argparse
+    import threading
+
+    from coordinator.job import run_job
+    from coordinator.ops import stop_job
+
+    ray = ray_session
+    result = {}
+
+    def drive():
+        result["job"] = run_job(agents=60, shards=1, rounds=None, out=tmp_path / "o",
+                                name="att", namespace="librex-runtime-tests", progress=False,
+                                plot=False, round_deadline_s=2.0, stream=open(os.devnull, "w"))
+
+    t = threading.Thread(target=drive)
+    t.start()
+    end = time.monotonic() + 120
+    while True:
+        try:
+            coord = ray.get_actor("att-coordinator", namespace="librex-runtime-tests")
+            if ray.get(coord.status.remote())["round"] >= 3:
+                break
+        except ValueError:
+            pass
+        assert time.monotonic() < end
+        time.sleep(0.2)
+    args = argparse.Namespace(name="att", namespace="librex-runtime-tests",
+                              checkpoint_dir=None)
+    line = stop_job(args)
+    assert line.startswith("stopped job 'att'") and "its driver" in line, line
+    t.join(120)
+    assert not t.is_alive()
+    res = result["job"]
+    rounds = pd.read_parquet(res.parquet)["round"]
+    assert res.summary["rounds"] == rounds.max() >= 3
+    assert stop_job(args).startswith("nothing to stop")
