@@ -124,12 +124,18 @@ class CoordinatorServer:
         self._loop_thread: threading.Thread | None = None
         self._telemetry = None
         try:  # metrics for the dashboard / Prometheus (coordinator.telemetry)
-            from coordinator.telemetry import Telemetry
+            from coordinator.telemetry import Telemetry, enabled
+
+            if not enabled():
+                raise LookupError
 
             name = ray.get_runtime_context().get_actor_name() or DEFAULT_NAME
             self._telemetry = Telemetry(self.core, name.removesuffix("-coordinator"))
             self._telemetry.start()
+        except LookupError:  # switched off (LIBREX_ALLOC_METRICS=0)
+            self._telemetry = None
         except Exception:  # pragma: no cover - metrics must never keep the job from running
+            self._telemetry = None
             traceback.print_exc()
         self._drive_path = os.path.join(self.core.store.directory, DRIVE_FILE)
         try:

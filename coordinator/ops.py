@@ -204,7 +204,9 @@ def collect_status(handle, cfg: dict, admin: str | None, namespace: str,
 def format_status(name: str, st: dict) -> str:
     c = st["counters"]
     rejected = {k[9:]: v for k, v in c.items() if k.startswith("rejected_") and v}
-    state = "stopped" if st["stopped"] else "running"
+    state = "stopped" if st["stopped"] else (
+        "running" if st["rounds_per_s"] > 0 else "idle (no round played while measured: "
+        "target round reached, or waiting for submitters)")
     lines = [f"job {name!r}: {state}, round {st['round']:,}, {st['rounds_per_s']:.1f} rounds/s, "
              f"{st['agents']:,} agents",
              f"{'submitters':<13}{st['submitters_alive']} alive, {st['submitters_dead']} dead: "

@@ -22,6 +22,8 @@ Ray's metrics agent exports them on each node's Prometheus endpoint (``ray start
                                           update is observed)
 =============================  =========  ==================================================
 
+``LIBREX_ALLOC_METRICS=0`` in the coordinator's environment switches them off.
+
 Cost per round: none. A daemon thread of the coordinator actor updates the metrics every
 ``every_s`` seconds (and each ``status()`` call does), from ``status()`` and the metrics rows
 of the rounds played meanwhile.
@@ -30,6 +32,7 @@ of the rounds played meanwhile.
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics",
@@ -38,6 +41,12 @@ FAIRNESS = ("gini_reward", "jain_reward", "gini_service", "jain_service")
 ROUND_BOUNDARIES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 #: Rows read per update at most (the histogram then sees the newest ones).
 MAX_ROWS = 5000
+
+
+def enabled() -> bool:
+    """False when ``LIBREX_ALLOC_METRICS`` is ``0`` / ``false`` / ``no`` / ``off``."""
+    return os.environ.get("LIBREX_ALLOC_METRICS", "1").strip().lower() not in (
+        "0", "false", "no", "off")
 
 
 class Telemetry:

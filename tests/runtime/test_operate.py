@@ -360,16 +360,29 @@ def _plugins_of_this_checkout():
                    for name, value in eps.items()), key=lambda ep: ep.name)
 
 
-def test_status_and_stop_are_commands_and_fail_in_one_line(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_plugins", _plugins_of_this_checkout)
-    assert {"run", "status", "stop"} <= {ep.name for ep in cli._plugins()}
+def test_status_and_stop_are_commands_and_fail_in_one_line(tmp_path):
+    """Through ``librex-alloc`` (its plug-ins as this checkout declares them), in a fresh
+    process (this one may hold the test session's Ray)."""
+    assert {"run", "status", "stop"} <= {ep.name for ep in _plugins_of_this_checkout()}
+    code = ("import sys\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from test_operate import _plugins_of_this_checkout\n"
+            "from librex_alloc import cli\n"
+            "cli._plugins = _plugins_of_this_checkout\n"
+            "sys.exit(cli.main(sys.argv[2:]))\n")
+    here = str(Path(__file__).parent)
     nowhere = f"127.0.0.1:{_free_port()}"
-    for command in ("status", "stop"):
-        msg = _one_line_error([command, "--address", nowhere, "--connect-timeout", "1"],
-                              capsys, nowhere, "nothing answers")
-        assert msg.startswith(f"librex-alloc {command}: error:")
-    _one_line_error(["status", "--interval", "0"], capsys, "--interval")
-    _one_line_error(["stop", "--address", "local"], capsys, "--address local")
+    cases = [(["status", "--address", nowhere, "--connect-timeout", "1"], nowhere),
+             (["stop", "--address", nowhere, "--connect-timeout", "1"], "nothing answers"),
+             (["status", "--interval", "0"], "--interval"),
+             (["stop", "--address", "local"], "--address local")]
+    for argv, fragment in cases:
+        proc = subprocess.run([sys.executable, "-c", code, here, *argv], env=_env(),
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        line = proc.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"librex-alloc {argv[0]}: error:") and fragment in line, line
 
 
 @pytest.mark.slow
