@@ -245,7 +245,9 @@ def test_detached_job_outlives_its_driver_restarts_and_stops_for_resume(cluster,
     address, env, mport = cluster
     out = tmp_path / "o"
     where = ["--name", "dj", "--address", address]
-    code, text, err = _cmd(["run", "--detached", "--until-stopped", "--agents", "300",
+    # 4,000 agents: the environment pickles to ~160 kB, more than Ray passes by value (100 kB):
+    # given to the shards as an object, their restart would fail once the driver is gone
+    code, text, err = _cmd(["run", "--detached", "--until-stopped", "--agents", "4000",
                             "--shards", "2", "--deadline", "2", "--checkpoint-every", "20",
                             "--out", str(out), *where, "--no-progress"], env)
     assert code == 0, err
@@ -298,7 +300,7 @@ def test_detached_job_outlives_its_driver_restarts_and_stops_for_resume(cluster,
     code, text, err = _cmd(["stop", *where], env)
     assert code == 0 and text.startswith("nothing to stop"), (text, err)
     # the checkpoint resumes, attached this time
-    code, text, err = _cmd(["run", "--resume", "--rounds", "5", "--agents", "300", "--shards",
+    code, text, err = _cmd(["run", "--resume", "--rounds", "5", "--agents", "4000", "--shards",
                             "2", "--deadline", "2", "--checkpoint-every", "20", "--out",
                             str(out), *where, "--no-progress", "--no-plot"], env)
     assert code == 0, err
