@@ -14,7 +14,6 @@ import numpy as np
 
 from librex_alloc import metrics
 from librex_alloc._validation import as_float_array, expect_keys
-from librex_alloc.checkpoint import load_state, save_state
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError, StateError
 from librex_alloc.fairness import FairnessConfig
 from librex_alloc.policies import Allocation, ConstrainedThompsonSampling
@@ -255,15 +254,21 @@ class LibrexAlloc:
 
     def save(self, path) -> None:
         """Atomic Parquet checkpoint of the learned state and its configuration."""
+        from librex_alloc.checkpoint import save_state  # pyarrow: only where tables are built
+
         save_state(self.get_state(), path)
 
     def load(self, path) -> None:
         """Restore a checkpoint written by :meth:`save` into this object (same configuration)."""
+        from librex_alloc.checkpoint import load_state
+
         self.set_state(load_state(path))
 
     @classmethod
     def from_checkpoint(cls, path) -> LibrexAlloc:
         """A ``LibrexAlloc`` rebuilt from a checkpoint file, with its configuration."""
+        from librex_alloc.checkpoint import load_state
+
         return cls.from_state(load_state(path))
 
 
