@@ -389,15 +389,19 @@ def _trainable(config: dict, settings: dict, on_report=None):
         tune.report({**metrics, "node_id": node},
                     checkpoint=tune.Checkpoint.from_directory(str(state_dir)))
 
+    hook = None if on_report is None else \
+        (lambda m: on_report({**m, "node_id": node, "trial_id": ctx.get_trial_id(),
+                              "cell": cell}))
+
     ckpt = tune.get_checkpoint()
     _, env, _ = resolve_cell(cell)
     runner = ts.runner_for(env)
 
     def go(path):
         if runner == "coordinator":
-            return run_coordinator_trial(cell, ts, report, path, on_report,
+            return run_coordinator_trial(cell, ts, report, path, hook,
                                          name=f"sweep-{ctx.get_trial_id()}")
-        return run_inprocess_trial(cell, ts, report, path, on_report)
+        return run_inprocess_trial(cell, ts, report, path, hook)
 
     if ckpt is None:
         go(None)
@@ -437,6 +441,21 @@ def _optuna_search(metric: str):
     return OptunaSearch(metric=metric, mode="max")
 
 
+def _expand(space: SweepSpace, search: str, samples: int, search_seed: int, metric: str,
+            settings: TrialSettings):
+    """(cells, searcher): the checked cells of a grid or random sweep, or Optuna's searcher
+    after the space's bounds are checked."""
+    if search == "optuna":
+        space.validate()
+        check_cells_for_runner([{k: (v[0] if isinstance(v, list) else v)
+                                 for k, v in space.dims.items() if not hasattr(v, "kind")}],
+                               settings)
+        return None, _optuna_search(metric)
+    cells = space.cells(search, samples, search_seed)
+    check_cells_for_runner(cells, settings)
+    return cells, None
+
+
 def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "sweep",
               out: str | os.PathLike = "out/sweep", search: str = "grid", samples: int = 1,
               search_seed: int = 0, settings: TrialSettings | None = None,
@@ -451,7 +470,8 @@ def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "swe
     local folder for trials.parquet, pareto.png and summary.md. On ``resume`` the space and
     settings are read from the experiment; a given ``space`` (or ``settings``) must be the same.
     max_failures: restarts of a failed trial from its last checkpoint (a lost node is one).
-    on_report: called in the trial's process with each report's metrics (a test hook: it may
+    on_report: called in the trial's process after each report with its metrics, ``node_id``,
+    ``trial_id`` and ``cell`` (a test hook: it may
     raise). Raises :class:`SweepSpaceError` / :class:`SweepError` before any trial starts.
     """
     if search not in SEARCHES:
@@ -461,6 +481,11 @@ def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "swe
     if reward_floor is not None and not (isinstance(reward_floor, (int, float))
                                          and math.isfinite(reward_floor)):
         raise SweepSpaceError(f"reward_floor: expected a number, got {reward_floor!r}")
+    if not resume:  # the space first: a bad one changes nothing, not even the storage
+        if space is None or not space.dims:
+            raise SweepSpaceError("an empty space: give --param KEY=VALUES or --space FILE")
+        settings = settings or TrialSettings()
+        cells, searcher = _expand(space, search, samples, search_seed, metric, settings)
     tune_storage, fs, exp = prepare_storage(storage, name)
     if resume:
         meta = _read_meta(fs, exp)
@@ -476,24 +501,10 @@ def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "swe
         space, settings = stored, stored_settings
         search, samples, search_seed = meta["search"], meta["samples"], meta["search_seed"]
         metric = meta["metric"]
-    else:
-        if space is None or not space.dims:
-            raise SweepSpaceError("an empty space: give --param KEY=VALUES or --space FILE")
-        settings = settings or TrialSettings()
-        if _exists(fs, exp):
-            raise SweepError(f"{exp!r} holds an earlier sweep: resume it (--resume) or choose "
-                             f"another --name")
-    cells = None
-    if search == "optuna":
-        space.validate()
-        searcher = _optuna_search(metric)
-        check_cells_for_runner([{k: (v[0] if isinstance(v, list) else v)
-                                 for k, v in space.dims.items() if not hasattr(v, "kind")}],
-                               settings)
-    else:
-        cells = space.cells(search, samples, search_seed)
-        check_cells_for_runner(cells, settings)
-        searcher = None
+        cells, searcher = _expand(space, search, samples, search_seed, metric, settings)
+    elif _exists(fs, exp):
+        raise SweepError(f"{exp!r} holds an earlier sweep: resume it (--resume) or choose "
+                         f"another --name")
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -539,7 +550,10 @@ def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "swe
                 run_config=tune.RunConfig(
                     name=name, storage_path=tune_storage, verbose=verbose,
                     failure_config=tune.FailureConfig(max_failures=max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                    # in-process checkpoints are small: keep them all (keeping a few forces
+                    # an experiment snapshot on every report); a coordinator's folder grows
+                    checkpoint_config=tune.CheckpointConfig(
+                        num_to_keep=2 if settings.runner == "coordinator" else None)))
         grid = tuner.fit()
     finally:
         if started:
@@ -639,7 +653,18 @@ def write_outputs(grid, space: SweepSpace, settings: TrialSettings, out: Path, e
 
 
 # --------------------------------------------------------------------------- command line
+def _one_line_error(p: argparse.ArgumentParser) -> None:
+    """Usage errors of ``p`` as one line on stderr (``PROG: error: MESSAGE``), exit 2."""
+
+    def error(message: str):
+        print(f"{p.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    p.error = error
+
+
 def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _one_line_error(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUES",
                    help="a dimension: fairness.alpha=0,0.5,1 (grid), seed=0:5 (0-4), "
                    "uniform(0,1), loguniform(1e-3,1), randint(0,9), choice(a,b), or one value; "
