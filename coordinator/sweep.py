@@ -320,8 +320,9 @@ def _job_kwargs(cell: dict, env: dict, settings: TrialSettings) -> dict:
 
 def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoint_dir=None,
                           on_report=None, name: str = "sweep") -> dict:
-    """One coordinator trial: :func:`run_job` chunk by chunk (a coordinator and shard actors),
-    continued from its checkpoint folder. ``report`` as for :func:`run_inprocess_trial`."""
+    """One coordinator trial: :func:`run_job` chunk by chunk (a coordinator and shard actors,
+    named after ``name``), continued from its checkpoint folder. ``report`` as for
+    :func:`run_inprocess_trial`; the trial works in ``<tmp>/librex-sweep-trials/<name>``."""
     import io
 
     from coordinator.job import run_job
@@ -332,7 +333,11 @@ def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoin
     runs = {"main": kwargs}
     if settings.reference and not utilitarian:
         runs["twin"] = {**kwargs, "fairness": "none"}
-    work = Path(tempfile.mkdtemp(prefix="librex-trial-"))
+    # the coordinator's checkpoint records its folder: a restart (on any node) continues in a
+    # folder of the same path, filled from the trial's checkpoint
+    work = Path(tempfile.gettempdir()) / "librex-sweep-trials" / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     tot = _totals()
     try:
         if checkpoint_dir is not None:

@@ -182,3 +182,32 @@ def test_two_node_cluster_loses_a_node_during_the_sweep(tmp_path):
     assert r["moved"], r  # a trial of the removed node finished elsewhere...
     assert all(m["restored_from"] > 0 for m in r["moved"])  # ...from its checkpoint
     assert r["removed_node_files"] > 0 and r["removed_node_files_missing"] == 0
+
+
+@pytest.mark.slow
+def test_coordinator_trial_reports_checkpoints_and_restores(ray_session, tmp_path):
+    """A coordinator trial (run_job with a coordinator and a shard actor) chunk by chunk; a
+    restart from its first checkpoint ends where the uninterrupted trial ended."""
+    import shutil
+
+    from coordinator.sweep import run_coordinator_trial
+
+    cell = {"fairness.alpha": 1.0, "seed": 1, "env.agents": 200}
+    settings = TrialSettings(rounds=20, report_every=10, runner="coordinator")
+    saved = []
+
+    def keep(metrics, state_dir):
+        dest = tmp_path / f"ckpt{len(saved)}"
+        shutil.copytree(state_dir, dest)
+        saved.append((metrics, dest))
+
+    whole = run_coordinator_trial(cell, settings, keep, name="t-whole")
+    assert [m["rounds_done"] for m, _ in saved] == [10, 20]
+    assert sorted(p.name for p in saved[0][1].iterdir()) == ["main", "totals.json", "twin"]
+    assert 0 < whole["reward_kept"] < 1 and 0 < whole["reward_vs_oracle"] < 1
+    assert 0 < whole["gini_reward"] < 1 and 0 < whole["utilization"] <= 1
+    resumed = run_coordinator_trial(cell, settings, lambda m, d: None, saved[0][1],
+                                    name="t-whole")
+    assert resumed["restored_from"] == 10 and resumed["rounds_done"] == 20
+    for key in ("expected_reward", "oracle_reward", "reference_expected_reward"):
+        assert resumed[key] == pytest.approx(whole[key], rel=1e-9), key
