@@ -211,3 +211,35 @@ def test_coordinator_trial_reports_checkpoints_and_restores(ray_session, tmp_pat
     assert resumed["restored_from"] == 10 and resumed["rounds_done"] == 20
     for key in ("expected_reward", "oracle_reward", "reference_expected_reward"):
         assert resumed[key] == pytest.approx(whole[key], rel=1e-9), key
+
+
+def test_sweep_is_a_librex_alloc_command(tmp_path, capsys):
+    """The plug-in hook (entry point ``librex_alloc.commands: sweep``) builds the parser."""
+    import argparse
+
+    from coordinator.sweep import register
+
+    top = argparse.ArgumentParser(prog="librex-alloc")
+    parser, handler = register(top.add_subparsers(dest="command"))
+    args = top.parse_args(["sweep", "--param", "fairness.alfa=1", "--storage",
+                           str(tmp_path / "s")])
+    with pytest.raises(SystemExit) as exc:
+        handler(args, parser)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and err == [
+        "librex-alloc sweep: error: " + err[0].split("error: ", 1)[1]]
+    assert "unknown key 'fairness.alfa'" in err[0]
+
+
+def test_sweep_bench_plain_loop_and_bad_input(capsys):
+    from coordinator.sweep_bench import main as bench
+
+    assert bench(["--modes", "multiprocessing", "--alphas", "0,1", "--priors", "1",
+                  "--rounds", "5", "--report-every", "5", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 cells" in out and "\nmultiprocessing         2" in out
+    for argv in (["--modes", "tune"], ["--alphas", "0,-1"], ["--rounds", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            bench(argv)
+        assert exc.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
