@@ -123,21 +123,28 @@ class SweepResult:
 
 # --------------------------------------------------------------------------- checks
 def check_cells_for_runner(cells: list[dict], settings: TrialSettings) -> None:
-    """Coordinator trials run the synthetic environment through ``run_job``, which takes the
-    fairness rule (mode or α), oracle, seed, K and tightness: refuse cells that set more."""
-    passable = {"fairness.mode", "fairness.alpha", "oracle", "seed", "n_resources",
-                "env.family", "env.agents", "env.tightness"}
+    """Coordinator trials run the synthetic environment (agent shards host its agents)."""
     for cell in cells:
         _, env, _ = resolve_cell(cell)
-        if settings.runner_for(env) != "coordinator":
-            continue
-        if env["family"] != "synthetic":
+        if settings.runner_for(env) == "coordinator" and env["family"] != "synthetic":
             raise SweepSpaceError(f"env.family: coordinator trials run the synthetic "
-                                  f"environment, got {env['family']!r}")
-        extra = sorted(set(cell) - passable)
-        if extra:
-            raise SweepSpaceError(f"coordinator trials take {', '.join(sorted(passable))}; "
-                                  f"not {', '.join(extra)} (use --runner inprocess)")
+                                  f"environment, got {env['family']!r} (use --runner "
+                                  f"inprocess)")
+
+
+#: cell keys that ``run_job``'s keyword arguments carry (fairness as a mode or α)
+JOB_KEYS = {"fairness.mode", "fairness.alpha", "oracle", "seed", "n_resources", "env.family",
+            "env.agents", "env.tightness"}
+
+
+def _job_policy_keyword() -> str | None:
+    """The keyword of ``run_job`` that takes a whole PolicyConfig (dict), if it has one."""
+    import inspect
+
+    from coordinator.job import run_job
+
+    names = [n for n in inspect.signature(run_job).parameters if "policy" in n]
+    return names[0] if names else None
 
 
 def _is_uri(storage: str) -> bool:
@@ -310,6 +317,7 @@ def run_inprocess_trial(cell: dict, settings: TrialSettings, report, checkpoint_
 
 
 def _job_kwargs(cell: dict, env: dict, settings: TrialSettings) -> dict:
+    """``run_job`` keywords of a coordinator trial's cell."""
     config, _, k = resolve_cell(cell)
     f = config.fairness
     fairness = f.alpha if f.mode == "alpha" else f.mode
@@ -318,21 +326,76 @@ def _job_kwargs(cell: dict, env: dict, settings: TrialSettings) -> dict:
             "oracle": config.oracle, "seed": config.seed or 0}
 
 
+def _job_chunk(kw: dict, n: int, work: Path, key: str, name: str, resume: bool) -> pd.DataFrame:
+    """``n`` rounds through :func:`run_job` (its checkpoint folder ``work/key``); the rows."""
+    import io
+
+    from coordinator.job import run_job
+
+    res = run_job(**kw, rounds=n, out=work / f"out-{key}", checkpoint_dir=work / key,
+                  resume=resume, name=name, progress=False, plot=False, stream=io.StringIO(),
+                  fairness_every=n)
+    return pd.read_parquet(res.parquet)
+
+
+def _actors_chunk(kw: dict, n: int, work: Path, key: str, name: str,
+                  resume: bool) -> pd.DataFrame:
+    """``n`` rounds with a coordinator actor and shard actors started here (for settings
+    ``run_job`` cannot take): the coordinator restores itself from ``work/key``."""
+    import ray
+
+    from agents.actors import start_shards
+    from coordinator.actor import get_or_create_coordinator
+    from coordinator.core import CoordinatorConfig
+    from librex_alloc import SyntheticEnvironment
+
+    env = SyntheticEnvironment(n_agents=kw["agents"], n_resources=kw["resources"],
+                               tightness=kw["tightness"], seed=kw["seed"])
+    ckpt = work / key
+    ckpt.mkdir(parents=True, exist_ok=True)
+    config = CoordinatorConfig(kw["policy"], env.budget, str(ckpt.resolve()),
+                               fairness_every=n)
+    ns = "librex-alloc"
+    coord = shards = None
+    try:
+        coord = get_or_create_coordinator(config, f"{name}-coordinator", namespace=ns)
+        shards = start_shards(env, kw["shards"], f"{name}-coordinator",
+                              prefix=f"{name}-shard", namespace=ns, seed=kw["seed"])
+        first = ray.get(coord.status.remote())["round"]
+        ray.get(coord.run.remote(until_round=first + n))
+        rows = ray.get(coord.metrics_since.remote(first, n + 1))
+        ray.get(coord.close.remote())
+    finally:
+        for h in ([coord] if coord is not None else []) + list(shards or []):
+            ray.kill(h, no_restart=True)
+    return pd.DataFrame(rows)
+
+
 def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoint_dir=None,
                           on_report=None, name: str = "sweep") -> dict:
     """One coordinator trial: :func:`run_job` chunk by chunk (a coordinator and shard actors,
     named after ``name``), continued from its checkpoint folder. ``report`` as for
     :func:`run_inprocess_trial`; the trial works in ``<tmp>/librex-sweep-trials/<name>``."""
-    import io
-
-    from coordinator.job import run_job
+    from librex_alloc import FairnessConfig
 
     config, env, _ = resolve_cell(cell)
     utilitarian = is_utilitarian(config)
     kwargs = _job_kwargs(cell, env, settings)
-    runs = {"main": kwargs}
-    if settings.reference and not utilitarian:
-        runs["twin"] = {**kwargs, "fairness": "none"}
+    policy_kw = _job_policy_keyword()
+    twin_config = config.replace(fairness=FairnessConfig())
+    if policy_kw is not None:  # run_job takes the whole configuration
+        runs = {"main": {**kwargs, policy_kw: config.to_dict()},
+                "twin": {**kwargs, "fairness": "none", policy_kw: twin_config.to_dict()}}
+        chunk = _job_chunk
+    elif set(cell) <= JOB_KEYS:
+        runs = {"main": kwargs, "twin": {**kwargs, "fairness": "none"}}
+        chunk = _job_chunk
+    else:  # settings run_job cannot carry yet (priors, discount, ...): the actors directly
+        runs = {"main": {**kwargs, "policy": config.to_dict()},
+                "twin": {**kwargs, "policy": twin_config.to_dict()}}
+        chunk = _actors_chunk
+    if not settings.reference or utilitarian:
+        del runs["twin"]
     # the coordinator's checkpoint records its folder: a restart (on any node) continues in a
     # folder of the same path, filled from the trial's checkpoint
     work = Path(tempfile.gettempdir()) / "librex-sweep-trials" / name
@@ -351,18 +414,14 @@ def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoin
             t0 = time.perf_counter()
             n = min(settings.report_every, settings.rounds - tot["rounds_done"])
             for key, kw in runs.items():
-                res = run_job(**kw, rounds=n, out=work / f"out-{key}",
-                              checkpoint_dir=work / key, resume=tot["rounds_done"] > 0,
-                              name=f"{name}-{key}", progress=False, plot=False,
-                              stream=io.StringIO(), fairness_every=n)
-                s = res.summary
+                df = chunk(kw, n, work, key, f"{name}-{key}", tot["rounds_done"] > 0)
                 if key == "main":
-                    df = pd.read_parquet(res.parquet)
                     _add_chunk(tot, df)
-                    fair = {c: s[c] for c in ("gini_reward", "jain_reward", "gini_service",
-                                              "jain_service")}
+                    last = df.ffill().iloc[-1]
+                    fair = {c: float(last[c]) for c in ("gini_reward", "jain_reward",
+                                                        "gini_service", "jain_service")}
                 else:
-                    tot["reference_expected_reward"] += s["expected_reward"]
+                    tot["reference_expected_reward"] += float(df["expected_reward"].sum())
             tot["rounds_done"] += n
             tot["wall_s"] += time.perf_counter() - t0
             out = _metrics(tot, fair, utilitarian, settings.reference)

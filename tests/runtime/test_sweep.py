@@ -185,14 +185,16 @@ def test_two_node_cluster_loses_a_node_during_the_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_coordinator_trial_reports_checkpoints_and_restores(ray_session, tmp_path):
-    """A coordinator trial (run_job with a coordinator and a shard actor) chunk by chunk; a
-    restart from its first checkpoint ends where the uninterrupted trial ended."""
+@pytest.mark.parametrize("extra", [{}, {"prior.alpha_prior": 2.0}], ids=["run_job", "actors"])
+def test_coordinator_trial_reports_checkpoints_and_restores(ray_session, tmp_path, extra):
+    """A coordinator trial (a coordinator and a shard actor: through run_job, or started
+    directly for settings run_job cannot take) chunk by chunk; a restart from its first
+    checkpoint ends where the uninterrupted trial ended."""
     import shutil
 
     from coordinator.sweep import run_coordinator_trial
 
-    cell = {"fairness.alpha": 1.0, "seed": 1, "env.agents": 200}
+    cell = {"fairness.alpha": 1.0, "seed": 1, "env.agents": 200, **extra}
     settings = TrialSettings(rounds=20, report_every=10, runner="coordinator")
     saved = []
 
