@@ -837,13 +837,23 @@ def sweep_command(args, parser: argparse.ArgumentParser) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; continue with --resume", file=sys.stderr)
         return 130
-    print(result.summary.read_text())
-    print(f"trials: {result.parquet}\nsummary: {result.summary}"
-          + (f"\nplot: {result.plot}" if result.plot else "")
-          + f"\nexperiment: {result.experiment}")
-    bad = result.trials[result.trials["status"] != "done"] if len(result.trials) else []
-    if len(bad):
-        print(f"{len(bad)} trials did not finish (continue with --resume):", file=sys.stderr)
+    try:
+        print(result.summary.read_text())
+        print(f"trials: {result.parquet}\nsummary: {result.summary}"
+              + (f"\nplot: {result.plot}" if result.plot else "")
+              + f"\nexperiment: {result.experiment}", flush=True)
+    except BrokenPipeError:  # e.g. | head: end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    status = result.trials["status"] if len(result.trials) else pd.Series([], dtype=object)
+    if (status == "unfinished").any():  # Tune stopped on Ctrl-C and saved its state
+        print(f"{parser.prog}: interrupted; {int((status != 'done').sum())} trials did not "
+              f"finish: continue with --resume", file=sys.stderr)
+        return 130
+    if (status != "done").any():
+        print(f"{int((status != 'done').sum())} trials failed (retry them with --resume):",
+              file=sys.stderr)
         for tid, err in result.errors.items():
             print(f"  {tid}: {err}", file=sys.stderr)
         return 1
