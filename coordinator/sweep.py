@@ -711,7 +711,7 @@ def write_outputs(grid, space: SweepSpace, settings: TrialSettings, out: Path, e
     png = None
     if plot and len(table):
         png = out / "pareto.png"
-        plot_front(table, trials, png, params, title=f"sweep {Path(exp).name}: "
+        plot_front(table, trials, png, params, title=f"sweep {Path(exp).name!r}: "
                    f"{settings.rounds} rounds per trial")
     return SweepResult(trials, table, picks, parquet, png, summary, exp, errors)
 
