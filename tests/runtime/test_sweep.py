@@ -245,3 +245,39 @@ def test_sweep_bench_plain_loop_and_bad_input(capsys):
             bench(argv)
         assert exc.value.code == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_resume_finishes(tmp_path):
+    """SIGINT to a running ``sweep`` (after its first checkpoint): exit 130, no traceback;
+    ``--resume`` then finishes every trial, continuing from the checkpoints."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("RAY_ADDRESS", None)
+    store, out = tmp_path / "store", tmp_path / "out"
+    cmd = [sys.executable, "-m", "coordinator.sweep", "--storage", str(store), "--out",
+           str(out), "--quiet"]
+    proc = subprocess.Popen(cmd + ["--param", "fairness.alpha=0,1", "--param",
+                                   "env.agents=12", "--rounds", "3000", "--report-every",
+                                   "50"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(store.glob("sweep/*/checkpoint_000000")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "continue with --resume" in err
+    again = subprocess.run(cmd + ["--resume"], env=env, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    t = pd.read_parquet(out / "trials.parquet")
+    assert (t["status"] == "done").all() and (t["rounds_done"] == 3000).all()
+    assert (t["restored_from"] > 0).any()
