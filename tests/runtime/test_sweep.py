@@ -281,3 +281,35 @@ def test_ctrl_c_exits_130_and_resume_finishes(tmp_path):
     t = pd.read_parquet(out / "trials.parquet")
     assert (t["status"] == "done").all() and (t["rounds_done"] == 3000).all()
     assert (t["restored_from"] > 0).any()
+
+
+def test_resume_with_other_trial_settings_or_no_space(tmp_path, capsys):
+    """Checked from the experiment's stored description, before Ray starts."""
+    from coordinator.sweep import _meta, _write_meta, prepare_storage
+    from librex_alloc.sweep_space import SweepSpaceError
+
+    space = SweepSpace.from_params(["fairness.alpha=0,1"])
+    _, fs, exp = prepare_storage(str(tmp_path / "s"), "sweep")
+    _write_meta(fs, exp, _meta(space, "grid", 1, 0, TrialSettings(rounds=30), "x"))
+    before = _tree(tmp_path / "s")
+    code, err = _run(["--resume", "--rounds", "40", "--storage", str(tmp_path / "s")], capsys)
+    assert code == 2 and "other trial settings" in err[-1] and len(err) == 1
+    code, err = _run(["--storage", str(tmp_path / "t")], capsys)
+    assert code == 2 and "an empty space" in err[-1] and not (tmp_path / "t").exists()
+    with pytest.raises(SweepSpaceError, match="search"):
+        run_sweep(space, storage=str(tmp_path / "u"), search="bayes")
+    assert _tree(tmp_path / "s") == before
+
+
+def test_optuna_gets_the_space_as_tune_domains():
+    from ray import tune
+
+    from coordinator.sweep import _param_space
+
+    space = SweepSpace.from_params(["fairness.alpha=uniform(0,2)", "discount=loguniform(0.5,1)",
+                                    "seed=0,1", "oracle=fast"])
+    ps = _param_space(space, None, "optuna")
+    assert isinstance(ps["fairness.alpha"], tune.search.sample.Float)
+    assert (ps["fairness.alpha"].lower, ps["fairness.alpha"].upper) == (0, 2)
+    assert isinstance(ps["discount"].sampler, tune.search.sample.LogUniform)
+    assert ps["seed"].categories == [0, 1] and ps["oracle"] == "fast"
