@@ -8,9 +8,10 @@ starts. Grid and random search expand it here (deterministically) and hand Tune 
 Each trial is a simulation of one cell, run in chunks of ``report_every`` rounds:
 
 - ``inprocess`` (small instances): :func:`librex_alloc.simulate` in the trial's process;
-- ``coordinator`` (large ones, synthetic environment): :func:`coordinator.job.run_job` with a
-  coordinator actor and ``shards`` shard actors, continued chunk by chunk from its own
-  checkpoint folder (``resume=True``).
+- ``coordinator`` (large ones, synthetic environment): a coordinator actor and ``shards`` shard
+  actors, through :func:`coordinator.job.run_job` when its keywords carry the cell's settings
+  (else started here the same way), continued chunk by chunk from the coordinator's own
+  checkpoint folder.
 
 Its resources are reserved by a placement group (one bundle for the trial, one CPU per shard
 for coordinator trials). After every chunk the trial calls ``ray.tune.report`` with the run's
@@ -76,7 +77,8 @@ class TrialSettings:
     agents on); shards: shard actors of a coordinator trial; cpus: CPUs of a trial's first
     bundle; reference: also run the utilitarian twin for ``reward_kept`` (skipped, and 1,
     when the cell itself is utilitarian); reference_oracle: the oracle method of the regret
-    reference on the true means."""
+    reference on the true means in in-process trials (coordinator trials use the
+    coordinator's, "fast")."""
 
     rounds: int = 200
     report_every: int = 50
