@@ -373,6 +373,18 @@ def _actors_chunk(kw: dict, n: int, work: Path, key: str, name: str,
     return pd.DataFrame(rows)
 
 
+def _kill_leftovers(name: str, shards: int) -> None:
+    """End the actors of an earlier attempt of this trial (Ray may have restarted them after
+    their node died): the restarted trial starts its own from its checkpoint."""
+    import ray
+
+    for actor in [f"{name}-coordinator", *(f"{name}-shard-{i}" for i in range(shards))]:
+        try:
+            ray.kill(ray.get_actor(actor, namespace="librex-alloc"), no_restart=True)
+        except ValueError:  # no such actor: the usual case
+            pass
+
+
 def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoint_dir=None,
                           on_report=None, name: str = "sweep") -> dict:
     """One coordinator trial: :func:`run_job` chunk by chunk (a coordinator and shard actors,
@@ -409,6 +421,7 @@ def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoin
             src = Path(checkpoint_dir)
             tot = json.loads((src / "totals.json").read_text())
             for key in runs:
+                _kill_leftovers(f"{name}-{key}", settings.shards)
                 shutil.copytree(src / key, work / key)
             tot["restored_from"] = tot["rounds_done"]
         fair = {}
