@@ -520,6 +520,19 @@ def _optuna_search(metric: str):
     return OptunaSearch(metric=metric, mode="max")
 
 
+def _resources(config: dict, settings: TrialSettings):
+    """The placement group of a trial: a bundle for the trial's process, and for coordinator
+    trials one CPU per shard (their actors)."""
+    from ray import tune
+
+    cell = config["cell"] if "cell" in config else config
+    _, env, _ = resolve_cell(cell)
+    bundles = [{"CPU": settings.cpus}]
+    if settings.runner_for(env) == "coordinator":
+        bundles += [{"CPU": 1}] * min(settings.shards, env["agents"])
+    return tune.PlacementGroupFactory(bundles)
+
+
 def _expand(space: SweepSpace, search: str, samples: int, search_seed: int, metric: str,
             settings: TrialSettings):
     """(cells, searcher): the checked cells of a grid or random sweep, or Optuna's searcher
@@ -612,10 +625,7 @@ def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "swe
     try:
         trainable = tune.with_parameters(_trainable, settings=asdict(settings),
                                          on_report=on_report)
-        bundles = [{"CPU": settings.cpus}]
-        if settings.runner == "coordinator":
-            bundles += [{"CPU": 1}] * settings.shards
-        trainable = tune.with_resources(trainable, tune.PlacementGroupFactory(bundles))
+        trainable = tune.with_resources(trainable, lambda config: _resources(config, settings))
         if resume:
             tuner = tune.Tuner.restore(exp if not _is_uri(storage) else exp_uri(storage, name),
                                        trainable=trainable, resume_unfinished=True,
@@ -632,7 +642,7 @@ def run_sweep(space: SweepSpace | None = None, *, storage: str, name: str = "swe
                     # in-process checkpoints are small: keep them all (keeping a few forces
                     # an experiment snapshot on every report); a coordinator's folder grows
                     checkpoint_config=tune.CheckpointConfig(
-                        num_to_keep=2 if settings.runner == "coordinator" else None)))
+                        num_to_keep=None if settings.runner == "inprocess" else 2)))
         grid = tuner.fit()
     finally:
         if started:

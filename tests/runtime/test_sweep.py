@@ -313,3 +313,13 @@ def test_optuna_gets_the_space_as_tune_domains():
     assert (ps["fairness.alpha"].lower, ps["fairness.alpha"].upper) == (0, 2)
     assert isinstance(ps["discount"].sampler, tune.search.sample.LogUniform)
     assert ps["seed"].categories == [0, 1] and ps["oracle"] == "fast"
+
+
+def test_placement_group_per_trial():
+    from coordinator.sweep import _resources
+
+    auto = TrialSettings(shards=2, coordinator_above=1000)
+    assert _resources({"cell": {"env.agents": 5000}}, auto).bundles == [{"CPU": 1.0}] * 3
+    assert _resources({"cell": {"env.agents": 50}}, auto).bundles == [{"CPU": 1.0}]
+    flat = {"env.agents": 5000, "fairness.alpha": 0.5}  # an Optuna trial's config
+    assert len(_resources(flat, auto).bundles) == 3
