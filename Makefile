@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-sim test test-fast bench bench-round bench-runtime bench-paper lint clean
+.PHONY: demo demo-sim test test-fast wheel-smoke bench bench-round bench-runtime bench-paper \
+	lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,10 @@ test: $(STAMP)
 # Everything but the tests marked slow (the runtime's kill tests, the paper smoke run).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Build the wheel, install it into a fresh venv and run it from outside the repository.
+wheel-smoke: $(STAMP)
+	PYTHON=$(PY) .ci/wheel_smoke.sh
 
 bench: $(STAMP)
 	$(VENV)/bin/librex-alloc bench oracle

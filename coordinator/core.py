@@ -32,6 +32,7 @@ grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import secrets
@@ -49,7 +50,15 @@ import pandas as pd
 from agents.protocol import KINDS, Exchange, GrantBatch, Registration, Reply, Report
 from coordinator.checkpoints import CheckpointStore
 from coordinator.errors import CredentialError, OwnershipError, ReplayError
-from coordinator.journal import Journal, decode_ids, encode_ids, read_journal
+from coordinator.journal import (
+    Journal,
+    JournalDamageError,
+    Record,
+    config_diff,
+    cut_torn_tail,
+    decode_ids,
+    encode_ids,
+)
 from coordinator.metrics_log import MetricsLog
 from librex_alloc import (
     AllocationPolicy,
@@ -90,6 +99,11 @@ class CoordinatorConfig:
     reference_oracle: oracle method for the regret reference on true means ("fast", "auto",
     "exact"), or None for no regret. rows_per_part: metrics rows per Parquet part.
     fsync: False only to measure the journal's cost. policy_class: an AllocationPolicy class.
+    accept_loss: resume even when records that may have been committed are lost (a damaged
+    journal record followed by others, a missing journal): replay what is intact, drop and
+    count the rest (``counters["lost_records"]``). Not part of :meth:`to_dict` (an operator's
+    decision about one restore, not a setting of the coordinator); it holds for every restore
+    of this coordinator, Ray's restarts of its actor included.
     """
 
     policy: PolicyConfig
@@ -102,6 +116,7 @@ class CoordinatorConfig:
     rows_per_part: int = 1000
     fsync: bool = True
     policy_class: type = ConstrainedThompsonSampling
+    accept_loss: bool = False
 
     def __post_init__(self):
         put = object.__setattr__
@@ -134,10 +149,12 @@ class CoordinatorConfig:
         if not (isinstance(self.policy_class, type) and
                 issubclass(self.policy_class, AllocationPolicy)):
             raise InvalidConfigError("policy_class: expected an AllocationPolicy subclass")
+        if not isinstance(self.accept_loss, bool):
+            raise InvalidConfigError(f"accept_loss: expected a bool, got {self.accept_loss!r}")
 
     def to_dict(self) -> dict:
         """JSON-able form (stored in snapshots; a restart checks that it has not changed)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "accept_loss"}
         out["policy"] = self.policy.to_dict()
         out["budget"] = list(self.budget)
         out["policy_class"] = f"{self.policy_class.__module__}.{self.policy_class.__name__}"
@@ -309,7 +326,14 @@ class Coordinator:
                                   self.n_resources, config.rows_per_part)
         self._seq = 0
         self.journal: Journal | None = None
-        self._restore()
+        try:
+            self._restore()
+        except BaseException:  # a refused restore leaves the directory free
+            if self.journal is not None:
+                self.journal.discard()
+                self.journal.close()
+            self.store.release()
+            raise
 
     # ======================================================================= registration
     def register(self, name: str, agent_ids, handle=None, token: str | None = None
@@ -926,10 +950,18 @@ class Coordinator:
             self.metrics.flush()
             state = {"policy": self.policy.get_state(), "coordinator": self._own_state()}
             seq = max([self._seq, *self.store.snapshots(), *self.store.journals()]) + 1
-            path = self.store.write(seq, state)
+            # the pair's journal first: a snapshot without its journal then means a lost one
+            journal = Journal(self.store.journal_path(seq), fsync=self.config.fsync)
+            try:
+                self.store.sync_dir()
+                path = self.store.write(seq, state)
+            except BaseException:
+                journal.close()
+                raise
             self._crash("snapshot_written")
             self.journal.close()
-            self._open_journal(seq)
+            self.journal = journal
+            self._journal_has_request = False
             previous = [s for s in self.store.snapshots() if s < seq]
             self.store.prune(previous[-1] if previous else seq)
             self._seq = seq
@@ -987,12 +1019,39 @@ class Coordinator:
     # ======================================================================= restore
     _replaying = False
 
-    def _open_journal(self, seq: int) -> None:
-        self.journal = Journal(self.store.journal_path(seq), fsync=self.config.fsync)
+    def _open_journal(self, seq: int, next_index: int = 0) -> None:
+        self.journal = Journal(self.store.journal_path(seq), fsync=self.config.fsync,
+                               next_index=next_index)
         self._journal_has_request = False
 
     def _restore(self) -> None:
-        seq, state, _errors = self.store.load_latest()
+        """Load the newest readable snapshot and replay the journals after it.
+
+        Nothing committed is dropped silently: a journal missing beside its snapshot, or a
+        damaged record (not a torn tail, see :mod:`coordinator.journal`), raises
+        :class:`JournalDamageError` naming the file, the byte offset and the rounds at stake,
+        before anything changes — unless ``config.accept_loss``. Then the intact records before
+        the first problem are replayed, the records after it are replayed while they stay
+        consistent (each decision must reproduce its recorded digest), the first one that does
+        not ends the replay, and what was not replayed is counted in
+        ``counters["lost_records"]`` and logged. The journals from the first problem on are then
+        rewritten to hold exactly what was replayed (so the next restore gives the same state);
+        each original is kept beside it as ``<name>.damaged-<time>`` (or ``.dropped-<time>``).
+        A torn tail of the last journal is cut off, as it never held an acknowledged record."""
+        plan = self.store.plan()
+        problems = plan.problems()
+        if problems and not self.config.accept_loss:
+            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+            raise JournalDamageError(
+                f"cannot resume from {self.store.directory}: {plan.describe(problems[0])}"
+                f"{more}; nothing was changed. Accept the loss explicitly (accept_loss=True, "
+                f"--accept-loss) to replay what is intact and drop the rest")
+        diff = plan.config_diff(self.config.to_dict())
+        if diff:  # checked here too for a history without a snapshot: before any change
+            raise StateError(f"checkpoint {self.store.directory!r} belongs to a coordinator "
+                             f"with another configuration (differs in {diff}); use another "
+                             f"checkpoint directory")
+        seq, state = plan.seq, plan.state
         restored = state is not None
         if state is not None:
             policy = self.config.policy_class.from_state(state["policy"])
@@ -1001,28 +1060,132 @@ class Coordinator:
                                  f"configuration differs from this coordinator's")
             self.policy = policy
             self._set_own_state(state["coordinator"])
-        self.metrics.drop_after(self.round)
-        journals = [s for s in self.store.journals() if s >= seq]
+        self.counters.setdefault("lost_records", 0)
+        self.metrics.drop_after(self.round, set_aside="lost" if problems else None)
+        first_bad = {(p.seq, p.offset) for p in problems}
+        kept: dict[int, list[Record]] = {}
+        lost, stopped, tentative = 0, False, False
         self._replaying = True
         try:
-            for jseq in journals:
+            for jseq in plan.chain:
+                scan = plan.scans.get(jseq)
+                kept[jseq] = []
+                if scan is None:  # a missing journal: what follows may not fit
+                    tentative = True
+                    continue
                 self._journal_has_request = False
-                for kind, meta, arrays in read_journal(self.store.journal_path(jseq)):
-                    self._replay(kind, meta, arrays)
+                bad = sorted(d.offset for d in scan.damage if (jseq, d.offset) in first_bad)
+                for d in scan.damage:
+                    if (jseq, d.offset) in first_bad:
+                        lost += d.lost_records if d.lost_records is not None else 1
+                for r in scan.records:
+                    if stopped:
+                        lost += 1
+                        continue
+                    if bad and bad[0] < r.offset:
+                        tentative = True
+                    if tentative and not self._replay_tentatively(r):
+                        stopped = True
+                        lost += 1
+                        continue
+                    if not tentative:
+                        self._replay(r.kind, r.meta, r.arrays)
+                    kept[jseq].append(r)
                     restored = True
+                if bad:
+                    tentative = True
         finally:
             self._replaying = False
         self._seq = seq
-        self._open_journal(journals[-1] if journals else seq)
-        if journals:
-            self._journal_has_request = False  # a full request starts the next record
-        if restored:
+        next_index = 0
+        if plan.chain:
+            last = plan.chain[-1]
+            if problems:
+                self._rewrite_journals(plan, kept, problems[0].seq)
+            elif plan.scans[last].torn_tail is not None:
+                cut = cut_torn_tail(plan.scans[last])
+                logging.getLogger(__name__).warning(
+                    "%s: cut a torn tail of %d bytes (an interrupted, unacknowledged write)",
+                    plan.scans[last].path, cut)
+            indexes = [r.index for r in kept[last] if r.index is not None]
+            next_index = max(indexes) + 1 if indexes else len(kept[last])
+            self._open_journal(last, next_index)
+        else:
+            self._open_journal(seq)
+            if state is None:  # a fresh start: the journal says whose history it holds
+                self._log("CONFIG", {"config": self.config.to_dict()})
+                self._commit()
+        if problems:
+            self.counters["lost_records"] += lost
+            self.recovery = [plan.describe(p) for p in problems]
+            logging.getLogger(__name__).warning(
+                "%s: resumed with the loss accepted: %d journal record(s) dropped, state at "
+                "round %d; %s", self.store.directory, lost, self.round,
+                "; ".join(self.recovery))
+            self._log("REJ", {"counter": "lost_records", "n": lost})
+        if restored or problems:
             self.counters["restarts"] += 1
             self._log("REJ", {"counter": "restarts", "n": 1})
             self._commit()
 
+    #: what the last restore accepted to lose (descriptions), empty when nothing
+    recovery: list = []
+
+    def _replay_tentatively(self, r: Record) -> bool:
+        """Replay one record that follows lost ones; False (and nothing changed) when it does
+        not fit the state: a decision for another round or one that differs from the recorded
+        one, a metrics row for a round not decided, or any error."""
+        meta = r.meta
+        if r.kind == "ALLOC" and (self._decided is not None or
+                                  int(meta["round"]) != self.round + 1):
+            return False
+        if r.kind == "METRICS" and (self._decided is None or
+                                    int(meta["row"]["round"]) != self._decided.round):
+            return False
+        saved = None
+        if r.kind == "ALLOC":
+            saved = (self.policy.get_state(), self._prev_request, self._prev_key,
+                     self._journal_has_request, self._decided, self._reference)
+        try:
+            self._replay(r.kind, meta, r.arrays)
+            return True
+        except Exception:
+            if saved is not None:
+                self.policy = self.config.policy_class.from_state(saved[0])
+                (_, self._prev_request, self._prev_key, self._journal_has_request,
+                 self._decided, self._reference) = saved
+                for sub in self._subs.values():
+                    sub.slots = None
+            return False
+
+    def _rewrite_journals(self, plan, kept: dict, first_seq: int) -> None:
+        """Journals from ``first_seq`` on get exactly the records replayed; originals that
+        change are kept beside them with a suffix."""
+        for jseq in plan.chain:
+            if jseq < first_seq:
+                continue
+            path = self.store.journal_path(jseq)
+            scan = plan.scans.get(jseq)
+            data = b""
+            if scan is not None:
+                with open(path, "rb") as f:
+                    data = f.read()
+            content = b"".join(data[r.offset:r.end] for r in kept[jseq])
+            if scan is not None and content == data:
+                continue
+            if scan is not None:
+                label = "damaged" if scan.damage else "dropped"
+                self.store.set_aside(path, label)
+            self.store.replace_journal(jseq, content)
+
     def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
-        if kind == "REG":
+        if kind == "CONFIG":
+            diff = config_diff(meta["config"], self.config.to_dict())
+            if diff:
+                raise StateError(f"checkpoint {self.store.directory!r} belongs to a "
+                                 f"coordinator with another configuration (differs in {diff});"
+                                 f" use another checkpoint directory")
+        elif kind == "REG":
             self._apply_register(meta["name"], meta["token_hash"], decode_ids(meta, arrays))
         elif kind == "UNREG":
             self._apply_unregister(meta["name"])

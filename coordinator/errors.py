@@ -23,4 +23,10 @@ class ReplayError(ProtocolError):
     """A report for (round, agent) pairs that were already reported under another report id."""
 
 
-__all__ = ["ProtocolError", "CredentialError", "OwnershipError", "ReplayError"]
+class JobError(LibrexError):
+    """A job cannot start or resume (a folder or coordinator name held by a running job, a
+    resume with nothing to resume, another configuration, an unreadable or damaged
+    checkpoint). The message is one line; ``librex-alloc run`` prints it and exits 2."""
+
+
+__all__ = ["ProtocolError", "CredentialError", "OwnershipError", "ReplayError", "JobError"]

@@ -81,11 +81,16 @@ class MetricsLog:
         self._n = 0
         return path
 
-    def drop_after(self, rnd: int) -> None:
-        """Delete part files holding rounds > ``rnd`` (a restart replays them)."""
+    def drop_after(self, rnd: int, set_aside: str | None = None) -> None:
+        """Delete part files holding rounds > ``rnd`` (a restart replays them); with
+        ``set_aside``, rename them ``<part>.<set_aside>`` instead (a restore that accepted a
+        loss: they may hold the only copy of the lost rounds' rows)."""
         for path, first, _ in self.parts():
             if first > rnd:
-                os.unlink(path)
+                if set_aside:
+                    os.replace(path, f"{path}.{set_aside}")
+                else:
+                    os.unlink(path)
         for tmp in glob.glob(os.path.join(self.directory, "*.tmp")):
             os.unlink(tmp)
 

@@ -3,11 +3,15 @@
 Each worker offers two options, (1 CPU, 16 MiB) and (2 CPU, 64 MiB), for a job that needs
 32 MiB of working memory and must finish within its deadline. The coordinator's Thompson
 sampling learns from the real outcomes which option succeeds, under a budget that cannot
-grant the large option to everyone. Run: ``python examples/live_workers.py``.
+grant the large option to everyone. Run: ``python examples/live_workers.py`` (a new local
+Ray, even beside a running one) or ``python examples/live_workers.py --address HOST:PORT``
+(or ``RAY_ADDRESS``) to join a cluster; an unreachable cluster is one line, exit code 2.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import tempfile
 
 import numpy as np
@@ -17,12 +21,21 @@ from agents.actors import start_live_agent
 from agents.examples import HashingWorker
 from coordinator import CoordinatorConfig
 from coordinator.actor import get_or_create_coordinator
+from coordinator.job import CONNECT_TIMEOUT_S, RayConnectError, connect_ray
 from librex_alloc import PolicyConfig
 
 
-def main(n_workers: int = 4, rounds: int = 30) -> None:
-    ray.init(num_cpus=2, include_dashboard=False, namespace="live-example",
-             log_to_driver=False)
+def main(n_workers: int = 4, rounds: int = 30, address: str | None = None,
+         connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    started, _ = connect_ray(address, "live-example", connect_timeout_s)
+    try:
+        _play(n_workers, rounds)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _play(n_workers: int, rounds: int) -> None:
     config = CoordinatorConfig(
         PolicyConfig(2, fairness="proportional", oracle="fast", seed=0),
         budget=(4.0, 160.0),  # 4 CPUs and 160 MiB per round for all workers together
@@ -44,8 +57,24 @@ def main(n_workers: int = 4, rounds: int = 30) -> None:
     counters = ray.get(coord.status.remote())["counters"]
     print(f"\noutcomes applied: {counters['outcomes_applied']} (each once); rejected: "
           f"{sum(v for k, v in counters.items() if k.startswith('rejected'))}")
-    ray.shutdown()
 
 
 if __name__ == "__main__":
-    main()
+    from librex_alloc.cli_args import finite_positive_float, positive_int
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=positive_int, default=4, help="live workers")
+    parser.add_argument("--rounds", type=positive_int, default=30, help="rounds to play")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (default: RAY_ADDRESS, else a new local Ray)")
+    parser.add_argument("--connect-timeout", type=finite_positive_float,
+                        default=CONNECT_TIMEOUT_S, help="seconds to wait for the cluster")
+    args = parser.parse_args()
+    try:
+        main(args.workers, args.rounds, args.address, args.connect_timeout)
+    except RayConnectError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"\n{parser.prog}: interrupted", file=sys.stderr)
+        sys.exit(130)

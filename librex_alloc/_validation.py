@@ -18,13 +18,18 @@ def as_float_array(
 ) -> np.ndarray:
     """Return ``x`` as a float64 array, checking dimension, shape, finiteness and sign.
 
-    ``shape`` may hold ``None`` for a free axis. Raises :class:`InvalidInputError`.
+    ``shape`` may hold ``None`` for a free axis. Text and complex values are refused (a
+    complex array would lose its imaginary part). Raises :class:`InvalidInputError`.
     """
     try:
         raw = np.asarray(x)
         if raw.dtype.kind in "USV" or (raw.dtype.kind == "O" and any(
                 isinstance(e, (str, bytes)) for e in raw.flat)):
             raise TypeError("text is not a number")
+        if raw.dtype.kind == "c" or (raw.dtype.kind == "O" and any(
+                isinstance(e, (complex, np.complexfloating)) for e in raw.flat)):
+            raise TypeError("complex numbers are not accepted (the imaginary part would be "
+                            "dropped)")
         arr = raw.astype(np.float64, copy=False)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInputError(f"{name}: not convertible to a float array ({exc})") from None
@@ -48,12 +53,12 @@ def as_float_array(
 
 def as_float(x, name: str) -> float:
     """One finite number (int, float or a numpy number; not bool, not text) as a float."""
-    if type(x) is float or type(x) is int:
-        v = float(x)
-    elif isinstance(x, (np.floating, np.integer)):
-        v = float(x)
-    else:
+    if not is_real_number(x):
         raise InvalidInputError(f"{name}: expected a number, got {x!r}")
+    try:
+        v = float(x)
+    except OverflowError:
+        raise InvalidInputError(f"{name}: must be finite, got {x!r}") from None
     if v != v or v in (np.inf, -np.inf):
         raise InvalidInputError(f"{name}: must be finite, got {x!r}")
     return v
@@ -70,6 +75,9 @@ def as_int_array(x, name: str, *, ndim: int = 1, length: int | None = None) -> n
         return raw.astype(np.int64, copy=False)
     if raw.dtype.kind == "b":
         return raw.astype(np.int64)
+    if raw.dtype.kind not in "fO" or (raw.dtype.kind == "O" and any(
+            isinstance(e, (str, bytes, complex, np.complexfloating)) for e in raw.flat)):
+        raise InvalidInputError(f"{name}: expected integers, got dtype {raw.dtype}")
     try:
         f = raw.astype(np.float64)
     except (TypeError, ValueError):
@@ -77,6 +85,12 @@ def as_int_array(x, name: str, *, ndim: int = 1, length: int | None = None) -> n
     if f.size and (not np.all(np.isfinite(f)) or np.any(f != np.round(f))):
         raise InvalidInputError(f"{name}: expected integers")
     return f.astype(np.int64)
+
+
+def is_real_number(value) -> bool:
+    """True for a Python or numpy int or float; False for bools, text, complex and the rest."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, (bool, np.bool_))
 
 
 def check_scalar(
@@ -89,11 +103,17 @@ def check_scalar(
     high_open: bool = False,
     error: type[Exception] = InvalidConfigError,
 ) -> float:
-    """Return ``value`` as a finite float inside the given (closed unless ``*_open``) bounds."""
+    """Return ``value`` as a finite float inside the given (closed unless ``*_open``) bounds.
+
+    Only real numbers are accepted: Python or numpy ints and floats. A bool, a string (even
+    ``"0.1"``), a complex number, None or any other object is refused, as are NaN and ±inf.
+    """
+    if not is_real_number(value):
+        raise error(f"{name}: expected a number (int or float), got {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise error(f"{name}: expected a number, got {value!r}") from None
+    except OverflowError:
+        raise error(f"{name}: out of range, got {value!r}") from None
     if not np.isfinite(v):
         raise error(f"{name}: must be finite, got {value!r}")
     if low is not None and (v < low or (low_open and v == low)):

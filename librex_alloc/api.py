@@ -18,6 +18,7 @@ from librex_alloc.checkpoint import load_state, save_state
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError, StateError
 from librex_alloc.fairness import FairnessConfig
 from librex_alloc.policies import Allocation, ConstrainedThompsonSampling
+from librex_alloc.registry import check_id
 
 #: Agents registered up front by ``LibrexAlloc(n_agents=...)`` (more may join by requesting).
 MAX_INITIAL_AGENTS = 10_000_000
@@ -163,6 +164,7 @@ class LibrexAlloc:
         retried call without a round is recognized as a duplicate (it is never applied to an
         older round of the agent).
         """
+        check_id(agent_id)  # None, NaN, unhashable: InvalidInputError, as in the batch API
         if not isinstance(outcome, Mapping):
             raise InvalidInputError("outcome: expected a dict with 'success' or 'reward'")
         has_s, has_r = "success" in outcome, "reward" in outcome
@@ -174,11 +176,8 @@ class LibrexAlloc:
             if rnd is None:
                 raise NotAllocatedError(f"agent {agent_id!r} has no pending allocated round "
                                         f"(never allocated, or its newest round expired)")
-        if has_s:
-            s = outcome["success"]
-            if not isinstance(s, (bool, np.bool_, int, np.integer)) or s not in (0, 1):
-                raise InvalidInputError(f"success: expected a bool, got {s!r}")
-            return self.policy.observe_one(rnd, agent_id, success=s)
+        if has_s:  # a bool or 0/1 (also 0.0/1.0), checked as the batch API checks flags
+            return self.policy.observe_one(rnd, agent_id, success=outcome["success"])
         return self.policy.observe_one(rnd, agent_id, outcome["reward"])
 
     def compute_fairness_metrics(self, utility: str | None = None) -> dict:
@@ -269,20 +268,37 @@ class LibrexAlloc:
 
 
 class BudgetTracker:
-    """Track budget consumption over time."""
+    """Track budget consumption over time.
+
+    Every round has the same K (fixed by the first recorded round). Allocations and budgets
+    are finite and ≥ 0; a bad call raises :class:`InvalidInputError` and records nothing.
+    """
 
     def __init__(self):
         self.history: list[np.ndarray] = []
         self.budgets: list[np.ndarray] = []
 
+    @property
+    def n_resources(self) -> int | None:
+        """K of the recorded rounds (None before the first)."""
+        return len(self.history[0]) if self.history else None
+
     def record_allocation(self, allocated, budget=None) -> None:
         """Record one round's total allocation (K,), and optionally that round's budget."""
-        allocated = as_float_array(allocated, "allocated", ndim=1, nonnegative=True)
+        k = self.n_resources
+        allocated = as_float_array(allocated, "allocated", ndim=1 if k is None else None,
+                                   shape=None if k is None else (k,), nonnegative=True)
         if budget is not None:
             budget = as_float_array(budget, "budget", shape=allocated.shape, nonnegative=True)
-        self.history.append(allocated)
+        elif self.budgets:
+            raise InvalidInputError("budget: the earlier rounds recorded theirs; pass this "
+                                    "round's too")
+        if budget is not None and len(self.budgets) != len(self.history):
+            raise InvalidInputError("budget: the earlier rounds were recorded without one; "
+                                    "pass the budget to get_utilization instead")
+        self.history.append(allocated.copy())
         if budget is not None:
-            self.budgets.append(budget)
+            self.budgets.append(budget.copy())
 
     def get_utilization(self, budget=None) -> np.ndarray:
         """Average utilization per resource: Σ allocated / Σ budget over the recorded rounds.
@@ -290,8 +306,10 @@ class BudgetTracker:
         budget: (K,) per-round budget; default: the budgets recorded with each round.
         """
         if not self.history:
-            k = len(budget) if budget is not None else 0
-            return np.zeros(k)
+            if budget is None:
+                return np.zeros(0)
+            budget = as_float_array(budget, "budget", ndim=1, nonnegative=True)
+            return np.zeros(len(budget))
         used = np.vstack(self.history)
         if budget is None:
             if len(self.budgets) != len(self.history):

@@ -13,131 +13,52 @@ long runs report progress on stderr (``--no-progress`` turns it off).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from librex_alloc import __version__
+from librex_alloc.cli_args import (  # noqa: F401  (re-exported: the types used to live here)
+    FAIRNESS_PRESETS,
+    HelpFormatter,
+    add_policy_options,
+    agents,
+    fairness,
+    fairness_label,
+    finite_nonneg_float,
+    finite_positive_float,
+    max_reward_loss,
+    nonneg_int,
+    oracle_choices,
+    policy_config_file,
+    positive_int,
+    positive_int_list,
+    prepare_out_dir,
+    resolve_policy_config,
+    resources,
+    seed,
+    tightness,
+)
 from librex_alloc.errors import LibrexError
-from librex_alloc.fairness import MAX_ALPHA  # largest α the library accepts
-
-FAIRNESS_PRESETS = ("none", "proportional", "maxmin")
 
 
-# --------------------------------------------------------------------------- argparse types
-def positive_int(text: str) -> int:
-    """An integer ≥ 1 (argparse ``type=``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
-
-
-def nonneg_int(text: str) -> int:
-    """An integer ≥ 0 (argparse ``type=``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
-    return value
-
-
-def finite_nonneg_float(text: str) -> float:
-    """A finite number ≥ 0 (argparse ``type=``)."""
-    value = _finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def finite_positive_float(text: str) -> float:
-    """A finite number > 0, e.g. a time limit in seconds (argparse ``type=``)."""
-    value = _finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def positive_int_list(text: str) -> list[int]:
-    """Comma-separated integers ≥ 1, e.g. ``10,100,1_000`` (argparse ``type=``)."""
-    parts = [p.strip().replace("_", "") for p in text.split(",")]
-    if not text.strip() or any(not p for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers >= 1 (e.g. 10,100), got {text!r}")
-    return [positive_int(p) for p in parts]
-
-
-def fairness(text: str) -> str | float:
-    """A preset (``none``, ``proportional``, ``maxmin``) or a number 0 ≤ α ≤ 100."""
-    name = text.strip().lower()
-    if name in FAIRNESS_PRESETS:
-        return name
-    msg = f"expected {', '.join(FAIRNESS_PRESETS)} or a number 0 <= alpha <= {MAX_ALPHA:g}"
-    try:
-        alpha = float(name)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{msg}, got {text!r}") from None
-    if not math.isfinite(alpha) or not 0.0 <= alpha <= MAX_ALPHA:
-        raise argparse.ArgumentTypeError(f"{msg}, got {text!r}")
-    return alpha
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends ``(default: ...)`` to every option's help, except when the help text already
-    states its default (options whose default is None)."""
-
-    def _get_help_string(self, action):
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def prepare_out_dir(parser: argparse.ArgumentParser, path: str | os.PathLike,
-                    option: str = "--out") -> Path:
-    """Create the folder ``path`` (and its parents) and check that it is writable, before any
-    work; a usage error (exit 2) if it cannot be created or written."""
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        parser.error(f"{option} {str(out)!r}: exists and is not a folder")
-    except OSError as exc:
-        parser.error(f"{option} {str(out)!r}: cannot create the folder ({exc.strerror or exc})")
-    try:
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        parser.error(f"{option} {str(out)!r}: folder is not writable ({exc.strerror or exc})")
-    return out
-
-
-def _mode_label(mode: str | float) -> str:
-    """Table label of a fairness setting: the preset name or ``alpha=<α>``."""
-    return mode if isinstance(mode, str) else f"alpha={mode:g}"
+def _mode_label(config) -> str:
+    """Table label of a fairness configuration: the preset or ``alpha=<α>``, plus the
+    reward-loss bound when one is set."""
+    f = config.fairness
+    label = fairness_label(f.mode if f.mode != "alpha" else f.alpha)
+    if f.max_reward_loss is not None:
+        label += f",loss={f.max_reward_loss:g}"
+    return label
 
 
 # --------------------------------------------------------------------------- demo
-def _demo(args, out: Path) -> int:
+def _demo(args, out: Path, config) -> int:
+    """The demo with the resolved :class:`PolicyConfig` ``config`` (its fairness is compared
+    with the utilitarian rule on the same configuration)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,29 +70,31 @@ def _demo(args, out: Path) -> int:
     from librex_alloc.progress import Progress
     from librex_alloc.simulation import simulate, summarize
 
-    env = SyntheticEnvironment(n_agents=args.agents, n_resources=args.resources,
-                               tightness=args.tightness, seed=args.seed)
-    print(f"librex-alloc demo: {args.agents} agents, {args.resources} resources, "
-          f"{args.rounds} rounds, budget tightness {args.tightness}, oracle '{args.oracle}', "
-          f"seed {args.seed} (in-process simulation)\n", flush=True)
-    modes = [args.fairness] if args.fairness == "none" else ["none", args.fairness]
+    k = config.n_resources
+    env_seed = args.seed if args.seed is not None else DEMO_DEFAULTS["seed"]
+    env = SyntheticEnvironment(n_agents=args.agents, n_resources=k,
+                               tightness=args.tightness, seed=env_seed)
+    print(f"librex-alloc demo: {args.agents} agents, {k} resources, "
+          f"{args.rounds} rounds, budget tightness {args.tightness}, oracle '{config.oracle}', "
+          f"seed {config.seed} (in-process simulation)\n", flush=True)
+    utilitarian = config.replace(fairness=FairnessConfig())
+    configs = [config] if config == utilitarian else [utilitarian, config]
     frames, rows = {}, []
-    bar = Progress(len(modes) * args.rounds, "demo", unit="rounds",
+    bar = Progress(len(configs) * args.rounds, "demo", unit="rounds",
                    enabled=not args.no_progress)
     with bar:
-        for j, mode in enumerate(modes):
-            label = _mode_label(mode)
-            policy = ConstrainedThompsonSampling(
-                args.resources, fairness=FairnessConfig(mode=mode), oracle=args.oracle,
-                seed=args.seed)
+        for j, cfg in enumerate(configs):
+            label = _mode_label(cfg)
+            policy = ConstrainedThompsonSampling.from_config(cfg)
             offset = j * args.rounds
             t0 = time.perf_counter()
-            df = simulate(policy, env, args.rounds, seed=args.seed, metrics_every=10,
+            df = simulate(policy, env, args.rounds, seed=env_seed, metrics_every=10,
                           progress=lambda done, offset=offset: bar.update(offset + done))
             wall = time.perf_counter() - t0
             frames[label] = df
             s = summarize(df)
-            df.to_csv(out / f"rounds_{label.replace('=', '')}.csv", index=False)
+            df.to_csv(out / f"rounds_{label.replace('=', '').replace(',', '_')}.csv",
+                      index=False)
             _, served = policy.utilities("service")
             s["served_min"] = served.min() / args.rounds
             s["served_max"] = served.max() / args.rounds
@@ -209,8 +132,8 @@ def _demo(args, out: Path) -> int:
         axes[2].bar(np.arange(len(util_cols)) + j * width, df[util_cols].mean().to_numpy(),
                     width=width, label=mode)
     axes[2].set(title="mean budget utilization per resource", xlabel="resource",
-                ylim=(0, 1.05), xticks=np.arange(args.resources) + 0.4 - width / 2,
-                xticklabels=[str(j) for j in range(args.resources)])
+                ylim=(0, 1.05), xticks=np.arange(k) + 0.4 - width / 2,
+                xticklabels=[str(j) for j in range(k)])
     for ax in axes:
         ax.legend()
         ax.grid(alpha=0.3)
@@ -221,24 +144,22 @@ def _demo(args, out: Path) -> int:
     return 0
 
 
+#: PolicyConfig values of ``demo`` when neither a flag nor ``--policy-config`` sets them.
+DEMO_DEFAULTS = {"n_resources": 3, "fairness": {"mode": "proportional"}, "oracle": "fast",
+                 "seed": 0}
+
+
 def _demo_parser(sub) -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run the demo simulation and write a plot",
                        description="In-process simulation: utilitarian vs a fairness rule on a "
                        "synthetic environment; prints a summary, writes CSVs and a plot.",
                        formatter_class=HelpFormatter)
-    d.add_argument("--agents", type=positive_int, default=50, help="number of agents (>= 1)")
-    d.add_argument("--resources", type=positive_int, default=3,
-                   help="number of resource types (>= 1)")
+    d.add_argument("--agents", type=agents, default=50, help="number of agents (>= 1)")
     d.add_argument("--rounds", type=positive_int, default=2000,
                    help="rounds per policy (>= 1)")
-    d.add_argument("--tightness", type=finite_nonneg_float, default=0.3,
+    d.add_argument("--tightness", type=tightness, default=0.3,
                    help="budget as a fraction of the total request (finite, >= 0)")
-    d.add_argument("--fairness", type=fairness, default="proportional",
-                   help="none, proportional, maxmin, or a number 0 <= alpha <= 100; compared "
-                   "with none (utilitarian)")
-    d.add_argument("--oracle", default="fast", choices=("fast", "auto", "exact"),
-                   help="the policy's allocation oracle")
-    d.add_argument("--seed", type=nonneg_int, default=0, help="random seed (>= 0)")
+    add_policy_options(d, DEMO_DEFAULTS)
     d.add_argument("--out", default="out/demo",
                    help="output folder for CSVs and demo.png (created if missing)")
     d.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -255,8 +176,32 @@ def _plugins() -> list:
     return sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)
 
 
+#: Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+#: Exit code when the reader of stdout went away (128 + SIGPIPE, as ``yes | head`` reports).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv=None) -> int:
-    """Entry point of ``librex-alloc``; returns the exit code (usage errors exit 2)."""
+    """Entry point of ``librex-alloc``; returns the exit code: 0, 2 for a usage error (one
+    line on stderr), 130 after Ctrl-C (one line, no traceback), 141 when stdout's reader went
+    away (``librex-alloc bench learning --json | head``: quiet)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler
+        return code
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull so the interpreter's own flush at exit
+        # cannot raise again (https://docs.python.org/3/library/signal.html#note-on-sigpipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        print("\nlibrex-alloc: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="librex-alloc", formatter_class=HelpFormatter,
         description="Constrained Thompson sampling for multi-agent resource allocation: "
@@ -293,9 +238,16 @@ def main(argv=None) -> int:
             p.error(f"the {args.command!r} command could not be loaded: {handler}")
         return int(handler(args, p) or 0)
     if args.command == "demo":
+        config = resolve_policy_config(demo, args, DEMO_DEFAULTS)
+        try:  # the policy checks its own parameters (config.params) before any work
+            from librex_alloc.policies import ConstrainedThompsonSampling
+
+            ConstrainedThompsonSampling.from_config(config)
+        except LibrexError as exc:
+            demo.error(f"policy configuration: {exc}")
         out = prepare_out_dir(demo, args.out)
         try:
-            return _demo(args, out)
+            return _demo(args, out, config)
         except LibrexError as exc:  # a value the type checks above let through
             demo.error(str(exc))
     if args.which == "paper":

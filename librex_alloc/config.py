@@ -11,8 +11,8 @@ so a sweep's search space maps one-to-one onto :meth:`PolicyConfig.from_dict` ke
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from types import MappingProxyType
 
 import numpy as np
 
@@ -25,6 +25,44 @@ ORACLES = ("auto", "exact", "fast")
 REWARD_FAMILIES = ("bernoulli", "gaussian")
 #: Largest ``max_pending_rounds``: the ledger keeps this many rounds of allocations.
 MAX_PENDING_ROUNDS = 1_000_000
+
+
+class FrozenMapping(Mapping):
+    """A read-only mapping (``prior`` and ``params`` of :class:`PolicyConfig`).
+
+    Unlike ``types.MappingProxyType`` it pickles and deep-copies (``__reduce__``), so a config,
+    every policy and ``LibrexAlloc`` can cross process boundaries and be copied for what-if
+    runs. Equal to any mapping with the same items; hashable when its values are.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data=()):
+        object.__setattr__(self, "_data", dict(data))
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenMapping({self._data!r})"
+
+    def __setattr__(self, name, value):
+        raise AttributeError("FrozenMapping is read-only")
+
+    def __delattr__(self, name):
+        raise AttributeError("FrozenMapping is read-only")
+
+    def __reduce__(self):
+        return (FrozenMapping, (dict(self._data),))
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
 
 
 def _int(value, name: str, low: int, high: int) -> int:
@@ -59,11 +97,11 @@ class PolicyConfig:
     gap_tolerance: float | None = None
     divisible: bool = False
     reward_family: str = "bernoulli"
-    prior: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    prior: Mapping = field(default_factory=FrozenMapping)
     discount: float = 1.0
     max_pending_rounds: int = 1000
     seed: int | None = None
-    params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    params: Mapping = field(default_factory=FrozenMapping)
 
     def __post_init__(self):
         put = object.__setattr__
@@ -100,20 +138,23 @@ class PolicyConfig:
         # the posterior validates its own arguments; keep them as the floats it accepted
         post = make_posterior(family, discount=self.discount, **dict(prior))
         cfg = post.get_state()
-        put(self, "prior", MappingProxyType({k: cfg[k] for k in prior}))
+        put(self, "prior", FrozenMapping({k: cfg[k] for k in prior}))
         put(self, "max_pending_rounds", _int(self.max_pending_rounds, "max_pending_rounds", 1,
                                              MAX_PENDING_ROUNDS))
         if self.seed is not None:
             put(self, "seed", _int(self.seed, "seed", 0, 2**63 - 1))
         params = self.params if self.params is not None else {}
+        if hasattr(params, "items"):  # numpy scalars as the plain values they stand for
+            params = {k: v.item() if isinstance(v, (np.integer, np.floating, np.bool_)) else v
+                      for k, v in params.items()}
         if not hasattr(params, "items") or not all(
                 isinstance(k, str) and (v is None or type(v) in (bool, int, float, str))
                 for k, v in params.items()):
             raise InvalidConfigError(f"params: expected a dict of str keys and plain values "
                                      f"(numbers, strings, bools, None), got {params!r}")
-        if any(type(v) is float and not math.isfinite(v) for v in params.values()):
-            raise InvalidConfigError("params: numbers must be finite")
-        put(self, "params", MappingProxyType(dict(params)))
+        if any(type(v) in (int, float) and not _finite(v) for v in params.values()):
+            raise InvalidConfigError("params: numbers must be finite (within float64)")
+        put(self, "params", FrozenMapping(params))
 
     # -- conversions ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -153,6 +194,13 @@ class PolicyConfig:
 
     def __hash__(self) -> int:
         return hash(repr(sorted(self.to_dict().items(), key=lambda kv: kv[0])))
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float64
+        return False
 
 
 def _same(a, b) -> bool:

@@ -1,4 +1,11 @@
-"""Readers for public benchmark instances. No data ships with the package: pass a path.
+"""Readers for public benchmark instances, and where their files are found.
+
+No data ships with the package: pass a path, or let :func:`find_data` look in
+``$LIBREX_DATA`` and then in ``shared/data`` beside the checkout (only when the package runs
+from a source checkout; an installed wheel has no such folder). Both layouts of a data folder
+are accepted: the full data (``<root>/<dataset>/<file>``, as in ``shared/data``) and the
+committed test excerpts (``<root>/<dataset>_excerpt/<file>``, and ``<root>/<file>``, as in
+``tests/data``), so ``LIBREX_DATA=tests/data`` works.
 
 OR-Library multidimensional knapsack files (Beasley 1990, e.g. ``mknap1.txt``) are
 whitespace-separated numbers, read as one token stream (line breaks carry no meaning)::
@@ -22,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -170,4 +178,77 @@ def load_mknap(path: str | os.PathLike) -> list[MknapInstance]:
     return parse_mknap(text)
 
 
-__all__ = ["MknapInstance", "parse_mknap", "load_mknap"]
+# -- where data files are -------------------------------------------------------------------------
+#: Environment variable naming a data folder (either layout, see the module docstring).
+DATA_ENV_VAR = "LIBREX_DATA"
+#: The source checkout holding this package, when it runs from one (None from a wheel).
+CHECKOUT = Path(__file__).resolve().parents[1]
+if not (CHECKOUT / "pyproject.toml").is_file():
+    CHECKOUT = None
+#: ``shared/data`` beside the checkout (read only when the package runs from a checkout).
+SHARED_DATA = (CHECKOUT if CHECKOUT is not None else Path(__file__).resolve().parents[1]) \
+    .parent / "shared" / "data"
+#: A dataset's display name in messages.
+DATASET_NAMES = {"orlib_mknap": "OR-Library mknap1", "alibaba_gpu_v2023":
+                 "Alibaba GPU trace v2023", "bitbrains_rnd": "Bitbrains GWA-T-12 Rnd"}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file that is in none of the places :func:`find_data` looks; the message is one
+    line saying which data is missing and how to point at it."""
+
+
+def data_roots() -> list[Path]:
+    """The folders :func:`find_data` searches, in order: ``$LIBREX_DATA``, then
+    ``shared/data`` beside the checkout (when running from one and it exists)."""
+    roots = []
+    env = os.environ.get(DATA_ENV_VAR)
+    if env:
+        roots.append(Path(env))
+    if CHECKOUT is not None and SHARED_DATA.is_dir():
+        roots.append(SHARED_DATA)
+    return roots
+
+
+def _candidates(root: Path, dataset: str, filename: str) -> list[Path]:
+    """The full layout, then the excerpts' layout (a ``_excerpt`` folder, or flat)."""
+    return [root / dataset / filename, root / f"{dataset}_excerpt" / filename, root / filename]
+
+
+def find_data(path, dataset: str, filename: str) -> Path:
+    """Where to read ``filename`` (may hold a sub-folder, e.g. ``"2013-7/1.csv"``) of
+    ``dataset`` (``"orlib_mknap"``, ``"alibaba_gpu_v2023"``, ``"bitbrains_rnd"``).
+
+    ``path`` when given: the file itself, or a folder holding ``filename`` (it must exist).
+    Else the first that exists, for each root of :func:`data_roots`:
+    ``<root>/<dataset>/<filename>``, ``<root>/<dataset>_excerpt/<filename>``,
+    ``<root>/<filename>``. Raises :class:`DataNotFoundError` (a :class:`FileNotFoundError`)
+    with a one-line message naming the data and the ``LIBREX_DATA`` setting that finds it.
+    """
+    name = DATASET_NAMES.get(dataset, dataset)
+    if path is not None:
+        p = Path(os.fspath(path))
+        if p.is_dir():
+            p = p / filename
+        if not p.is_file():
+            raise DataNotFoundError(f"{name} data: {p} does not exist")
+        return p
+    for root in data_roots():
+        for p in _candidates(root, dataset, filename):
+            if p.is_file():
+                return p
+    env = os.environ.get(DATA_ENV_VAR)
+    where = (f"{DATA_ENV_VAR}={env} holds neither {dataset}/{filename} nor "
+             f"{dataset}_excerpt/{filename}" if env else f"{DATA_ENV_VAR} is not set")
+    if CHECKOUT is not None and not SHARED_DATA.is_dir():
+        where += f" and {SHARED_DATA} does not exist"
+    hint = (f"{CHECKOUT / 'tests' / 'data'}" if CHECKOUT is not None
+            else "<checkout>/tests/data")
+    raise DataNotFoundError(
+        f"{name} data not found ({dataset}/{filename}): {where}; set {DATA_ENV_VAR} to a "
+        f"folder holding {dataset}/ (the full data) or to the committed excerpts "
+        f"({DATA_ENV_VAR}={hint}), or pass path=")
+
+
+__all__ = ["MknapInstance", "parse_mknap", "load_mknap", "find_data", "data_roots",
+           "DataNotFoundError", "DATA_ENV_VAR"]

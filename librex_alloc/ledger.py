@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from librex_alloc._validation import expect_keys, state_array
-from librex_alloc.errors import NotAllocatedError, StateError
+from librex_alloc.errors import InvalidInputError, NotAllocatedError, StateError
 
 
 @dataclass
@@ -105,9 +105,11 @@ class OutcomeLedger:
 
     # -- reads -------------------------------------------------------------------------------
     def pending(self, rnd) -> PendingRound:
-        """Round ``rnd``'s rows; :class:`NotAllocatedError` if it is not pending."""
-        p = self._rounds.get(int(rnd)) if isinstance(rnd, (int, np.integer)) and \
-            not isinstance(rnd, bool) else None
+        """Round ``rnd``'s rows; :class:`InvalidInputError` if ``rnd`` is not an int (a bool,
+        a float, text), :class:`NotAllocatedError` if that round is not pending."""
+        if isinstance(rnd, (bool, np.bool_)) or not isinstance(rnd, (int, np.integer)):
+            raise InvalidInputError(f"round: expected an int round number, got {rnd!r}")
+        p = self._rounds.get(int(rnd))
         if p is None:
             raise NotAllocatedError(
                 f"round {rnd!r} has no pending allocations (not yet played, nobody allocated, "

@@ -22,6 +22,9 @@ __all__ = ["BetaPosterior", "GaussianPosterior", "make_posterior"]
 #: |y| ≤ 1e100 the squared deviations stay below 4e200 per observation, so no accepted input
 #: can overflow them. Larger rewards are rejected at the boundary: rescale such rewards.
 MAX_GAUSSIAN_REWARD = 1e100
+#: Largest ``alpha_prior`` / ``beta_prior``: numpy's Beta sampler is exact up to ~1e200 per
+#: parameter and overflows near 1e308 (``Beta(1e308, 1e308)`` draws 0, not 0.5).
+MAX_BETA_PRIOR = 1e100
 
 
 class _SlotPosterior:
@@ -194,8 +197,11 @@ class BetaPosterior(_SlotPosterior):
     @classmethod
     def _check_config(cls, config: dict) -> dict:
         return {
-            "alpha_prior": check_scalar(config["alpha_prior"], "alpha_prior", low=0, low_open=True),
-            "beta_prior": check_scalar(config["beta_prior"], "beta_prior", low=0, low_open=True),
+            # above ~1e300 numpy's Beta sampler overflows (Beta(1e308, 1e308) draws 0)
+            "alpha_prior": check_scalar(config["alpha_prior"], "alpha_prior", low=0,
+                                        high=MAX_BETA_PRIOR, low_open=True),
+            "beta_prior": check_scalar(config["beta_prior"], "beta_prior", low=0,
+                                       high=MAX_BETA_PRIOR, low_open=True),
             "discount": check_scalar(config["discount"], "discount", low=0, high=1, low_open=True),
         }
 
@@ -370,12 +376,19 @@ class GaussianPosterior(_SlotPosterior):
 
     def sample(self, slots, rng: np.random.Generator) -> np.ndarray:
         """Draw ``theta`` per slot, shape ``(m,)``: ``sigma2 = 1 / Gamma(a_n, scale=1/b_n)``,
-        ``theta = m_n + sqrt(sigma2 / kappa_n) * N(0, 1)``."""
+        ``theta = m_n + sqrt(sigma2 / kappa_n) * N(0, 1)``, truncated to the rewards' range
+        ``[-MAX_GAUSSIAN_REWARD, MAX_GAUSSIAN_REWARD]`` (the mean of rewards in that range
+        lies in it). So every draw is finite, also for the widest priors the constructor
+        accepts (``a_prior = kappa_prior = 1e-100`` draws variances beyond float64)."""
         rng = self._rng(rng)
         m_n, kappa_n, a_n, b_n = self.params(slots)
         precision = np.maximum(rng.gamma(a_n, 1.0 / b_n), np.finfo(np.float64).tiny)
-        sigma2 = 1.0 / precision
-        return m_n + np.sqrt(sigma2 / kappa_n) * rng.standard_normal(m_n.shape[0])
+        z = rng.standard_normal(m_n.shape[0])
+        with np.errstate(over="ignore", invalid="ignore"):
+            dev = np.sqrt((1.0 / precision) / kappa_n) * z  # may be ±inf (nan for inf·0)
+            theta = m_n + np.where(z == 0.0, 0.0, dev)
+        lim = MAX_GAUSSIAN_REWARD
+        return np.clip(theta, -lim, lim)
 
     def decay(self) -> None:
         """Discount the count and the squared deviations (the sample mean is unchanged)."""

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 
 from librex_alloc import metrics, oracles
-from librex_alloc._validation import check_scalar
+from librex_alloc._validation import as_float_array, check_scalar
 from librex_alloc.environments import Environment
-from librex_alloc.errors import InvalidConfigError, NotAllocatedError
+from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError
 from librex_alloc.policies.base import AllocationPolicy
 
 BUDGET_MODES = ("round", "horizon")
@@ -56,9 +56,9 @@ def _count(value, name: str, low: int) -> int:
 
 
 def _budget_vector(value, k: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    try:  # as every budget enters: no text, no complex (its imaginary part would be dropped)
+        arr = as_float_array(value, "horizon_budget", finite=False)
+    except InvalidInputError:
         raise InvalidConfigError(f"horizon_budget: expected {k} numbers, got {value!r}") \
             from None
     if arr.shape != (k,) or not np.all(np.isfinite(arr)) or np.any(arr < 0):

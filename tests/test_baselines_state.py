@@ -68,9 +68,11 @@ def _play(policy, requests, rng, family):
         a = policy.allocate(req)
         b = req.budget
         assert np.all(a.fractions >= 0) and np.all(a.fractions <= 1)
-        if policy.divisible:
-            assert np.all(a.fractions @ req.requests <= b), (policy.name, req)
-        else:  # the canonical check of a 0/1 answer
+        # both modes, exactly: the BLAS order and Allocation.usage (tests/test_budget_exact.py
+        # checks every other summation order)
+        assert np.all(a.fractions @ req.requests <= b), (policy.name, req)
+        assert np.all(a.usage <= b), (policy.name, req)
+        if not policy.divisible:  # the canonical check of a 0/1 answer
             assert np.array_equal(a.fractions, a.selected.astype(float))
             assert np.all(req.requests[a.selected].sum(axis=0) <= b), (policy.name, req)
         agents = [req.agent_ids[i] for i in np.flatnonzero(a.selected)]

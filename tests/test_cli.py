@@ -189,9 +189,9 @@ def test_out_folder_is_created_before_the_run(tmp_path, capsys, monkeypatch):
         raise KeyboardInterrupt  # abandon the run once we know
 
     monkeypatch.setattr(librex_alloc.simulation, "simulate", stop)
-    with pytest.raises(KeyboardInterrupt):
-        cli.main(["demo", *TINY, "--out", str(out), "--no-progress"])
+    assert cli.main(["demo", *TINY, "--out", str(out), "--no-progress"]) == 130  # Ctrl-C
     assert seen == [True]
+    assert capsys.readouterr().err.strip() == "librex-alloc: interrupted"
 
 
 def test_out_that_cannot_be_a_folder_is_a_usage_error(tmp_path, capsys, monkeypatch):
@@ -209,7 +209,9 @@ def test_unwritable_out_is_a_usage_error(tmp_path, capsys, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cli.tempfile, "TemporaryFile", denied)  # root ignores chmod
+    from librex_alloc import cli_args
+
+    monkeypatch.setattr(cli_args.tempfile, "TemporaryFile", denied)  # root ignores chmod
     assert_usage_error(["demo", "--out", str(tmp_path)], capsys, "not writable")
 
 

@@ -58,6 +58,7 @@ def test_policy_never_exceeds_budget(batch, mode, oracle, divisible):
         a = p.allocate_batch(ids, req, budget)
         assert np.all(a.fractions >= 0) and np.all(a.fractions <= 1)
         assert np.all(a.fractions @ req <= budget) if len(ids) else True
+        assert np.all(a.usage <= budget)
         if not divisible:
             assert np.all(req[a.selected].sum(axis=0) <= budget)
         per_agent = {}

@@ -17,29 +17,26 @@ Optional capabilities, used by the simulator when present:
 - ``is_static``: True when every round has the same rows, budget and means (a caller may then
   compute them once).
 
-Data files are never shipped with the package; :func:`find_data` looks them up (an explicit
-path, then ``$LIBREX_DATA``, then ``../shared/data`` beside the repository).
+Data files are never shipped with the package; :func:`~librex_alloc.datasets.find_data` looks
+them up (an explicit path, then ``$LIBREX_DATA``, then ``shared/data`` beside the checkout).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from librex_alloc.datasets import (  # noqa: F401  (the data lookup, re-exported)
+    DATA_ENV_VAR,
+    SHARED_DATA,
+    find_data,
+)
 from librex_alloc.errors import InvalidConfigError, StateError
 from librex_alloc.request import RoundRequest
 
 FAMILIES = ("bernoulli", "beta", "gaussian")
-#: Environment variable naming a folder laid out like ``shared/data`` (one sub-folder per
-#: dataset: ``alibaba_gpu_v2023/``, ``bitbrains_rnd/``, ``orlib_mknap/``).
-DATA_ENV_VAR = "LIBREX_DATA"
-#: ``shared/data`` beside the repository that holds this package (used when present).
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-
 
 def _no_ids() -> np.ndarray:
     return np.zeros(0, dtype=np.int64)
@@ -113,11 +110,17 @@ def draw_delays(m: int, delay: tuple[int, int], missing_prob: float,
 
 
 # -- validation ---------------------------------------------------------------------------------
-def check_int(value, name: str, low: int = 0) -> int:
-    """An int ≥ ``low`` (not bool); :class:`InvalidConfigError` otherwise."""
+#: Largest feedback delay, in rounds.
+MAX_DELAY = 10**9
+
+def check_int(value, name: str, low: int = 0, high: int | None = None) -> int:
+    """An int (Python or numpy, not bool) in [``low``, ``high``]; :class:`InvalidConfigError`
+    otherwise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < low:
         raise InvalidConfigError(f"{name}: expected an int ≥ {low}, got {value!r}")
+    if high is not None and value > high:
+        raise InvalidConfigError(f"{name}: expected an int ≤ {high}, got {value!r}")
     return int(value)
 
 
@@ -128,11 +131,11 @@ def check_delay(value) -> tuple[int, int]:
         if len(value) != 2:
             raise InvalidConfigError(f"delay: expected an int or a (low, high) pair, got "
                                      f"{value!r}")
-        lo, hi = (check_int(v, "delay") for v in value)
+        lo, hi = (check_int(v, "delay", high=MAX_DELAY) for v in value)
         if lo > hi:
             raise InvalidConfigError(f"delay: expected low ≤ high, got {value!r}")
         return lo, hi
-    d = check_int(value, "delay")
+    d = check_int(value, "delay", high=MAX_DELAY)
     return d, d
 
 
@@ -166,31 +169,3 @@ def as_round(t) -> int:
     if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 0:
         raise InvalidConfigError(f"t: expected a round number (int ≥ 0), got {t!r}")
     return int(t)
-
-
-# -- data files ---------------------------------------------------------------------------------
-def find_data(path, dataset: str, filename: str) -> Path:
-    """Where to read ``filename`` of ``dataset`` (a sub-folder name such as
-    ``"alibaba_gpu_v2023"``).
-
-    Order: ``path`` when given (the file itself, or a folder holding ``filename``; it must
-    exist), else ``$LIBREX_DATA/<dataset>/<filename>``, else
-    ``<repo>/../shared/data/<dataset>/<filename>``: the first that exists.
-    Raises :class:`FileNotFoundError` naming the places tried.
-    """
-    if path is not None:
-        p = Path(os.fspath(path))
-        if p.is_dir():
-            p = p / filename
-        if not p.is_file():
-            raise FileNotFoundError(f"{dataset}: {p} does not exist")
-        return p
-    tried = []
-    root = os.environ.get(DATA_ENV_VAR)
-    for base in ([Path(root)] if root else []) + [SHARED_DATA]:
-        p = base / dataset / filename
-        if p.is_file():
-            return p
-        tried.append(str(p))
-    raise FileNotFoundError(f"{dataset}: {filename} not found (pass path=, set ${DATA_ENV_VAR}, "
-                            f"or provide {SHARED_DATA / dataset}); tried {tried}")

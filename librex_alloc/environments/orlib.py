@@ -15,6 +15,7 @@ the repository (:func:`~librex_alloc.environments.base.find_data`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,8 @@ class OrlibEnvironment:
     def __post_init__(self):
         check_int(self.instance, "instance")
         check_int(self.seed, "seed")
+        if self.path is not None and not isinstance(self.path, (str, os.PathLike)):
+            raise InvalidConfigError(f"path: expected a file or folder path, got {self.path!r}")
         instances = load_mknap(find_data(self.path, "orlib_mknap", MKNAP_FILE))
         if self.instance >= len(instances):
             raise InvalidConfigError(f"instance: the file has {len(instances)} instances "

@@ -46,9 +46,14 @@ from librex_alloc.environments.base import (
     sample_rewards,
 )
 from librex_alloc.errors import InvalidConfigError
+from librex_alloc.registry import MAX_OPTIONS
 from librex_alloc.request import RoundRequest
 
 DRIFTS = ("none", "random_walk", "periodic")
+#: Bounds of the instance's size (a typo such as 10**12 agents is refused, not allocated).
+MAX_AGENTS = 10_000_000
+MAX_RESOURCES = 10_000
+MAX_CELLS = 100_000_000
 # random streams of the families, mixed with the seed: np.random.default_rng([seed, STREAM, t])
 _DRIFT_STREAM, _PHASE_STREAM, _CHURN_STREAM = 101, 102, 103
 
@@ -89,15 +94,17 @@ class SyntheticEnvironment:
     budget: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
-        if not isinstance(self.n_agents, int) or self.n_agents < 1:
-            raise InvalidConfigError("n_agents: expected an int ≥ 1")
-        if not isinstance(self.n_resources, int) or self.n_resources < 1:
-            raise InvalidConfigError("n_resources: expected an int ≥ 1")
-        if not isinstance(self.options_per_agent, int) or self.options_per_agent < 1:
-            raise InvalidConfigError("options_per_agent: expected an int ≥ 1")
-        if self.reward_family not in FAMILIES:
-            raise InvalidConfigError(f"reward_family: expected one of {FAMILIES}")
-        check_int(self.seed, "seed")
+        # every argument is checked here, before numpy sees it (bools, text, numpy scalars)
+        self.n_agents = check_int(self.n_agents, "n_agents", 1, MAX_AGENTS)
+        self.n_resources = check_int(self.n_resources, "n_resources", 1, MAX_RESOURCES)
+        self.options_per_agent = check_int(self.options_per_agent, "options_per_agent", 1,
+                                           MAX_OPTIONS)
+        cells = self.n_agents * self.options_per_agent * self.n_resources
+        if cells > MAX_CELLS:
+            raise InvalidConfigError(f"n_agents × options_per_agent × n_resources = {cells}: "
+                                     f"at most {MAX_CELLS} request entries")
+        check_choice(self.reward_family, "reward_family", FAMILIES)
+        self.seed = check_int(self.seed, "seed", 0, 2**63 - 1)
         check_scalar(self.tightness, "tightness", low=0.0)
         check_scalar(self.heterogeneity, "heterogeneity", low=0.0)
         check_scalar(self.noise_std, "noise_std", low=0.0)
@@ -122,9 +129,13 @@ class SyntheticEnvironment:
         rng = np.random.default_rng(self.seed)
         n, m, k = self.n_agents, self.options_per_agent, self.n_resources
         self.means = rng.uniform(lo, hi, size=(n, m))
-        size = np.exp(self.heterogeneity * rng.standard_normal(n))[:, None, None]
-        self.request_table = rng.uniform(rlo, rhi, size=(n, m, k)) * size
-        self.budget = self.tightness * self.request_table[:, 0, :].sum(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+            size = np.exp(self.heterogeneity * rng.standard_normal(n))[:, None, None]
+            self.request_table = rng.uniform(rlo, rhi, size=(n, m, k)) * size
+            self.budget = self.tightness * self.request_table[:, 0, :].sum(axis=0)
+        if not np.all(np.isfinite(self.request_table)) or not np.all(np.isfinite(self.budget)):
+            raise InvalidConfigError("request_range, heterogeneity and tightness give requests "
+                                     "or a budget beyond float64; choose smaller ones")
         h = float(self.mean_heterogeneity)
         if h != 1.0:
             mid = 0.5 * (lo + hi)
@@ -134,13 +145,10 @@ class SyntheticEnvironment:
 
     @staticmethod
     def _pair(value, name: str) -> tuple[float, float]:
-        try:
-            lo, hi = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise InvalidConfigError(f"{name}: expected a (low, high) pair, got {value!r}") \
-                from None
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            raise InvalidConfigError(f"{name}: must be finite")
+        if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != 2 or \
+                np.ndim(value) != 1:
+            raise InvalidConfigError(f"{name}: expected a (low, high) pair, got {value!r}")
+        lo, hi = (check_scalar(v, name) for v in value)
         return lo, hi
 
     def _reset_caches(self) -> None:

@@ -57,6 +57,7 @@ dataset's folder; for Bitbrains also the CSV itself), else ``$LIBREX_DATA/<datas
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -146,12 +147,50 @@ class AlibabaTrace:
         return {str(k): float(v) for k, v in rates.items()}
 
 
+ALIBABA_QOS = ("LS", "BE", "Burstable", "Guaranteed")
+ALIBABA_PHASES = ("Succeeded", "Running", "Failed", "Pending")
+
+
+def _check_line_end(path: Path) -> None:
+    """A trace file ends with a line break; one that does not was cut inside its last row."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell():
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) not in (b"\n", b"\r"):
+                raise InvalidInputError(f"{path}: the last row is incomplete (no line break at "
+                                        f"the end): the file was cut")
+
+
 def _csv(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """The ``columns`` of a CSV trace file, refusing a file that was cut: its last line must
+    end with a line break and every row must have the header's number of fields (pandas
+    would pad a short row with NaN, and a phase cut to ``Runn`` would count as a failure)."""
+    _check_line_end(path)
     try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            width = len(next(reader, []))
+            for line, row in enumerate(reader, start=2):
+                if len(row) != width:
+                    raise InvalidInputError(
+                        f"{path}: line {line} has {'fewer' if len(row) < width else 'more'} "
+                        f"fields than the header ({len(row)}, not {width}): the file was cut "
+                        f"or damaged")
         df = pd.read_csv(path, usecols=list(columns), dtype=columns, keep_default_na=False)
-    except ValueError as exc:
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
         raise InvalidInputError(f"{path}: not the expected trace file ({exc})") from None
     return df
+
+
+def _known(df: pd.DataFrame, column: str, allowed: tuple[str, ...], path: Path) -> None:
+    bad = ~df[column].isin(allowed).to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InvalidInputError(f"{path}: line {row + 2}, column {column}: unknown value "
+                                f"{df[column].iloc[row]!r} (expected one of {allowed})")
 
 
 def load_alibaba(path=None) -> AlibabaTrace:
@@ -168,6 +207,8 @@ def _load_alibaba(pod_key: tuple, node_key: tuple) -> AlibabaTrace:
                                 "pod_phase": "str"})
     n = _csv(Path(node_key[0]), {"sn": "str", "cpu_milli": "float64", "memory_mib": "float64",
                                  "gpu": "float64"})
+    _known(p, "qos", ALIBABA_QOS, Path(pod_key[0]))  # the success mapping is defined on these
+    _known(p, "pod_phase", ALIBABA_PHASES, Path(pod_key[0]))
     num_gpu = p["num_gpu"].to_numpy()
     share = p["gpu_milli"].to_numpy()
     req = np.column_stack([p["cpu_milli"], p["memory_mib"], num_gpu, num_gpu * share])
@@ -335,6 +376,7 @@ def load_bitbrains(path=None) -> BitbrainsTrace:
 @lru_cache(maxsize=4)
 def _load_bitbrains(key: tuple) -> BitbrainsTrace:
     path = Path(key[0])
+    _check_line_end(path)
     with open(path, encoding="ascii", errors="replace") as fh:
         header = [h.strip() for h in fh.readline().split(";")]
     missing = [c for c in BITBRAINS_COLUMNS.values() if c not in header]
@@ -352,6 +394,11 @@ def _load_bitbrains(key: tuple) -> BitbrainsTrace:
         ts = ts / 1000.0
     ts = np.round(ts).astype(np.int64)
     order = np.argsort(ts, kind="stable")
+    same = np.flatnonzero(np.diff(ts[order]) == 0)
+    if len(same):  # the series would have no time step (all equal) or an ambiguous sample
+        raise InvalidInputError(
+            f"bitbrains: {path}: {len(same)} sample(s) repeat an earlier timestamp (first: "
+            f"{int(ts[order][same[0]])} s); the series needs one sample per time")
     usage = np.column_stack([col["cpu"], col["mem"], col["disk_r"] + col["disk_w"],
                              col["net_r"] + col["net_t"]])[order]
     if np.any(usage < 0):

@@ -107,29 +107,66 @@ def _run_elsewhere(path: str, args) -> list:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.abspath(path) + (os.pathsep + env["PYTHONPATH"]
                                                  if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, os.path.abspath(__file__), "--json", "--seeds", str(args.seeds),
-           "--demo-rounds", str(args.demo_rounds), "--bandit-rounds", str(args.bandit_rounds),
-           "--oracle", args.oracle]
+    job = {"seeds": args.seeds, "demo_rounds": args.demo_rounds,
+           "bandit_rounds": args.bandit_rounds, "oracle": args.oracle}
+    cmd = [sys.executable, os.path.abspath(__file__), WORKER_FLAG, json.dumps(job)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"the run against {path} failed:\n{res.stderr[-2000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    reply = json.loads(res.stdout.strip().splitlines()[-1])
+    where = os.path.realpath(reply["package"])
+    if os.path.commonpath([where, os.path.realpath(path)]) != os.path.realpath(path):
+        raise RuntimeError(f"the run against {path} imported librex_alloc from {where}")
+    return reply["rows"]
+
+
+#: First argument of the subprocess that measures another checkout (see :func:`_worker`).
+WORKER_FLAG = "--measure-worker"
+
+
+def _worker(job_json: str) -> int:
+    """The measurement in the subprocess of ``--compare``: plain JSON in, JSON out, and only
+    the public API that earlier checkouts already had (no import of this checkout's CLI)."""
+    import librex_alloc
+
+    job = json.loads(job_json)
+    rows = measure(job["seeds"], job["demo_rounds"], job["bandit_rounds"], job["oracle"])
+    print(json.dumps({"package": os.path.dirname(os.path.abspath(librex_alloc.__file__)),
+                      "rows": rows}))
+    return 0
+
+
+def _checkout(parser, path: str) -> str:
+    """``--compare PATH``: a folder that holds a ``librex_alloc`` package (a checkout or a
+    ``git worktree``); a usage error otherwise (today's checkout would be measured instead)."""
+    if not os.path.isdir(path):
+        parser.error(f"--compare {path!r}: not a folder")
+    if not os.path.isfile(os.path.join(path, "librex_alloc", "__init__.py")):
+        parser.error(f"--compare {path!r}: holds no librex_alloc package (expected "
+                     f"{os.path.join(path, 'librex_alloc', '__init__.py')}); give the root of "
+                     f"another checkout")
+    return path
 
 
 def main(argv=None) -> int:
+    from librex_alloc.cli_args import int_at_least, oracle_choices, positive_int
+
     p = argparse.ArgumentParser(prog="librex-alloc bench learning", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=10, help="seeds per measurement (>= 2)")
-    p.add_argument("--demo-rounds", type=int, default=1000, help="rounds per demo run")
-    p.add_argument("--bandit-rounds", type=int, default=2000, help="rounds per bandit run")
-    p.add_argument("--oracle", default="fast", choices=("fast", "auto", "exact"),
+    p.add_argument("--seeds", type=int_at_least(2), default=10,
+                   help="seeds per measurement (>= 2)")
+    p.add_argument("--demo-rounds", type=positive_int, default=1000,
+                   help="rounds per demo run")
+    p.add_argument("--bandit-rounds", type=positive_int, default=2000,
+                   help="rounds per bandit run")
+    p.add_argument("--oracle", default="fast", choices=oracle_choices(),
                    help="the policies' oracle on the demo instance")
     p.add_argument("--compare", action="append", default=[], metavar="PATH",
                    help="a folder holding another librex_alloc package (repeatable)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON only")
     a = p.parse_args(argv)
-    if a.seeds < 2 or a.demo_rounds < 1 or a.bandit_rounds < 1:
-        p.error("--seeds must be >= 2 and the round counts >= 1")
+    for path in a.compare:
+        _checkout(p, path)
     if a.json:
         print(json.dumps(measure(a.seeds, a.demo_rounds, a.bandit_rounds, a.oracle)))
         return 0
@@ -160,4 +197,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:2] == [WORKER_FLAG]:
+        raise SystemExit(_worker(sys.argv[2]))
     raise SystemExit(main())

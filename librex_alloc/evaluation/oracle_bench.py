@@ -15,7 +15,6 @@ oracle``). The default run takes a few minutes on a 2-core machine; ``--quick`` 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -23,8 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from librex_alloc.cli import (
+from librex_alloc.cli_args import (
     HelpFormatter,
+    check_out_file,
     finite_positive_float,
     nonneg_int,
     positive_int,
@@ -206,20 +206,6 @@ def format_table(df: pd.DataFrame) -> str:
     return "\n".join([line(head), sep, *(line(b) for b in body)])
 
 
-def _check_out_file(parser: argparse.ArgumentParser, path: str) -> None:
-    """Usage error (exit 2) unless ``path`` can be written: its folder is created if missing
-    and must be writable; ``path`` must not be a folder."""
-    if os.path.isdir(path):
-        parser.error(f"--out {path!r}: is a folder, expected a CSV file path")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        parser.error(f"--out {path!r}: cannot create folder {folder!r} ({exc.strerror or exc})")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        parser.error(f"--out {path!r}: folder {folder!r} is not writable")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m librex_alloc.evaluation.oracle_bench [--quick] [--ns ...]
     [--out PATH]``. Bad values are usage errors (exit 2)."""
@@ -255,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     a = p.parse_args(argv)
     if a.out:
-        _check_out_file(p, a.out)
+        check_out_file(p, a.out)
     ns = a.ns or list(DEFAULT_NS)
     if a.quick:
         ns = [n for n in ns if n <= 1000] or [min(ns)]

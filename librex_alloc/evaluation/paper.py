@@ -435,8 +435,22 @@ def plugin_executor(name: str, parser=None):
     return found[0].load()()
 
 
+def _check_data(parser) -> None:
+    """The trace families need their data: a one-line usage error before any cell runs."""
+    from librex_alloc.datasets import find_data
+    from librex_alloc.environments.orlib import MKNAP_FILE
+    from librex_alloc.environments.traces import ALIBABA_DATASET, NODE_FILE, POD_FILE
+
+    try:
+        find_data(None, "orlib_mknap", MKNAP_FILE)
+        for name in (POD_FILE, NODE_FILE):
+            find_data(None, ALIBABA_DATASET, name)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+
+
 def main(argv=None) -> int:
-    from librex_alloc.cli import HelpFormatter, positive_int, prepare_out_dir
+    from librex_alloc.cli_args import HelpFormatter, positive_int, prepare_out_dir
     from librex_alloc.progress import Progress
 
     p = argparse.ArgumentParser(prog="librex-alloc bench paper", description=__doc__,
@@ -449,6 +463,7 @@ def main(argv=None) -> int:
                    help="run the cells as Ray tasks (RAY_ADDRESS or a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     a = p.parse_args(argv)
+    _check_data(p)
     out = prepare_out_dir(p, a.out)
     plan = QUICK if a.quick else DEFAULT
     executor = None

@@ -202,7 +202,13 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 def main(argv=None) -> int:
-    from librex_alloc.cli import HelpFormatter, positive_int, positive_int_list
+    from librex_alloc.cli_args import (
+        HelpFormatter,
+        check_out_file,
+        name_list,
+        positive_int,
+        positive_int_list,
+    )
     from librex_alloc.progress import Progress
 
     p = argparse.ArgumentParser(prog="librex-alloc bench round", description=__doc__,
@@ -212,15 +218,14 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=positive_int, default=20, help="timed rounds per cell")
     p.add_argument("--k", type=positive_int, default=3,
                    help="resources of the synthetic instance (the trace has its own 4)")
-    p.add_argument("--instances", default="synthetic,alibaba",
-                   help="comma-separated: synthetic, alibaba")
+    p.add_argument("--instances", type=name_list(sorted(INSTANCES)),
+                   default="synthetic,alibaba", help="comma-separated: synthetic, alibaba")
     p.add_argument("--out", default=None, help="also write the table as CSV here")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     a = p.parse_args(argv)
-    names = [s for s in a.instances.split(",") if s]
-    bad = [s for s in names if s not in INSTANCES]
-    if bad:
-        p.error(f"--instances: unknown {bad}; expected {sorted(INSTANCES)}")
+    names = a.instances
+    if a.out:  # before the run, not after it
+        check_out_file(p, a.out)
     cells = len(names) * sum(2 * (2 + (n <= EXACT_MAX_N)) for n in a.ns)
     with Progress(cells, "bench round", unit="cells", enabled=not a.no_progress) as bar:
         df = round_benchmark(a.ns, k=a.k, rounds=a.rounds, instances=names, progress=bar)

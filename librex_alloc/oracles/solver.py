@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from librex_alloc._validation import check_scalar
 from librex_alloc.errors import InvalidConfigError, LibrexError, OracleError
 from librex_alloc.oracles._problem import (
     TINY,
@@ -264,17 +265,20 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     or the objective overflows float64.
     """
     t0 = time.perf_counter()
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise InvalidConfigError(f"method: expected one of {METHODS}, got {method!r}")
+    # numbers: Python or numpy ints/floats, never bools or text (check_scalar)
     if time_limit is None:
         time_limit = DEFAULT_TIME_LIMIT[method]
-    elif not (isinstance(time_limit, (int, float)) and np.isfinite(time_limit) and time_limit > 0):
-        raise InvalidConfigError(f"time_limit: expected a positive number, got {time_limit!r}")
+    else:
+        time_limit = check_scalar(time_limit, "time_limit", low=0.0, low_open=True)
     if gap_tolerance is None:
         gap_tolerance = DEFAULT_GAP_TOLERANCE[method]
-    elif not (isinstance(gap_tolerance, (int, float)) and not isinstance(gap_tolerance, bool)
-              and 0 <= gap_tolerance < np.inf):
-        raise InvalidConfigError(f"gap_tolerance: expected a number >= 0, got {gap_tolerance!r}")
+    else:
+        gap_tolerance = check_scalar(gap_tolerance, "gap_tolerance", low=0.0)
+    if not isinstance(divisible, (bool, np.bool_)):
+        raise InvalidConfigError(f"divisible: expected a bool, got {divisible!r}")
+    divisible = bool(divisible)
     problem = make_problem(values, requests, budget, groups)
     try:
         if divisible:

@@ -2,9 +2,9 @@
 
 Every baseline that does not call the knapsack oracle builds its answer with
 :func:`greedy_fill` (rows taken in a priority order while they fit) and passes it through
-:func:`enforce_budget`, which applies the canonical float64 checks
-(``requests[selected].sum(axis=0) <= budget`` and ``fractions @ requests <= budget``) and
-repairs an answer that a rounding put over the budget by dropping its lowest-priority rows.
+:func:`enforce_budget`, which checks ``fractions @ requests <= budget`` in every summation
+order (:mod:`librex_alloc.budget_check`) and repairs an answer that a rounding put over the
+budget (a divisible one scaled down by the excess, else its lowest-priority rows dropped).
 So the hard invariant of SPEC §1 holds for every input, whatever the rule.
 """
 
@@ -14,11 +14,9 @@ import time
 
 import numpy as np
 
+from librex_alloc.budget_check import fits_any_order, repair
 from librex_alloc.errors import InvalidConfigError, StateError
 from librex_alloc.oracles import OracleResult
-
-#: Shrink factor tried first when a divisible answer is over budget by a rounding.
-_SHRINK = 1.0 - 2.0**-40
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -30,8 +28,9 @@ def check_number(params: dict, key: str, policy: str, *, low: float | None = Non
     v = params[key]
     if v is None and allow_none:
         return
-    kinds = (int,) if integer else (int, float)
-    if isinstance(v, bool) or not isinstance(v, kinds) or not np.isfinite(v):
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, kinds) or \
+            not np.isfinite(float(v) if abs(v) < 2**1023 else np.inf):
         raise InvalidConfigError(f"{policy}: params[{key!r}] must be "
                                  f"{'an int' if integer else 'a finite number'}, got {v!r}")
     if (low is not None and (v < low or (low_open and v == low))) or \
@@ -171,38 +170,19 @@ def greedy_fill(order: np.ndarray, requests: np.ndarray, budget: np.ndarray,
 
 
 def fits(fractions: np.ndarray, requests: np.ndarray, budget: np.ndarray) -> bool:
-    """The canonical float64 checks: ``requests[selected].sum(axis=0) <= budget`` for a 0/1
-    answer, and ``fractions @ requests <= budget`` always."""
-    if not len(fractions):
-        return True
-    sel = fractions > 0
-    if np.all((fractions == 0) | (fractions == 1)) and \
-            not np.all(requests[sel].sum(axis=0) <= budget):
-        return False
-    return bool(np.all(fractions @ requests <= budget))
+    """The budget check: ``fractions @ requests <= budget`` in every summation order
+    (:func:`~librex_alloc.budget_check.fits_any_order`), so also the canonical
+    ``requests[selected].sum(axis=0) <= budget`` of a 0/1 answer."""
+    return bool(fits_any_order(fractions, requests, budget).all())
 
 
 def enforce_budget(fractions: np.ndarray, requests: np.ndarray, budget: np.ndarray,
                    priority: np.ndarray | None = None, *, divisible: bool = False) -> np.ndarray:
-    """``fractions`` (N,) made to pass :func:`fits`: a ``divisible`` answer is first shrunk by
-    a relative 2⁻⁴⁰ (a rounding excess), then rows are dropped from the lowest priority
-    (``priority``: row indices, highest first; default row order) until it fits."""
-    if fits(fractions, requests, budget):
-        return fractions
-    out = fractions.copy()
-    for _ in range(4 if divisible else 0):
-        out *= _SHRINK
-        if fits(out, requests, budget):
-            return out
-    out = fractions.copy()
-    order = np.arange(len(out)) if priority is None else np.asarray(priority, np.int64)
-    chosen = order[out[order] > 0]
-    missing = np.setdiff1d(np.flatnonzero(out > 0), chosen)  # not in priority: lowest
-    for i in np.concatenate([missing, chosen[::-1]]):
-        out[i] = 0.0
-        if fits(out, requests, budget):
-            break
-    return out
+    """``fractions`` (N,) made to pass :func:`fits`: a ``divisible`` answer is first scaled
+    down by its rounding excess, then rows are dropped from the lowest priority
+    (``priority``: row indices, highest first; default row order) until it fits
+    (:func:`~librex_alloc.budget_check.repair`)."""
+    return repair(fractions, requests, budget, divisible=divisible, priority=priority)
 
 
 def make_result(fractions: np.ndarray, values: np.ndarray, groups: np.ndarray, method: str,

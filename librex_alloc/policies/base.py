@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from librex_alloc import oracles
+from librex_alloc import budget_check, oracles
 from librex_alloc._validation import as_float_array, as_int_array, expect_keys, pcg64_state
 from librex_alloc.config import PolicyConfig
 from librex_alloc.errors import (
@@ -220,6 +220,8 @@ class AllocationPolicy(ABC):
             if not np.all(np.isfinite(values)):  # pragma: no cover - guarded by the configs
                 raise InvalidInputError("oracle values are not finite")
             result = self._decide(values, request.requests, request.budget, agent_slots, index)
+            result = within_budget(result, values, request.requests, request.budget,
+                                   self.divisible)
         except BaseException:
             self._roll_back(undo)
             raise
@@ -504,6 +506,28 @@ class AllocationPolicy(ABC):
 
     def _set_extra_state(self, extra: dict) -> None:
         pass
+
+
+def within_budget(result: oracles.OracleResult, values: np.ndarray, requests: np.ndarray,
+                  budget: np.ndarray, divisible: bool) -> oracles.OracleResult:
+    """``result``, or a copy repaired so that ``fractions @ requests <= budget`` holds in every
+    summation order (:mod:`librex_alloc.budget_check`): the hard invariant of SPEC §1 for
+    every policy, whichever order a caller sums ``Allocation.usage`` in. A repair (a few ulps
+    off a divisible answer, or the lowest-valued row of a 0/1 answer that met the budget only
+    to the last ulp) is recorded in ``info["budget_repair"]``."""
+    fractions = result.fractions
+    if budget_check.fits_any_order(fractions, requests, budget).all():
+        return result
+    priority = np.argsort(-values, kind="stable")
+    fixed = budget_check.repair(fractions, requests, budget, divisible=divisible,
+                                priority=priority)
+    selected = fixed > 0
+    if not divisible:
+        fixed = selected.astype(np.float64)
+    objective = float(values @ fixed) if len(values) else 0.0
+    status = result.status if objective >= result.objective else "feasible"
+    return replace(result, selected=selected, fractions=fixed, objective=objective,
+                   status=status, info={**result.info, "budget_repair": True})
 
 
 def _restore_rng(state) -> np.random.Generator:
