@@ -8,10 +8,9 @@ starts. Grid and random search expand it here (deterministically) and hand Tune 
 Each trial is a simulation of one cell, run in chunks of ``report_every`` rounds:
 
 - ``inprocess`` (small instances): :func:`librex_alloc.simulate` in the trial's process;
-- ``coordinator`` (large ones, synthetic environment): a coordinator actor and ``shards`` shard
-  actors, through :func:`coordinator.job.run_job` when its keywords carry the cell's settings
-  (else started here the same way), continued chunk by chunk from the coordinator's own
-  checkpoint folder.
+- ``coordinator`` (large ones, synthetic environment): :func:`coordinator.job.run_job` (its
+  ``policy_config``) with a coordinator actor and ``shards`` shard actors, continued chunk by
+  chunk from the coordinator's own checkpoint folder (``resume=True``).
 
 Its resources are reserved by a placement group (one bundle for the trial, one CPU per shard
 for coordinator trials). After every chunk the trial calls ``ray.tune.report`` with the run's
@@ -132,21 +131,6 @@ def check_cells_for_runner(cells: list[dict], settings: TrialSettings) -> None:
             raise SweepSpaceError(f"env.family: coordinator trials run the synthetic "
                                   f"environment, got {env['family']!r} (use --runner "
                                   f"inprocess)")
-
-
-#: cell keys that ``run_job``'s keyword arguments carry (fairness as a mode or α)
-JOB_KEYS = {"fairness.mode", "fairness.alpha", "oracle", "seed", "n_resources", "env.family",
-            "env.agents", "env.tightness"}
-
-
-def _job_policy_keyword() -> str | None:
-    """The keyword of ``run_job`` that takes a whole PolicyConfig (dict), if it has one."""
-    import inspect
-
-    from coordinator.job import run_job
-
-    names = [n for n in inspect.signature(run_job).parameters if "policy" in n]
-    return names[0] if names else None
 
 
 def _is_uri(storage: str) -> bool:
@@ -319,7 +303,8 @@ def run_inprocess_trial(cell: dict, settings: TrialSettings, report, checkpoint_
 
 
 def _job_kwargs(cell: dict, env: dict, settings: TrialSettings) -> dict:
-    """``run_job`` keywords of a coordinator trial's cell."""
+    """``run_job`` keywords of a coordinator trial's cell (the policy comes as
+    ``policy_config``; ``fairness`` labels the run)."""
     config, _, k = resolve_cell(cell)
     f = config.fairness
     fairness = f.alpha if f.mode == "alpha" else f.mode
@@ -328,49 +313,18 @@ def _job_kwargs(cell: dict, env: dict, settings: TrialSettings) -> dict:
             "oracle": config.oracle, "seed": config.seed or 0}
 
 
-def _job_chunk(kw: dict, n: int, work: Path, key: str, name: str, resume: bool) -> pd.DataFrame:
-    """``n`` rounds through :func:`run_job` (its checkpoint folder ``work/key``); the rows."""
+def _job_chunk(kw: dict, n: int, work: Path, key: str, name: str, done: int) -> pd.DataFrame:
+    """Rounds ``done + 1 … done + n`` through :func:`run_job` (checkpoint folder ``work/key``,
+    resumed after the first chunk); their metrics rows."""
     import io
 
-    from coordinator.job import run_job
+    from coordinator.job import read_rounds, run_job
 
     res = run_job(**kw, rounds=n, out=work / f"out-{key}", checkpoint_dir=work / key,
-                  resume=resume, name=name, progress=False, plot=False, stream=io.StringIO(),
+                  resume=done > 0, name=name, progress=False, plot=False, stream=io.StringIO(),
                   fairness_every=n)
-    return pd.read_parquet(res.parquet)
-
-
-def _actors_chunk(kw: dict, n: int, work: Path, key: str, name: str,
-                  resume: bool) -> pd.DataFrame:
-    """``n`` rounds with a coordinator actor and shard actors started here (for settings
-    ``run_job`` cannot take): the coordinator restores itself from ``work/key``."""
-    import ray
-
-    from agents.actors import start_shards
-    from coordinator.actor import get_or_create_coordinator
-    from coordinator.core import CoordinatorConfig
-    from librex_alloc import SyntheticEnvironment
-
-    env = SyntheticEnvironment(n_agents=kw["agents"], n_resources=kw["resources"],
-                               tightness=kw["tightness"], seed=kw["seed"])
-    ckpt = work / key
-    ckpt.mkdir(parents=True, exist_ok=True)
-    config = CoordinatorConfig(kw["policy"], env.budget, str(ckpt.resolve()),
-                               fairness_every=n)
-    ns = "librex-alloc"
-    coord = shards = None
-    try:
-        coord = get_or_create_coordinator(config, f"{name}-coordinator", namespace=ns)
-        shards = start_shards(env, kw["shards"], f"{name}-coordinator",
-                              prefix=f"{name}-shard", namespace=ns, seed=kw["seed"])
-        first = ray.get(coord.status.remote())["round"]
-        ray.get(coord.run.remote(until_round=first + n))
-        rows = ray.get(coord.metrics_since.remote(first, n + 1))
-        ray.get(coord.close.remote())
-    finally:
-        for h in ([coord] if coord is not None else []) + list(shards or []):
-            ray.kill(h, no_restart=True)
-    return pd.DataFrame(rows)
+    df = read_rounds(res.parquet)  # every part of the run: keep this chunk's rounds
+    return df[df["round"] > done].reset_index(drop=True)
 
 
 def _kill_leftovers(name: str, shards: int) -> None:
@@ -395,19 +349,9 @@ def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoin
     config, env, _ = resolve_cell(cell)
     utilitarian = is_utilitarian(config)
     kwargs = _job_kwargs(cell, env, settings)
-    policy_kw = _job_policy_keyword()
     twin_config = config.replace(fairness=FairnessConfig())
-    if policy_kw is not None:  # run_job takes the whole configuration
-        runs = {"main": {**kwargs, policy_kw: config.to_dict()},
-                "twin": {**kwargs, "fairness": "none", policy_kw: twin_config.to_dict()}}
-        chunk = _job_chunk
-    elif set(cell) <= JOB_KEYS:
-        runs = {"main": kwargs, "twin": {**kwargs, "fairness": "none"}}
-        chunk = _job_chunk
-    else:  # settings run_job cannot carry yet (priors, discount, ...): the actors directly
-        runs = {"main": {**kwargs, "policy": config.to_dict()},
-                "twin": {**kwargs, "policy": twin_config.to_dict()}}
-        chunk = _actors_chunk
+    runs = {"main": {**kwargs, "policy_config": config.to_dict()},
+            "twin": {**kwargs, "fairness": "none", "policy_config": twin_config.to_dict()}}
     if not settings.reference or utilitarian:
         del runs["twin"]
     # the coordinator's checkpoint records its folder: a restart (on any node) continues in a
@@ -429,7 +373,7 @@ def run_coordinator_trial(cell: dict, settings: TrialSettings, report, checkpoin
             t0 = time.perf_counter()
             n = min(settings.report_every, settings.rounds - tot["rounds_done"])
             for key, kw in runs.items():
-                df = chunk(kw, n, work, key, f"{name}-{key}", tot["rounds_done"] > 0)
+                df = _job_chunk(kw, n, work, key, f"{name}-{key}", tot["rounds_done"])
                 if key == "main":
                     _add_chunk(tot, df)
                     last = df.ffill().iloc[-1]

@@ -185,11 +185,12 @@ def test_two_node_cluster_loses_a_node_during_the_sweep(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [{}, {"prior.alpha_prior": 2.0}], ids=["run_job", "actors"])
+@pytest.mark.parametrize("extra", [{}, {"prior.alpha_prior": 2.0, "discount": 0.99}],
+                         ids=["fairness", "prior-discount"])
 def test_coordinator_trial_reports_checkpoints_and_restores(ray_session, tmp_path, extra):
-    """A coordinator trial (a coordinator and a shard actor: through run_job, or started
-    directly for settings run_job cannot take) chunk by chunk; a restart from its first
-    checkpoint ends where the uninterrupted trial ended."""
+    """A coordinator trial (run_job with a coordinator and a shard actor, the cell's whole
+    PolicyConfig as its policy_config) chunk by chunk; a restart from its first checkpoint
+    ends where the uninterrupted trial ended."""
     import shutil
 
     from coordinator.sweep import run_coordinator_trial
@@ -206,6 +207,14 @@ def test_coordinator_trial_reports_checkpoints_and_restores(ray_session, tmp_pat
     whole = run_coordinator_trial(cell, settings, keep, name="t-whole")
     assert [m["rounds_done"] for m, _ in saved] == [10, 20]
     assert sorted(p.name for p in saved[0][1].iterdir()) == ["main", "totals.json", "twin"]
+    from librex_alloc import load_state
+
+    (snap,) = (saved[0][1] / "main").glob("snapshot-*.parquet")
+    policy = load_state(snap)["policy"]["config"]  # the cell's whole configuration arrived
+    assert policy["fairness"]["alpha"] == 1.0 and policy["seed"] == 1
+    assert policy["prior"] == {"alpha_prior": extra.get("prior.alpha_prior", 1.0)} or \
+        (not extra and policy["prior"] == {})
+    assert policy["discount"] == extra.get("discount", 1.0)
     assert 0 < whole["reward_kept"] < 1 and 0 < whole["reward_vs_oracle"] < 1
     assert 0 < whole["gini_reward"] < 1 and 0 < whole["utilization"] <= 1
     resumed = run_coordinator_trial(cell, settings, lambda m, d: None, saved[0][1],
