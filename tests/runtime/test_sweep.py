@@ -83,7 +83,6 @@ def test_storage_that_is_not_writable(tmp_path, capsys):
 
 
 def test_optuna_missing_is_one_line(tmp_path, capsys):
-    pytest.importorskip  # noqa: B018 - documentation: the venv has no optuna
     try:
         import optuna  # noqa: F401
         pytest.skip("optuna is installed here")
