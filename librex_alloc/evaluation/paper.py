@@ -612,13 +612,19 @@ def run_knob(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     cells = knob_cells(plan)
-    done_before, paths = 0, {}
-    for part, cs in cells.items():
+    promise = [c for c in cells["criteria"] if c.label.split("|")[1] in
+               ("TS", *(KNOB_LABEL.format(eps=e) for e in KNOB_EPS))]
+    alphas = [c for c in cells["criteria"] if c not in promise]
+    # the promise first, then the early and late runs, then α's curve
+    order = [("criteria", promise), ("knob_horizons", cells["knob_horizons"]),
+             ("criteria", alphas)]
+    done_before, paths = 0, {"criteria": [], "knob_horizons": []}
+    for part, cs in order:
         def prog(done, base=done_before):
             if progress is not None:
                 progress(base + done)
-        paths[part] = run_grid(cs, out / part, workers=workers, executor=executor,
-                               progress=prog)
+        paths[part] += run_grid(cs, out / part, workers=workers, executor=executor,
+                                progress=prog)
         done_before += len(cs)
     summary = summarize_cells(load_cells(paths["criteria"]))
     horizons = summarize_cells(load_cells(paths["knob_horizons"]))
