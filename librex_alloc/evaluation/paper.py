@@ -303,7 +303,9 @@ def knob_curves(summary: pd.DataFrame, fam: str) -> pd.DataFrame:
 
 
 def _on(curves: pd.DataFrame, name: str) -> pd.DataFrame:
-    return curves[curves["curve"].isin((name, "both"))].sort_values("gini_cut")
+    """The points of one curve (settings without cells left out), by Gini reduction."""
+    c = curves[curves["curve"].isin((name, "both")) & np.isfinite(curves["gini_cut"])]
+    return c.sort_values("gini_cut")
 
 
 def criterion2_table(summary: pd.DataFrame, fams: list[str]) -> pd.DataFrame:
@@ -338,7 +340,9 @@ def knob_vs_alpha(summary: pd.DataFrame, fams: list[str]) -> pd.DataFrame:
         curves = knob_curves(summary, fam)
         a = _on(curves, "α")
         x, y = a["gini_cut"].to_numpy(), a["kept"].to_numpy()
-        for _, r in curves[curves["curve"] == "knob"].iterrows():
+        for _, r in _on(curves, "knob").iterrows():
+            if r["curve"] != "knob":
+                continue
             g = r["gini_cut"]
             inside = len(x) > 1 and x.min() <= g <= x.max()
             alpha_kept = float(np.interp(g, x, y)) if inside else float("nan")
@@ -614,8 +618,12 @@ def run_knob(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress
     cells = knob_cells(plan)
     promise = [c for c in cells["criteria"] if c.label.split("|")[1] in
                ("TS", *(KNOB_LABEL.format(eps=e) for e in KNOB_EPS))]
-    alphas = [c for c in cells["criteria"] if c not in promise]
+    first = ("TS α=1 (proportional)", "TS α=0.25", "TS α=0.1")  # α's curve, most useful first
+    alphas = sorted((c for c in cells["criteria"] if c not in promise),
+                    key=lambda c: first.index(c.label.split("|")[1])
+                    if c.label.split("|")[1] in first else len(first))
     # the promise first, then the early and late runs, then α's curve
+    commit = _commit()
     order = [("criteria", promise), ("knob_horizons", cells["knob_horizons"]),
              ("criteria", alphas)]
     done_before, paths = 0, {"criteria": [], "knob_horizons": []}
@@ -634,7 +642,7 @@ def run_knob(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress
     fam_lines = "\n".join(f"- **{k}**: `{e}` {kw}" for k, (e, kw) in families(plan).items())
     text = f"""# The fairness knob, measured
 
-Command: `{command}` ({wall / 60:.1f} min on {_machine()}; commit {_commit()}).
+Command: `{command}` ({wall / 60:.1f} min on {_machine()}; commit {commit}).
 Every policy uses the `fast` oracle; rewards are expected rewards (true means) of the chosen
 allocations, summed over the run; ± is the half-width of the 95 % Student-t interval over seeds.
 
