@@ -32,15 +32,18 @@ it with Neely's drift-plus-penalty virtual queue::
 
 - ``R̂*_t`` (what the utilitarian policy would earn this round) is the oracle's *proven upper
   bound* on the utilitarian optimum of the posterior means μ̂ (the oracle on ``μ̂`` under the
-  round's budget, no fairness weights; never the policy's own rule). It errs high three ways:
-  the bound is ≥ the optimum; the optimum of noisy means is ≥ the true value of the set it
-  picks (the winner's curse); and the utilitarian TS *run* earns less than the optimum, since
-  it explores. Early in a run the posterior means sit near the prior and the reference may err
-  low for high-mean instances, but the run's later rounds dominate its sum.
+  round's budget, its pace in horizon-budget mode; no fairness weights; never the policy's own
+  rule). It errs high in three ways: the bound is ≥ the optimum (by the LP's integrality gap,
+  a few percent at tens of agents, vanishing with more); the best set under noisy estimates
+  tends to be worth less than they say (the winner's curse); and the utilitarian TS *run*,
+  which the promise is about, earns less than the optimum, since it explores. Early in a run
+  the posterior means sit near the prior and the reference may err low on instances whose
+  best agents are better than the prior mean; the later rounds dominate a run's sum.
   The reference costs one more oracle call per round, so it is reused while the round's rows
   (arms, requests, budget) stay the same, for at most :data:`REFERENCE_EVERY` rounds: the
-  posterior means move by O(1 / observations) per round, so a reference a few rounds old
-  differs from a fresh one by a fraction of a percent (rows that change are re-solved at once).
+  posterior means move by O(1 / observations) per round, so a reference a few rounds old is
+  close to a fresh one (rows that change are re-solved at once; with a discount, which moves
+  every mean every round, it is solved every round).
 - ``R̂_t`` (what the fair choice earned) is the *realized* reward of the allocated rows, times
   the granted fractions, credited when the outcomes arrive (:meth:`record_rewards`). Its
   expectation is exactly the true-mean reward of the choice, whatever the posterior believes:
@@ -56,6 +59,9 @@ slower correction). ε = 0 is the utilitarian rule and ε = 1 the plain fairness
 needs the reference, so its extra oracle call runs only for 0 < ε < 1. The queue mixes the
 values, so the knob is honoured by every policy whose choice follows the oracle values, and
 refused by those whose rule ignores them (DRF, round-robin, proportional share, Fair-Learn).
+A heuristic rule (greedy, BTS, ...) that cannot reach (1 − ε) of the oracle's reference even
+on purely utilitarian values lets Z grow: it then acts on values dominated by its samples, its
+best effort, and :attr:`FairnessState.reward_kept_estimate` shows the shortfall.
 """
 
 from __future__ import annotations
