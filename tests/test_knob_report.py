@@ -106,3 +106,11 @@ def test_quick_knob_run_writes_its_report_and_resumes(tmp_path, monkeypatch):
     stamps = [p.stat().st_mtime_ns for p in cells]
     assert main(argv) == 0
     assert [p.stat().st_mtime_ns for p in cells] == stamps
+
+
+def test_alphas_points_are_compared_with_the_knobs_curve():
+    t = paper.knob_vs_alpha(_summary(POINTS, noise=0.0), [FAM], points="α").set_index("α")
+    # at α=0.25's 25 % cut the knob's curve runs between ε=0.05 (20 %, 0.97) and ε=0.1
+    assert float(t.loc["TS α=0.25", "knob's curve kept there"]) == \
+        pytest.approx(0.97 - 0.04 * 5 / 16, abs=1e-3)
+    assert t.loc["TS α=0.25", "knob − α"] == f"{0.97 - 0.04 * 5 / 16 - 0.91:+.3f}"

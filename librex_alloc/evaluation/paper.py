@@ -331,30 +331,35 @@ def criterion2_table(summary: pd.DataFrame, fams: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def knob_vs_alpha(summary: pd.DataFrame, fams: list[str]) -> pd.DataFrame:
+def knob_vs_alpha(summary: pd.DataFrame, fams: list[str], points: str = "knob"
+                  ) -> pd.DataFrame:
     """Where the knob's curve lies against α's: for each knob point, the reward α's curve
     keeps at the same Gini reduction (linear interpolation between α's points; outside
-    their range: n/a) and the difference knob − α (positive: the knob is above)."""
+    their range: n/a) and the difference knob − α (positive: the knob is above).
+    ``points="α"``: the other way round, each α point against the knob's curve (the
+    difference is still knob − α)."""
+    other = "α" if points == "knob" else "knob"
     rows = []
     for fam in fams:
         curves = knob_curves(summary, fam)
-        a = _on(curves, "α")
+        a = _on(curves, other)
         x, y = a["gini_cut"].to_numpy(), a["kept"].to_numpy()
-        for _, r in _on(curves, "knob").iterrows():
-            if r["curve"] != "knob":
+        for _, r in _on(curves, points).iterrows():
+            if r["curve"] != points:
                 continue
             g = r["gini_cut"]
             inside = len(x) > 1 and x.min() <= g <= x.max()
-            alpha_kept = float(np.interp(g, x, y)) if inside else float("nan")
-            diff = r["kept"] - alpha_kept
-            rows.append({"family": fam, "knob": r["setting"],
+            there = float(np.interp(g, x, y)) if inside else float("nan")
+            diff = (r["kept"] - there) * (1 if points == "knob" else -1)
+            ok = r["kept"] + r["kept_ci"] >= there if points == "knob" else \
+                r["kept"] - r["kept_ci"] <= there
+            rows.append({"family": fam, points: r["setting"],
                          "Gini cut": _fmt(g, r["gini_cut_ci"], pct=True),
-                         "knob kept": _fmt(r["kept"], r["kept_ci"]),
-                         "α's curve kept there": _fmt(alpha_kept, float("nan")),
+                         f"{points} kept": _fmt(r["kept"], r["kept_ci"]),
+                         f"{other}'s curve kept there": _fmt(there, float("nan")),
                          "knob − α": f"{diff:+.3f}" if np.isfinite(diff) else "n/a",
-                         "knob's CI ≥ α's curve": ("n/a" if not np.isfinite(diff) else
-                                                   "yes" if r["kept"] + r["kept_ci"] >=
-                                                   alpha_kept else "no")})
+                         f"{points}'s CI {'≥' if points == 'knob' else '≤'} {other}'s curve":
+                         "n/a" if not np.isfinite(diff) else "yes" if ok else "no"})
     return pd.DataFrame(rows)
 
 
@@ -579,8 +584,12 @@ def knob_report(plan: Plan, summary: pd.DataFrame, horizons: pd.DataFrame,
         "tight-homogeneous"
     crit2 = criterion2_table(summary, fams)
     versus = knob_vs_alpha(summary, fams)
-    below = versus[versus["knob − α"].str.startswith("-")]
-    where = "; ".join(f"{r['family']} at {r['knob']} ({r['knob − α']})"
+    reverse = knob_vs_alpha(summary, fams, points="α")
+    below = pd.concat([versus[versus["knob − α"].str.startswith("-")].rename(
+                           columns={"knob": "point"}),
+                       reverse[reverse["knob − α"].str.startswith("-")].rename(
+                           columns={"α": "point"})])
+    where = "; ".join(f"{r['family']} at {r['point']} ({r['knob − α']})"
                       for _, r in below.iterrows()) or "nowhere"
     return f"""{level} The fairness knob: promised vs kept (budget mode: per round)
 
@@ -610,9 +619,12 @@ The verdict asks for the whole interval of the reduction at ≥ 30 %.
 {level} Where the knob's curve lies against α's
 
 For every knob point, the reward α's curve keeps at the same Gini reduction (linear between
-α's points). The knob's curve is below α's (by its mean) at: {where}.
+α's points), and for every α point the knob's curve there. The knob's curve is below α's (by
+its mean) at: {where}.
 
 {_md(versus)}
+
+{_md(reverse)}
 
 {level} The knob's cost per round
 
