@@ -39,11 +39,18 @@ it with Neely's drift-plus-penalty virtual queue::
   which the promise is about, earns less than the optimum, since it explores. Early in a run
   the posterior means sit near the prior and the reference may err low on instances whose
   best agents are better than the prior mean; the later rounds dominate a run's sum.
-  The reference costs one more oracle call per round, so it is reused while the round's rows
-  (arms, requests, budget) stay the same, for at most :data:`REFERENCE_EVERY` rounds: the
-  posterior means move by O(1 / observations) per round, so a reference a few rounds old is
-  close to a fresh one (rows that change are re-solved at once; with a discount, which moves
-  every mean every round, it is solved every round).
+  The reference would cost one more oracle call per round, so the oracle solves it at least
+  every :data:`REFERENCE_EVERY` rounds, and in between it is (a) reused while the round's rows
+  (arms, requests, budget) stay the same and no discount moves the means: the posterior
+  means move by O(1 / observations) per round, so a reference a few rounds old is close to a
+  fresh one; (b) else the *Lagrangian bound* ``L(λ) = λ·B + Σ_i max(0, max_j μ̂_ij − λ·r_ij)``
+  of this round's means, rows and budget (:mod:`librex_alloc.oracles.lagrangian`): a proven
+  upper bound for every λ ≥ 0 (weak duality), equal to the LP bound at the best λ, O(N·K).
+  Its prices λ are carried from round to round (they are part of the state) and improved by
+  one sweep of exact coordinate line searches a round. It is used only while it is at most
+  :data:`LAGRANGIAN_SLACK` above the last oracle bound; a looser one sends the round to the
+  oracle. Either way ``R̂*_t`` stays a proven upper bound on this round's optimum; a looser
+  one only makes the knob keep more reward (the safe side) and give less fairness.
 - ``R̂_t`` (what the fair choice earned) is the *realized* reward of the allocated rows, times
   the granted fractions, credited when the outcomes arrive (:meth:`record_rewards`). Its
   expectation is exactly the true-mean reward of the choice, whatever the posterior believes:
@@ -100,8 +107,12 @@ def _knob_number(value, name: str, *, low: float, high: float) -> float:
     return check_scalar(value, name, low=low, high=high)
 
 
-#: The reward-loss reference is re-solved at least every this many rounds (module doc).
+#: The reward-loss reference is re-solved by the oracle at least every this many rounds
+#: (module doc).
 REFERENCE_EVERY = 8
+#: Between two oracle solves, the Lagrangian bound stands in for the reference while it is at
+#: most this much (relative) above the last oracle bound; else the oracle solves again.
+LAGRANGIAN_SLACK = 0.05
 
 
 def _fresh_reward_loss() -> np.ndarray:
@@ -204,6 +215,8 @@ class FairnessState:
         #: then the reused reference: [its value, its rows' key (-1: none), the round count
         #: when it was solved]
         self.reward_loss = _fresh_reward_loss()
+        #: the Lagrangian prices λ (K,) of the last reference (empty: none yet; module doc)
+        self.reward_loss_prices = np.zeros(0)
 
     @property
     def n_slots(self) -> int:
@@ -283,12 +296,33 @@ class FairnessState:
             return None
         return float(loss[4])
 
-    def record_reward_loss(self, r_star: float, solved_key: float | None = None) -> None:
-        """One allocated round of the bound: ``r_star`` = ``R̂*_t`` (module doc), freshly
-        solved for rows with fingerprint ``solved_key`` (None: reused). What the choice
-        earned is credited when its outcomes arrive (:meth:`record_rewards`)."""
+    def warm_prices(self, k: int) -> np.ndarray | None:
+        """The Lagrangian prices of the last reference, if there are K = ``k`` of them."""
+        p = self.reward_loss_prices
+        return p.copy() if len(p) == k and k > 0 else None
+
+    def cheap_reference_due(self) -> bool:
+        """Whether the oracle solved the reference fewer than :data:`REFERENCE_EVERY` rounds
+        ago, so that the Lagrangian bound may stand in for it (module doc)."""
+        loss = self.reward_loss
+        return loss[3] > 0 and loss[3] - loss[6] < REFERENCE_EVERY and loss[4] > 0
+
+    def cheap_reference_close(self, bound: float) -> bool:
+        """Whether the Lagrangian ``bound`` is within :data:`LAGRANGIAN_SLACK` of the last
+        oracle bound (else the oracle solves the round)."""
+        return bool(np.isfinite(bound)) and bound <= (1.0 + LAGRANGIAN_SLACK) * \
+            self.reward_loss[4]
+
+    def record_reward_loss(self, r_star: float, solved_key: float | None = None,
+                           prices: np.ndarray | None = None) -> None:
+        """One allocated round of the bound: ``r_star`` = ``R̂*_t`` (module doc), solved by
+        the oracle for rows with fingerprint ``solved_key`` (-1: not to be reused; None:
+        reused, or the Lagrangian bound); ``prices``: the Lagrangian prices to keep. What the
+        choice earned is credited when its outcomes arrive (:meth:`record_rewards`)."""
         eps = self.config.max_reward_loss
         loss = self.reward_loss
+        if prices is not None:
+            self.reward_loss_prices = np.asarray(prices, dtype=np.float64).copy()
         if solved_key is not None:
             loss[4:7] = (r_star, solved_key, loss[3])
         loss[0] += (1.0 - eps) * r_star
@@ -399,12 +433,22 @@ class FairnessState:
     def get_state(self) -> dict:
         state = {name: getattr(self, name).copy() for name in self.FIELDS}
         state["reward_loss"] = self.reward_loss.copy()
+        state["reward_loss_prices"] = self.reward_loss_prices.copy()
         return state
 
     def set_state(self, state: dict, n_slots: int | None = None) -> None:
         """Restore :meth:`get_state`'s arrays (copies), all checked first; ``n_slots``: the
         expected length. Raises :class:`StateError` and changes nothing on a bad state."""
-        expect_keys(state, (*self.FIELDS, "reward_loss"), "fairness")
+        if not isinstance(state, dict) or "reward_loss_prices" in state:
+            expect_keys(state, (*self.FIELDS, "reward_loss", "reward_loss_prices"), "fairness")
+            prices = state_array(state["reward_loss_prices"], "fairness.reward_loss_prices",
+                                 low=0.0)
+        else:  # saved before the Lagrangian prices were kept: none yet
+            expect_keys(state, (*self.FIELDS, "reward_loss"), "fairness")
+            prices = np.zeros(0)
+        if self.config.max_reward_loss is None and len(prices):
+            raise StateError("fairness.reward_loss_prices: expected none without a "
+                             "reward-loss bound")
         loss = state_array(state["reward_loss"], "fairness.reward_loss")
         if len(loss) == 4:  # saved before the reference was reused: none to reuse
             loss = np.concatenate([loss, _fresh_reward_loss()[4:]])
@@ -433,3 +477,4 @@ class FairnessState:
         for name, arr in arrays.items():
             setattr(self, name, arr)
         self.reward_loss = loss
+        self.reward_loss_prices = prices

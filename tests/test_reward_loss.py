@@ -21,7 +21,7 @@ from librex_alloc import (
     oracles,
     simulate,
 )
-from librex_alloc.fairness import REFERENCE_EVERY
+from librex_alloc.fairness import LAGRANGIAN_SLACK, REFERENCE_EVERY
 from librex_alloc.policies import POLICIES, make_policy
 from librex_alloc.request import RoundRequest
 from tests.conftest import assert_state_equal
@@ -103,9 +103,15 @@ def test_every_policy_honours_the_knob_with_the_oracle_reference_or_refuses_it(n
             est = p.posterior.mean(p.registry.arms_of(p.registry.lookup(ids),
                                                       np.zeros(8, np.int64)))
         want = oracles.solve(est, req, budget, groups=np.arange(8), method="fast").bound
-        before = p.fairness.reward_loss[1]
+        best = oracles.solve(est, req, budget, groups=np.arange(8), method="exact").objective
+        before, last = p.fairness.reward_loss[1], p.fairness.reward_loss[4]
         a = p.allocate_batch(ids, req, budget)
-        assert p.fairness.reward_loss[1] - before == pytest.approx(want, rel=1e-12)
+        got_ref = p.fairness.reward_loss[1] - before
+        if p.fairness.reward_loss[6] == p.fairness.reward_loss[3] - 1:  # the oracle solved it
+            assert got_ref == pytest.approx(want, rel=1e-12)
+        else:  # between two solves: the Lagrangian bound, close to the last oracle bound
+            assert got_ref <= (1 + LAGRANGIAN_SLACK) * last
+        assert got_ref >= best * (1 - 1e-12)  # an upper bound on the utilitarian optimum
         got = np.flatnonzero(a.selected)
         p.observe(a.round, [ids[i] for i in got], rewards=(rng.random(len(got)) < mu[got]))
 

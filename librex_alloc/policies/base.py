@@ -47,6 +47,7 @@ from librex_alloc.fairness import (
     rows_key,
 )
 from librex_alloc.ledger import OutcomeLedger
+from librex_alloc.oracles.lagrangian import reference_bound
 from librex_alloc.posteriors import make_posterior
 from librex_alloc.registry import AgentRegistry, check_ids, check_options, factorize_ids
 from librex_alloc.request import RoundRequest
@@ -228,7 +229,7 @@ class AllocationPolicy(ABC):
             index = self._index(arm_slots)
             values = self.fairness.values(index, agent_slots)
             r_star = self._reward_reference(request, arm_slots, agent_slots) \
-                if self.fairness.needs_reference() else None  # (R̂*, key if solved)
+                if self.fairness.needs_reference() else None  # (R̂*, key if solved, prices)
             values = self.fairness.mix_reward_loss(values, index)
             if not np.all(np.isfinite(values)):  # pragma: no cover - guarded by the configs
                 raise InvalidInputError("oracle values are not finite")
@@ -430,22 +431,35 @@ class AllocationPolicy(ABC):
     reuses_reference: bool = True
 
     def _reward_reference(self, request: RoundRequest, arm_slots: np.ndarray,
-                          agent_slots: np.ndarray) -> tuple[float, float | None]:
-        """``(R̂*_t, key)`` of the reward-loss bound (:mod:`librex_alloc.fairness`): the
-        oracle's proven upper bound on the utilitarian optimum of the estimates under the
-        round's budget (its pace in horizon-budget mode), whatever the policy's own rule;
-        ``key`` is the rows' fingerprint when it was solved now, None when reused."""
+                          agent_slots: np.ndarray
+                          ) -> tuple[float, float | None, np.ndarray | None]:
+        """``(R̂*_t, key, prices)`` of the reward-loss bound (:mod:`librex_alloc.fairness`): a
+        proven upper bound on the utilitarian optimum of the estimates under the round's budget
+        (its pace in horizon-budget mode), whatever the policy's own rule. It is the oracle's
+        bound (``key``: the rows' fingerprint, -1 when they may not be reused), reused on the
+        same rows, or between two oracle solves the Lagrangian bound at warm-started prices
+        (``key`` None); ``prices``: the Lagrangian prices to keep (None: unchanged)."""
         budget = request.budget if request.pace is None else \
             np.minimum(request.budget, request.pace)
+        fair = self.fairness
         key = -1.0
         if self.reuses_reference and self.config.discount == 1.0:
             key = rows_key(arm_slots, request.requests, budget)
-            reused = self.fairness.reusable_reference(key)
+            reused = fair.reusable_reference(key)
             if reused is not None:
-                return reused, None
-        res = oracles.solve(self._estimate(arm_slots), request.requests, budget,
-                            groups=agent_slots, method="fast", divisible=self.divisible)
-        return float(res.bound), key
+                return reused, None, None
+        estimate = self._estimate(arm_slots)
+        warm = fair.warm_prices(request.requests.shape[1])
+        if warm is not None and fair.cheap_reference_due():
+            bound, prices = reference_bound(estimate, request.requests, budget, agent_slots,
+                                            warm, sweeps=1)
+            if fair.cheap_reference_close(bound):
+                return bound, None, prices
+        res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
+                            method="fast", divisible=self.divisible)
+        _, prices = reference_bound(estimate, request.requests, budget, agent_slots, warm,
+                                    sweeps=1 if warm is not None else 3)
+        return float(res.bound), key, prices
 
     def _learn(self, arms: np.ndarray, values: np.ndarray, are_flags: bool) -> None:
         if are_flags:
