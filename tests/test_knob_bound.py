@@ -179,3 +179,29 @@ def test_prices_without_a_bound_are_refused():
     state["fairness"]["reward_loss_prices"] = np.array([1.0, 2.0])
     with pytest.raises(StateError, match="reward_loss_prices"):
         p.set_state(state)
+
+
+# -- the cost table alone -----------------------------------------------------------------------
+def test_knob_cost_only_prints_the_cost_table_before_and_after(capsys, tmp_path, monkeypatch):
+    from librex_alloc.cli import main
+
+    monkeypatch.setenv("LIBREX_DATA", str(tmp_path))  # no trace: synthetic instances
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "paper", "--quick", "--knob-cost-only"]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith("| synthetic")]
+    assert len(lines) == 4  # same rows twice, new rows with the oracle and with Lagrangian
+    assert sum("oracle every round" in ln for ln in lines) == 1
+    assert sum("reused or Lagrangian" in ln for ln in lines) == 1
+    assert "extra %" in out and "Gini(service)" in out
+    assert not any(tmp_path.iterdir())  # writes nothing
+
+
+def test_knob_cost_only_with_knob_is_a_one_line_usage_error(capsys):
+    from librex_alloc.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "paper", "--knob-cost-only", "--knob"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--knob-cost-only runs alone" in err and "Traceback" not in err

@@ -429,6 +429,10 @@ class AllocationPolicy(ABC):
     #: Whether the reward-loss reference may be reused for a few rounds on the same rows (not
     #: with a discount, which moves every estimate every round).
     reuses_reference: bool = True
+    #: Whether the Lagrangian bound may stand in for the oracle's between two oracle solves
+    #: (:mod:`librex_alloc.fairness`); False (the cost benchmark's "before"): the oracle
+    #: solves every round whose rows are not reused.
+    cheap_reference: bool = True
 
     def _reward_reference(self, request: RoundRequest, arm_slots: np.ndarray,
                           agent_slots: np.ndarray
@@ -449,6 +453,10 @@ class AllocationPolicy(ABC):
             if reused is not None:
                 return reused, None, None
         estimate = self._estimate(arm_slots)
+        if not self.cheap_reference:
+            res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
+                                method="fast", divisible=self.divisible)
+            return float(res.bound), key, None
         warm = fair.warm_prices(request.requests.shape[1])
         if warm is not None and fair.cheap_reference_due():
             bound, prices = reference_bound(estimate, request.requests, budget, agent_slots,
