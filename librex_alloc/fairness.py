@@ -321,7 +321,7 @@ class FairnessState:
         choice earned is credited when its outcomes arrive (:meth:`record_rewards`)."""
         eps = self.config.max_reward_loss
         loss = self.reward_loss
-        if prices is not None:
+        if prices is not None and np.all(np.isfinite(prices)):
             self.reward_loss_prices = np.asarray(prices, dtype=np.float64).copy()
         if solved_key is not None:
             loss[4:7] = (r_star, solved_key, loss[3])

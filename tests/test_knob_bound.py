@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from librex_alloc import oracles
@@ -145,6 +145,29 @@ def test_the_policy_is_deterministic_and_continues_identically_after_a_restore()
     _rounds(a, np.random.default_rng(4), 2 * REFERENCE_EVERY)
     _rounds(b, np.random.default_rng(4), 2 * REFERENCE_EVERY)
     assert_state_equal(a.get_state(), b.get_state())
+
+
+EXTREME = st.sampled_from([0.0, 5e-324, 1e-300, 1e-10, 0.3, 1.0, 7.0, 1e10, 1e300, 1.7e308])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6), st.integers(1, 3), st.data())
+def test_huge_and_tiny_requests_keep_the_prices_finite_and_the_state_restorable(n, k, data):
+    """Requests and budgets that change every round between extremes: the cheap reference
+    never stores a non-finite price, so the state always round-trips."""
+    p = ConstrainedThompsonSampling(k, fairness=FairnessConfig(mode="maxmin",
+                                                               max_reward_loss=0.1), seed=0)
+    for _ in range(4):
+        req = np.array(data.draw(st.lists(EXTREME, min_size=n * k, max_size=n * k)))
+        budget = np.array(data.draw(st.lists(EXTREME, min_size=k, max_size=k)))
+        a = p.allocate_batch(list(range(n)), req.reshape(n, k), budget)
+        got = a.allocated_agents()
+        if got:
+            p.observe(a.round, got, rewards=np.ones(len(got)))
+        assert np.all(np.isfinite(p.fairness.reward_loss_prices))
+        assert np.all(np.isfinite(p.fairness.reward_loss))
+        assert_state_equal(ConstrainedThompsonSampling.from_state(p.get_state()).get_state(),
+                           p.get_state())
 
 
 def test_a_state_saved_without_prices_is_accepted_and_solves_next():

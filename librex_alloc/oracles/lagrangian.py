@@ -56,12 +56,14 @@ def improve_prices(values, requests, budget, groups: Groups, lam0, sweeps: int =
                    ) -> tuple[float, np.ndarray]:
     """``(L(λ), λ)``: prices λ ≥ 0 (K,) from ``lam0`` (None: zeros) improved by ``sweeps``
     rounds of coordinate-wise exact line searches, and the proven bound there. Never worse
-    than ``L(lam0)``. ``budget`` entries may be +inf (their price stays 0)."""
+    than ``L(lam0)``; the prices stay finite (a step that overflows on extreme data is not
+    taken). ``budget`` entries may be +inf (their price stays 0)."""
     m, k = requests.shape
     finite = np.isfinite(budget)
     b = np.where(finite, budget, 0.0)
     lam = np.zeros(k) if lam0 is None else np.where(finite, np.maximum(lam0, 0.0), 0.0)
     best = lagrangian_bound(values, requests, b, groups, lam)
+    start = lam
     if m == 0 or k == 0:
         return best, lam
     fits = np.all(requests <= budget, axis=1) & (values > 0)
@@ -77,7 +79,7 @@ def improve_prices(values, requests, budget, groups: Groups, lam0, sweeps: int =
             col = requests[:, j]
             a = d + lam[j] * col
             new = _line_min(a, col, float(b[j]), float(lam[j]))
-            if new == lam[j]:
+            if new == lam[j] or not np.isfinite(new):
                 continue
             trial = lam.copy()
             trial[j] = new
@@ -85,10 +87,13 @@ def improve_prices(values, requests, budget, groups: Groups, lam0, sweeps: int =
                 lam, d = trial, a - new * col
                 continue
             val = lagrangian_bound(values, requests, b, groups, trial)
-            if val < best:
+            if val < best:  # False for NaN
                 best, lam, d = val, trial, a - new * col
     if groups.singleton:
-        best = min(best, lagrangian_bound(values, requests, b, groups, lam))
+        val = lagrangian_bound(values, requests, b, groups, lam)
+        if not val < best:  # not better (or not finite: overflow on extreme data)
+            return best, start
+        best = val
     return best, lam
 
 
@@ -100,4 +105,5 @@ def reference_bound(values, requests, budget, labels=None, lam0=None, sweeps: in
     requests = np.asarray(requests, dtype=np.float64)
     budget = np.asarray(budget, dtype=np.float64)
     groups = Groups.from_labels(None if labels is None else np.asarray(labels), len(values))
-    return improve_prices(values, requests, budget, groups, lam0, sweeps)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or tiny data: see the guards
+        return improve_prices(values, requests, budget, groups, lam0, sweeps)
