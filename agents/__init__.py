@@ -3,10 +3,26 @@
 :class:`AgentShard` hosts many simulated agents of one environment; :class:`LiveAgentHost`
 wraps a user's :class:`LiveAgent` objects. Both speak the protocol of :mod:`agents.protocol`
 to the coordinator; :mod:`agents.actors` places them in Ray actors. Names are imported on
-first use, so a live-agent process does not load the core library (numpy only).
+first use (the core's :mod:`librex_alloc._lazy`), so a live-agent process does not load the
+core library's modules (numpy only).
 """
 
-from importlib import import_module
+from typing import TYPE_CHECKING
+
+from librex_alloc._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from agents.live import Grant, LiveAgent, LiveAgentHost
+    from agents.protocol import (
+        Exchange,
+        GrantBatch,
+        Registration,
+        Reply,
+        Report,
+        Submission,
+        Submitter,
+    )
+    from agents.shard import AgentShard
 
 _WHERE = {
     "AgentShard": "agents.shard",
@@ -22,10 +38,9 @@ _WHERE = {
     "Registration": "agents.protocol",
 }
 
-__all__ = list(_WHERE)
+__getattr__, __dir__ = lazy_module(__name__, _WHERE)
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        return getattr(import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+__all__ = [
+    "AgentShard", "LiveAgent", "LiveAgentHost", "Grant", "Submitter", "Submission", "GrantBatch",
+    "Report", "Exchange", "Reply", "Registration",
+]

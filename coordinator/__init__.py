@@ -1,12 +1,19 @@
 """The algorithm side of the runtime: the coordinator and its driver.
 
 :class:`Coordinator` is a plain class (no Ray); :mod:`coordinator.actor` wraps it as a Ray
-actor and :func:`run_job` drives a whole job. Names are imported on first use: importing this
-package loads neither Ray nor the core library (a process that only talks to the coordinator
-actor stays small).
+actor and :func:`run_job` drives a whole job. Names are imported on first use (the core's
+:mod:`librex_alloc._lazy`): importing this package loads neither Ray nor the core library's
+modules (a process that only talks to the coordinator actor stays small).
 """
 
-from importlib import import_module
+from typing import TYPE_CHECKING
+
+from librex_alloc._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from coordinator.core import Coordinator, CoordinatorConfig, LocalTransport, Transport
+    from coordinator.errors import CredentialError, OwnershipError, ProtocolError, ReplayError
+    from coordinator.job import run_job
 
 _WHERE = {
     "Coordinator": "coordinator.core",
@@ -20,10 +27,9 @@ _WHERE = {
     "run_job": "coordinator.job",
 }
 
-__all__ = list(_WHERE)
+__getattr__, __dir__ = lazy_module(__name__, _WHERE)
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        return getattr(import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'coordinator' has no attribute {name!r}")
+__all__ = [
+    "Coordinator", "CoordinatorConfig", "LocalTransport", "Transport", "ProtocolError",
+    "CredentialError", "OwnershipError", "ReplayError", "run_job",
+]

@@ -14,7 +14,6 @@ import numpy as np
 
 from librex_alloc import metrics
 from librex_alloc._validation import as_float_array, expect_keys
-from librex_alloc.checkpoint import load_state, save_state
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError, StateError
 from librex_alloc.fairness import FairnessConfig
 from librex_alloc.policies import Allocation, ConstrainedThompsonSampling
@@ -35,7 +34,9 @@ class LibrexAlloc:
     Keyword-only extensions: oracle ("auto" | "exact" | "fast"), time_limit, utility
     ("reward" | "service" | "share"), fairness_horizon, epsilon, min_share (ρ for every
     agent, or a mapping id → ρ), eta, weights (mapping id → priority), reward_family
-    ("bernoulli" | "gaussian"), gaussian_prior (dict), discount γ, divisible, seed.
+    ("bernoulli" | "gaussian"), gaussian_prior (dict), discount γ, divisible, seed,
+    max_reward_loss ε ∈ [0, 1] (keep ≥ 1 − ε of the utilitarian reward: see
+    :mod:`librex_alloc.fairness`), gap_tolerance (the oracle's relative gap).
     """
 
     def __init__(self, n_agents: int = 0, n_resource_types: int = 1,
@@ -46,7 +47,8 @@ class LibrexAlloc:
                  epsilon: float = 1e-3, min_share: float | Mapping = 0.0, eta: float = 1.0,
                  weights: Mapping | None = None, reward_family: str = "bernoulli",
                  gaussian_prior: dict | None = None, discount: float = 1.0,
-                 divisible: bool = False, max_pending_rounds: int = 1000, seed=None):
+                 divisible: bool = False, max_pending_rounds: int = 1000, seed=None,
+                 max_reward_loss: float | None = None, gap_tolerance: float | None = None):
         if use_gurobi:
             raise InvalidConfigError("use_gurobi=True: Gurobi is not a dependency of "
                                      "librex-alloc; use oracle='exact' (OR-Tools CP-SAT)")
@@ -57,7 +59,8 @@ class LibrexAlloc:
         default_share = 0.0 if isinstance(min_share, Mapping) else min_share
         fairness = FairnessConfig(mode=fairness_mode, alpha=fairness_alpha, utility=utility,
                                   horizon=fairness_horizon, epsilon=epsilon,
-                                  min_share=default_share, eta=eta)
+                                  min_share=default_share, eta=eta,
+                                  max_reward_loss=max_reward_loss)
         if reward_family in ("bernoulli", "beta"):
             prior = {"alpha_prior": alpha_prior, "beta_prior": beta_prior}
         elif reward_family == "gaussian":
@@ -67,8 +70,8 @@ class LibrexAlloc:
                                      f"{reward_family!r}")
         policy = ConstrainedThompsonSampling(
             n_resource_types, fairness=fairness, oracle=oracle, time_limit=time_limit,
-            divisible=divisible, reward_family=reward_family, prior=prior, discount=discount,
-            max_pending_rounds=max_pending_rounds, seed=seed)
+            gap_tolerance=gap_tolerance, divisible=divisible, reward_family=reward_family,
+            prior=prior, discount=discount, max_pending_rounds=max_pending_rounds, seed=seed)
         self._attach(policy, int(n_agents))
         if self.n_agents:
             self.policy.register(list(range(self.n_agents)))
@@ -255,15 +258,21 @@ class LibrexAlloc:
 
     def save(self, path) -> None:
         """Atomic Parquet checkpoint of the learned state and its configuration."""
+        from librex_alloc.checkpoint import save_state  # pyarrow: only where tables are built
+
         save_state(self.get_state(), path)
 
     def load(self, path) -> None:
         """Restore a checkpoint written by :meth:`save` into this object (same configuration)."""
+        from librex_alloc.checkpoint import load_state
+
         self.set_state(load_state(path))
 
     @classmethod
     def from_checkpoint(cls, path) -> LibrexAlloc:
         """A ``LibrexAlloc`` rebuilt from a checkpoint file, with its configuration."""
+        from librex_alloc.checkpoint import load_state
+
         return cls.from_state(load_state(path))
 
 

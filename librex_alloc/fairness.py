@@ -22,21 +22,58 @@ approaches max-min (``"maxmin"``). The α-weights are computed in log space and 
 the largest among the round's requesters is 1; this keeps large α finite and, for the pure
 α-fair rule, does not change the oracle's answer (a positive rescaling of all values).
 
-A bound on the price of fairness, ``max_reward_loss = ε`` (Neely's drift-plus-penalty): the
-time-averaged reward of the choices, measured on the round's samples θ̃, stays ≥ (1 − ε) of
-what the utilitarian choice on the same samples earns. A virtual queue
-``Z ← [Z + (1 − ε)·R*_t − R_t]_+`` (``R*_t`` the utilitarian optimum of θ̃, ``R_t`` what the
-chosen set earns on θ̃) mixes the fair values with the samples::
+A bound on the price of fairness, ``max_reward_loss = ε``. The promise is about *expected*
+reward (the true means): over a run, the fair policy's choices earn ≥ (1 − ε) of what the
+utilitarian constrained-TS policy earns on the same instance. The policy cannot see true means,
+so it keeps the promise on two estimates chosen so that each errs on the safe side, and enforces
+it with Neely's drift-plus-penalty virtual queue::
 
-    v = fair' + Z / (V · R̄*) · θ̃
+    Z ← [Z + (1 − ε)·R̂*_t − R̂_t]_+            v = fair' + Z / (V · R̄*) · θ̃
 
-where ``fair'`` are the fair values rescaled to the samples' magnitude, ``R̄*`` the running mean
-of ``R*`` (so ``V = reward_loss_v`` is dimensionless: larger V, slower correction). ``Σ_t R_t ≥
-(1 − ε) Σ_t R*_t − Z_T``; ε = 0 is the utilitarian rule, ε = 1 the plain fairness rule.
+- ``R̂*_t`` (what the utilitarian policy would earn this round) is the oracle's *proven upper
+  bound* on the utilitarian optimum of the posterior means μ̂ (the oracle on ``μ̂`` under the
+  round's budget, its pace in horizon-budget mode; no fairness weights; never the policy's own
+  rule). It errs high in three ways: the bound is ≥ the optimum (by the LP's integrality gap,
+  a few percent at tens of agents, vanishing with more); the best set under noisy estimates
+  tends to be worth less than they say (the winner's curse); and the utilitarian TS *run*,
+  which the promise is about, earns less than the optimum, since it explores. Early in a run
+  the posterior means sit near the prior and the reference may err low on instances whose
+  best agents are better than the prior mean; the later rounds dominate a run's sum.
+  The reference would cost one more oracle call per round, so the oracle solves it at least
+  every :data:`REFERENCE_EVERY` rounds, and in between it is (a) reused while the round's rows
+  (arms, requests, budget) stay the same and no discount moves the means: the posterior
+  means move by O(1 / observations) per round, so a reference a few rounds old is close to a
+  fresh one; (b) else the *Lagrangian bound* ``L(λ) = λ·B + Σ_i max(0, max_j μ̂_ij − λ·r_ij)``
+  of this round's means, rows and budget (:mod:`librex_alloc.oracles.lagrangian`): a proven
+  upper bound for every λ ≥ 0 (weak duality), equal to the LP bound at the best λ, O(N·K).
+  Its prices λ are carried from round to round (they are part of the state) and improved by
+  one sweep of exact coordinate line searches a round. It is used only while it is at most
+  :data:`LAGRANGIAN_SLACK` above the last oracle bound; a looser one sends the round to the
+  oracle. Either way ``R̂*_t`` stays a proven upper bound on this round's optimum; a looser
+  one only makes the knob keep more reward (the safe side) and give less fairness.
+- ``R̂_t`` (what the fair choice earned) is the *realized* reward of the allocated rows, times
+  the granted fractions, credited when the outcomes arrive (:meth:`record_rewards`). Its
+  expectation is exactly the true-mean reward of the choice, whatever the posterior believes:
+  it does not reward optimism (fairness routes budget to little-explored agents whose samples
+  and posterior means overstate them; their realized rewards do not). Outcomes that never
+  arrive earn nothing, and late ones keep Z high meanwhile — both on the safe side.
+
+So ``Σ_t R̂_t ≥ (1 − ε) Σ_t R̂*_t − Z_T`` (the clipping at 0 only adds to the left side), and
+in expectation the fair choices keep at least (1 − ε) of the reference, less ``Z_T / T``, which
+vanishes as the run grows. ``fair'`` are the fair values rescaled to the samples' magnitude and
+``R̄*`` the running mean of ``R̂*`` (so ``V = reward_loss_v`` is dimensionless: larger V,
+slower correction). ε = 0 is the utilitarian rule and ε = 1 the plain fairness rule; neither
+needs the reference, so its extra oracle call runs only for 0 < ε < 1. The queue mixes the
+values, so the knob is honoured by every policy whose choice follows the oracle values, and
+refused by those whose rule ignores them (DRF, round-robin, proportional share, Fair-Learn).
+A heuristic rule (greedy, BTS, ...) that cannot reach (1 − ε) of the oracle's reference even
+on purely utilitarian values lets Z grow: it then acts on values dominated by its samples, its
+best effort, and :attr:`FairnessState.reward_kept_estimate` shows the shortfall.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -58,6 +95,36 @@ MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
 #: The α-weights are floored at e^-700 (≈ 1e-304) relative to the largest: an agent far ahead
 #: keeps a tiny positive value, so spare budget still goes to it.
 _LOG_FLOOR = -700.0
+
+
+def _knob_number(value, name: str, *, low: float, high: float) -> float:
+    """A setting of the reward-loss knob: a real number (not a bool, not a string), finite, in
+    [low, high]; :class:`InvalidConfigError` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or \
+            not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidConfigError(f"{name}: expected a number in [{low:g}, {high:g}], got "
+                                 f"{value!r} ({type(value).__name__})")
+    return check_scalar(value, name, low=low, high=high)
+
+
+#: The reward-loss reference is re-solved by the oracle at least every this many rounds
+#: (module doc).
+REFERENCE_EVERY = 8
+#: Between two oracle solves, the Lagrangian bound stands in for the reference while it is at
+#: most this much (relative) above the last oracle bound; else the oracle solves again.
+LAGRANGIAN_SLACK = 0.05
+
+
+def _fresh_reward_loss() -> np.ndarray:
+    return np.array([0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0])
+
+
+def rows_key(*arrays: np.ndarray) -> float:
+    """A 48-bit fingerprint of a round's rows (exact in a float64): equal rows, equal key."""
+    h = hashlib.blake2b(digest_size=6)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return float(int.from_bytes(h.digest(), "little"))
 
 
 @dataclass(frozen=True)
@@ -103,9 +170,9 @@ class FairnessConfig:
                                                            high=1.0))
         object.__setattr__(self, "eta", check_scalar(self.eta, "eta", low=0.0, high=1e12))
         if self.max_reward_loss is not None:
-            object.__setattr__(self, "max_reward_loss", check_scalar(
+            object.__setattr__(self, "max_reward_loss", _knob_number(
                 self.max_reward_loss, "max_reward_loss", low=0.0, high=1.0))
-        object.__setattr__(self, "reward_loss_v", check_scalar(
+        object.__setattr__(self, "reward_loss_v", _knob_number(
             self.reward_loss_v, "reward_loss_v", low=1e-6, high=1e6))
 
     @property
@@ -144,8 +211,12 @@ class FairnessState:
         self.config = config
         for name in self.FIELDS:
             setattr(self, name, np.zeros(0))
-        #: reward-loss bound: [Z, Σ R*, Σ R, rounds] (see the module docstring)
-        self.reward_loss = np.zeros(4)
+        #: reward-loss bound (module docstring): [Z, Σ R̂*, Σ R̂, rounds with a reference],
+        #: then the reused reference: [its value, its rows' key (-1: none), the round count
+        #: when it was solved]
+        self.reward_loss = _fresh_reward_loss()
+        #: the Lagrangian prices λ (K,) of the last reference (empty: none yet; module doc)
+        self.reward_loss_prices = np.zeros(0)
 
     @property
     def n_slots(self) -> int:
@@ -202,7 +273,7 @@ class FairnessState:
             return fair
         if eps == 0.0:
             return theta.astype(np.float64, copy=True)
-        z, r_star_sum, _, rounds = self.reward_loss
+        z, r_star_sum, _, rounds = self.reward_loss[:4]
         top_fair = float(np.max(np.abs(fair))) if len(fair) else 0.0
         top_theta = float(np.max(np.abs(theta))) if len(theta) else 0.0
         v = fair * (top_theta / top_fair) if top_fair > 0 and top_theta > 0 else fair.copy()
@@ -211,15 +282,64 @@ class FairnessState:
             v = v + (z / (self.config.reward_loss_v * ref)) * theta
         return v
 
-    def record_reward_loss(self, r_star: float, r: float) -> None:
-        """One round of the bound: the utilitarian optimum ``r_star`` and what the choice earned
-        ``r``, both on the round's samples."""
+    def needs_reference(self) -> bool:
+        """Whether a round needs the utilitarian reference ``R̂*_t`` (0 < ε < 1)."""
+        eps = self.config.max_reward_loss
+        return eps is not None and 0.0 < eps < 1.0
+
+    def reusable_reference(self, key: float) -> float | None:
+        """The last solved reference if it may stand in for the rows with fingerprint
+        ``key``: the same rows, solved fewer than :data:`REFERENCE_EVERY` rounds ago; else
+        None."""
+        loss = self.reward_loss
+        if key < 0 or key != loss[5] or loss[3] - loss[6] >= REFERENCE_EVERY:
+            return None
+        return float(loss[4])
+
+    def warm_prices(self, k: int) -> np.ndarray | None:
+        """The Lagrangian prices of the last reference, if there are K = ``k`` of them."""
+        p = self.reward_loss_prices
+        return p.copy() if len(p) == k and k > 0 else None
+
+    def cheap_reference_due(self) -> bool:
+        """Whether the oracle solved the reference fewer than :data:`REFERENCE_EVERY` rounds
+        ago, so that the Lagrangian bound may stand in for it (module doc)."""
+        loss = self.reward_loss
+        return loss[3] > 0 and loss[3] - loss[6] < REFERENCE_EVERY and loss[4] > 0
+
+    def cheap_reference_close(self, bound: float) -> bool:
+        """Whether the Lagrangian ``bound`` is within :data:`LAGRANGIAN_SLACK` of the last
+        oracle bound (else the oracle solves the round)."""
+        return bool(np.isfinite(bound)) and bound <= (1.0 + LAGRANGIAN_SLACK) * \
+            self.reward_loss[4]
+
+    def record_reward_loss(self, r_star: float, solved_key: float | None = None,
+                           prices: np.ndarray | None = None) -> None:
+        """One allocated round of the bound: ``r_star`` = ``R̂*_t`` (module doc), solved by
+        the oracle for rows with fingerprint ``solved_key`` (-1: not to be reused; None:
+        reused, or the Lagrangian bound); ``prices``: the Lagrangian prices to keep. What the
+        choice earned is credited when its outcomes arrive (:meth:`record_rewards`)."""
         eps = self.config.max_reward_loss
         loss = self.reward_loss
-        loss[0] = max(loss[0] + (1.0 - eps) * r_star - r, 0.0)
+        if prices is not None and np.all(np.isfinite(prices)):
+            self.reward_loss_prices = np.asarray(prices, dtype=np.float64).copy()
+        if solved_key is not None:
+            loss[4:7] = (r_star, solved_key, loss[3])
+        loss[0] += (1.0 - eps) * r_star
         loss[1] += r_star
-        loss[2] += r
         loss[3] += 1.0
+
+    def _credit(self, earned: float) -> None:
+        loss = self.reward_loss
+        loss[0] = max(loss[0] - earned, 0.0)
+        loss[2] += earned
+
+    @property
+    def reward_kept_estimate(self) -> float:
+        """``Σ R̂_t / Σ R̂*_t`` so far (NaN before the first reference): the bookkeeping's view
+        of the share kept, a conservative estimate of the true one (module doc)."""
+        _, r_star, r, _ = self.reward_loss[:4]
+        return float(r / r_star) if r_star > 0 else float("nan")
 
     # -- bookkeeping ------------------------------------------------------------------------
     def record_allocation(self, agent_slots: np.ndarray, fractions: np.ndarray,
@@ -258,20 +378,28 @@ class FairnessState:
             if beta is not None:
                 self.ema[agents] += beta * u
 
-    def record_rewards(self, agents: np.ndarray, rewards: np.ndarray) -> None:
+    def record_rewards(self, agents: np.ndarray, rewards: np.ndarray,
+                       fractions: np.ndarray | None = None) -> None:
+        """Outcomes arrived: ``rewards`` (m,) of agent slots ``agents`` (m,), granted
+        ``fractions`` (m,) of their requests (default 1)."""
         np.add.at(self.reward_sum, agents, rewards)
         if self.config.utility == "reward":
             np.add.at(self.utility_sum, agents, rewards)
             if self.config.horizon is not None:
                 np.add.at(self.ema, agents, rewards / self.config.horizon)
+        if self.config.max_reward_loss is not None and len(rewards):
+            self._credit(float(rewards @ fractions) if fractions is not None
+                         else float(rewards.sum()))
 
-    def record_reward_one(self, agent: int, reward: float) -> None:
+    def record_reward_one(self, agent: int, reward: float, fraction: float = 1.0) -> None:
         """:meth:`record_rewards` for one agent slot."""
         self.reward_sum[agent] += reward
         if self.config.utility == "reward":
             self.utility_sum[agent] += reward
             if self.config.horizon is not None:
                 self.ema[agent] += reward / self.config.horizon
+        if self.config.max_reward_loss is not None:
+            self._credit(reward * fraction)
 
     def withdraw(self, agents: np.ndarray, fractions: np.ndarray, shares: np.ndarray) -> None:
         """Take back service recorded by :meth:`record_round` for ``agents`` (unique slots)
@@ -305,17 +433,33 @@ class FairnessState:
     def get_state(self) -> dict:
         state = {name: getattr(self, name).copy() for name in self.FIELDS}
         state["reward_loss"] = self.reward_loss.copy()
+        state["reward_loss_prices"] = self.reward_loss_prices.copy()
         return state
 
     def set_state(self, state: dict, n_slots: int | None = None) -> None:
         """Restore :meth:`get_state`'s arrays (copies), all checked first; ``n_slots``: the
         expected length. Raises :class:`StateError` and changes nothing on a bad state."""
-        expect_keys(state, (*self.FIELDS, "reward_loss"), "fairness")
-        loss = state_array(state["reward_loss"], "fairness.reward_loss", length=4)
-        if loss[0] < 0 or loss[3] < 0 or loss[3] != np.round(loss[3]) or \
-                (self.config.max_reward_loss is None and np.any(loss != 0)):
-            raise StateError("fairness.reward_loss: expected [Z ≥ 0, Σ R*, Σ R, rounds ≥ 0], "
-                             "all 0 without a reward-loss bound")
+        if not isinstance(state, dict) or "reward_loss_prices" in state:
+            expect_keys(state, (*self.FIELDS, "reward_loss", "reward_loss_prices"), "fairness")
+            prices = state_array(state["reward_loss_prices"], "fairness.reward_loss_prices",
+                                 low=0.0)
+        else:  # saved before the Lagrangian prices were kept: none yet
+            expect_keys(state, (*self.FIELDS, "reward_loss"), "fairness")
+            prices = np.zeros(0)
+        if self.config.max_reward_loss is None and len(prices):
+            raise StateError("fairness.reward_loss_prices: expected none without a "
+                             "reward-loss bound")
+        loss = state_array(state["reward_loss"], "fairness.reward_loss")
+        if len(loss) == 4:  # saved before the reference was reused: none to reuse
+            loss = np.concatenate([loss, _fresh_reward_loss()[4:]])
+        if len(loss) != 7 or loss[0] < 0 or loss[3] < 0 or loss[3] != np.round(loss[3]) or \
+                not (loss[5] == -1 or 0 <= loss[5] < 2.0**48) or \
+                loss[5] != np.round(loss[5]) or not 0 <= loss[6] <= loss[3] or \
+                (self.config.max_reward_loss is None and
+                 np.any(loss != _fresh_reward_loss())):
+            raise StateError("fairness.reward_loss: expected [Z ≥ 0, Σ R*, Σ R, rounds ≥ 0, "
+                             "reference, its key (-1 or an int < 2^48), its round ≤ rounds], "
+                             "all initial without a reward-loss bound")
         nonneg = self.config.utility != "reward"
         bounds = {"active": (0.0, None), "served": (0.0, None), "queue": (0.0, None),
                   "min_share": (0.0, 1.0), "weight": (MIN_WEIGHT, MAX_WEIGHT),
@@ -333,3 +477,4 @@ class FairnessState:
         for name, arr in arrays.items():
             setattr(self, name, arr)
         self.reward_loss = loss
+        self.reward_loss_prices = prices

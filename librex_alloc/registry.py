@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from librex_alloc._validation import expect_keys, state_array
 from librex_alloc.errors import InvalidInputError, StateError, UnknownAgentError
+
+if TYPE_CHECKING:  # pandas is imported where many ids are hashed: a light import of the core
+    import pandas as pd
 
 #: Option indices are 0 .. MAX_OPTIONS - 1 (the arm table is dense per agent).
 MAX_OPTIONS = 1024
@@ -32,6 +35,8 @@ def check_options(options: np.ndarray) -> None:
 
 
 def _as_series(ids: list) -> pd.Series:
+    import pandas as pd
+
     s = pd.Series(ids, dtype=object) if ids else pd.Series([], dtype=object)
     if len(s) and bool(s.isna().any()):
         raise InvalidInputError("agent ids must not be None or NaN")
@@ -92,6 +97,8 @@ def factorize_ids(ids: list) -> tuple[np.ndarray, list]:
                 code = seen.setdefault(a, len(seen))
             codes[i] = code
         return codes, list(seen)
+    import pandas as pd
+
     ints = _int_ids(ids)
     if ints is not None:  # plain integer ids: a hash table on int64, no Python objects
         codes, uniques = pd.factorize(ints)
@@ -172,6 +179,8 @@ class AgentRegistry:
         if len(uniques) <= 16:
             return np.fromiter((self._agent_slot.get(a, -1) for a in uniques), np.int64,
                                count=len(uniques))
+        import pandas as pd
+
         if self._index is None:
             slots = self.live_agent_slots()
             live = [self._agent_ids[s] for s in slots]

@@ -71,7 +71,8 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
              *, oracle_method: str = "auto", oracle_time_limit: float = 10.0,
              metrics_every: int = 1,
              progress: Callable[[int], object] | None = None,
-             budget_mode: str = "round", horizon_budget=None) -> pd.DataFrame:
+             budget_mode: str = "round", horizon_budget=None,
+             first_round: int = 1) -> pd.DataFrame:
     """Simulate ``rounds`` rounds; returns one row per round.
 
     Columns: round, reward (realized), expected_reward, oracle_reward, regret, cum_regret,
@@ -89,10 +90,18 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     budget_mode: "round" or "horizon"; horizon_budget: (K,) resource units, horizon mode only
     (default ``rounds`` × round 1's budget). progress: called with the number of rounds done
     after every round (for a progress bar). Every argument is checked before the first round.
+
+    first_round: the environment round of the first row (rounds ``first_round`` … ``first_round
+    + rounds − 1``), to continue a run in chunks with the same policy and environment (a sweep
+    trial reports and checkpoints between chunks). A later chunk draws from generators seeded
+    by ``(seed, first_round)``, so a chunked run is reproducible chunk by chunk (it differs
+    from one call over all rounds); its Gini/Jain columns cover the chunk's allocations only,
+    and outcomes still delayed at the end of a call are not delivered. Round mode only.
     """
     rounds = _count(rounds, "rounds", 0)
     metrics_every = _count(metrics_every, "metrics_every", 1)
     seed = _count(seed, "seed", 0)
+    first_round = _count(first_round, "first_round", 1)
     if oracle_method not in oracles.METHODS:
         raise InvalidConfigError(f"oracle_method: expected one of {oracles.METHODS}, got "
                                  f"{oracle_method!r}")
@@ -111,13 +120,19 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
                                  f"{budget_mode!r}")
     k = env.n_resources
     horizon = budget_mode == "horizon"
+    if horizon and first_round != 1:
+        raise InvalidConfigError("first_round: only with budget_mode='round'")
     if horizon_budget is not None:
         if not horizon:
             raise InvalidConfigError("horizon_budget: only with budget_mode='horizon'")
         horizon_budget = _budget_vector(horizon_budget, k)
 
-    rng = np.random.default_rng(seed)
-    feedback_rng = np.random.default_rng([seed, 1])  # delays: a stream of their own
+    if first_round == 1:
+        rng = np.random.default_rng(seed)
+        feedback_rng = np.random.default_rng([seed, 1])  # delays: a stream of their own
+    else:  # a later chunk of a run: streams of its own
+        rng = np.random.default_rng([seed, 2, first_round])
+        feedback_rng = np.random.default_rng([seed, 3, first_round])
     delays_of = getattr(env, "feedback_delays", None)
     set_true_means = getattr(policy, "set_true_means", None)
     set_true_means = set_true_means if callable(set_true_means) else None
@@ -142,7 +157,8 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     service = np.zeros(n)
     left_round = np.zeros(n, dtype=np.int64)  # the latest round in which each agent left
     queue: dict[int, list] = {}  # arrival round -> [(round t, round id, ids, agent idx, values)]
-    for t in range(1, rounds + 1):
+    for step in range(1, rounds + 1):
+        t = first_round + step - 1
         env_round = env.requests(t)
         req, agent_index = env_round.request, env_round.agent_index
         left = np.asarray(getattr(env_round, "left", ()), dtype=np.int64)
@@ -166,10 +182,10 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         rewards = env.sample(agent_index[rows], req.options[rows], rng)
         values = np.clip(rewards, 0.0, 1.0) if env.reward_family != "gaussian" else rewards
         used = frac @ req.requests[rows] if len(rows) else np.zeros(k)
-        caps[t - 1], spends[t - 1] = req.budget, used
+        caps[step - 1], spends[step - 1] = req.budget, used
         if horizon:
             remaining = np.maximum(remaining - used, 0.0)
-            lefts[t - 1] = remaining
+            lefts[step - 1] = remaining
         # feedback: queue this round's outcomes by arrival round, then deliver round t's
         delays = np.zeros(len(rows), np.int64) if delays_of is None or not len(rows) else \
             np.asarray(delays_of(agent_index[rows], req.options[rows], feedback_rng),
@@ -222,7 +238,7 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         rec["oracle_status"].append(best.status)
         rec["regret"].append(best.objective - expected)
         rec["n_allocated"].append(len(rows))
-        if t % metrics_every == 0 or t == rounds:
+        if step % metrics_every == 0 or step == rounds:
             rec["gini_reward"].append(metrics.gini(np.maximum(reward_sum, 0)))
             rec["jain_reward"].append(metrics.jain(np.maximum(reward_sum, 0)))
             rec["gini_service"].append(metrics.gini(service))
@@ -239,7 +255,7 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         for c in FEEDBACK_COLUMNS:
             rec[c].append(counts[c])
         if progress is not None:
-            progress(t)
+            progress(step)
     extra = {c: rec.pop(c) for c in ("n_active", "n_rows", "n_joined", "n_left",
                                      *FEEDBACK_COLUMNS)}
     df = pd.DataFrame(rec)

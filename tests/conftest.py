@@ -43,13 +43,15 @@ if os.environ.get("CI"):
 @pytest.fixture(scope="session")
 def ray_session():
     """One Ray instance for the whole test session, started by the first test that needs it
-    (``ray.init`` costs seconds): 2 CPUs, no dashboard, token authentication as Ray sets it."""
+    (``ray.init`` costs seconds): 2 CPUs, no dashboard, token authentication as Ray sets it.
+    Always a new local Ray (``address="local"``), never a cluster that happens to run here."""
     import ray
 
     if ray.is_initialized():  # pragma: no cover - someone else's session
         yield ray
         return
-    ray.init(num_cpus=2, include_dashboard=False, namespace="librex-runtime-tests",
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             namespace="librex-runtime-tests",
              log_to_driver=False)
     try:
         yield ray

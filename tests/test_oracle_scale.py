@@ -167,16 +167,16 @@ def test_highs_failure_is_an_oracle_error(monkeypatch):
 
 
 def test_cpsat_model_invalid_is_an_oracle_error(monkeypatch):
-    from librex_alloc.oracles import exact
+    from ortools.sat.python import cp_model  # the exact oracle imports it where it solves
 
     class Invalid:
         parameters = SimpleNamespace()
         deterministic_time = 0.0
 
         def solve(self, model):
-            return exact.cp_model.MODEL_INVALID
+            return cp_model.MODEL_INVALID
 
-    monkeypatch.setattr(exact.cp_model, "CpSolver", Invalid)
+    monkeypatch.setattr(cp_model, "CpSolver", Invalid)
     monkeypatch.setattr(solver_module, "max_states", lambda *args: 0)  # no enumeration
     rng = np.random.default_rng(3)
     values, requests = rng.uniform(0, 1, 40), rng.uniform(1, 10, (40, 3))

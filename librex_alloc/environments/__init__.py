@@ -14,21 +14,44 @@ with a validated ``get_state`` / ``set_state``:
   :mod:`.traces`' docstring).
 """
 
-from librex_alloc.environments.base import (
-    DATA_ENV_VAR,
-    FAMILIES,
-    Environment,
-    EnvironmentRound,
-    find_data,
-)
-from librex_alloc.environments.orlib import OrlibEnvironment
-from librex_alloc.environments.synthetic import DRIFTS, SyntheticEnvironment
-from librex_alloc.environments.traces import (
-    AlibabaGpuEnvironment,
-    BitbrainsEnvironment,
-    load_alibaba,
-    load_bitbrains,
-)
+from typing import TYPE_CHECKING
+
+from librex_alloc._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from librex_alloc.environments.base import (
+        DATA_ENV_VAR,
+        FAMILIES,
+        Environment,
+        EnvironmentRound,
+        find_data,
+    )
+    from librex_alloc.environments.orlib import OrlibEnvironment
+    from librex_alloc.environments.synthetic import DRIFTS, SyntheticEnvironment
+    from librex_alloc.environments.traces import (
+        AlibabaGpuEnvironment,
+        BitbrainsEnvironment,
+        load_alibaba,
+        load_bitbrains,
+    )
+
+# Imported on first use: a synthetic environment does not load the trace readers (pandas).
+_WHERE = {
+    "DATA_ENV_VAR": "librex_alloc.environments.base",
+    "FAMILIES": "librex_alloc.environments.base",
+    "Environment": "librex_alloc.environments.base",
+    "EnvironmentRound": "librex_alloc.environments.base",
+    "find_data": "librex_alloc.environments.base",
+    "OrlibEnvironment": "librex_alloc.environments.orlib",
+    "DRIFTS": "librex_alloc.environments.synthetic",
+    "SyntheticEnvironment": "librex_alloc.environments.synthetic",
+    "AlibabaGpuEnvironment": "librex_alloc.environments.traces",
+    "BitbrainsEnvironment": "librex_alloc.environments.traces",
+    "load_alibaba": "librex_alloc.environments.traces",
+    "load_bitbrains": "librex_alloc.environments.traces",
+}
+
+__getattr__, __dir__ = lazy_module(__name__, _WHERE)
 
 __all__ = [
     "Environment",

@@ -39,6 +39,7 @@ class DesignPolicy(ConstrainedThompsonSampling):
     """The original design's allocator; ``params={"mode": ..., "threshold": 0.5}``."""
 
     name = "design"
+    follows_values = False  # its rule ignores the values: refuses max_reward_loss
     PARAMS = {"mode": "none", "threshold": 0.5}
 
     @classmethod

@@ -10,7 +10,10 @@ One command runs every experiment through the resumable runner
    α, minimum shares with η, and the reward-loss bound ε, with the baselines and the original
    design's three modes as points;
 4. the horizon-budget comparison (one budget for the whole run, paced);
-5. the peer cross-check against MABWiser, when the ``bench`` extra is installed.
+5. the peer cross-check against MABWiser, when the ``bench`` extra is installed;
+6. the fairness knob ``max_reward_loss``: its promise against the reward it kept (every family,
+   and early and late in a run), criterion 2 from the knob and from α with the two frontier
+   curves, and the knob's cost per round (``--knob`` runs only this part: ``KNOB.md``).
 
 Every table names its budget mode. Rewards are *expected* rewards of the chosen allocations
 (the environment's true means), summed over the run; "reward kept" is relative to the
@@ -50,11 +53,24 @@ class Plan:
     frontier_seeds: int
     peer_rounds: int
     n_agents: int = 20
+    knob_early: int = 200  # T of the knob's early and late check (one family)
+    knob_late: int = 5000
+    knob_seeds: int = 10  # seeds of that check
+    cost_ns: tuple = (156, 10_000)  # n of the knob's cost per round
+    cost_rounds: int = 100
 
 
 DEFAULT = Plan(seeds=20, rounds=1000, long_rounds=10_000, frontier_seeds=10, peer_rounds=2000)
 QUICK = Plan(seeds=2, rounds=40, long_rounds=100, frontier_seeds=2, peer_rounds=100,
-             n_agents=8)
+             n_agents=8, knob_early=20, knob_late=60, knob_seeds=2, cost_ns=(30,),
+             cost_rounds=3)
+
+#: ε of the reward-loss knob (on the α = 1 rule) measured against its promise.
+KNOB_EPS = (0.05, 0.1, 0.2, 0.3)
+#: α of the plain rule, the curve the knob's is compared with (α = 0 is the reference).
+KNOB_ALPHAS = (0.1, 0.25, 0.5, 1.0)
+#: The knob's label: α = 1 (proportional) with the bound ε.
+KNOB_LABEL = "TS α=1, ε={eps}"
 
 UTILITARIAN = {"fairness": "none"}
 
@@ -115,6 +131,37 @@ HORIZON_POLICIES = [("constrained TS, paced", "constrained-ts-pacing", {}),
                     ("constrained TS, unpaced (spends what remains)", "constrained-ts", {})]
 
 
+def _knob_settings() -> list[tuple[str, dict]]:
+    """(label, policy kwargs) of the knob's curve and α's, beyond the reference "TS"."""
+    out = [(KNOB_LABEL.format(eps=eps), {"fairness": {"mode": "proportional",
+                                                      "max_reward_loss": eps}})
+           for eps in KNOB_EPS]
+    alphas = {1.0: "TS α=1 (proportional)"}
+    for a in KNOB_ALPHAS:
+        out.append((alphas.get(a, f"TS α={a}"),
+                    {"fairness": "proportional" if a == 1.0 else a}))
+    return out
+
+
+def knob_cells(plan: Plan) -> dict[str, list[Cell]]:
+    """The knob's experiments: ``criteria`` (every family at T, ``plan.seeds``: the knob's
+    ε and α's curve, beside the utilitarian reference "TS"; the labels and arguments of the
+    criteria's cells, so shared cells run once) and ``knob_horizons`` (one family at an early
+    and a late T, ``plan.knob_seeds``)."""
+    fam = families(plan)
+    settings = [("TS", UTILITARIAN)] + _knob_settings()
+    crit = [Cell("constrained-ts", env, seed, plan.rounds,
+                 policy_kwargs={"oracle": "fast", **pkw}, env_kwargs=kw, label=f"{name}|{lab}")
+            for name, (env, kw) in fam.items() for seed in range(plan.seeds)
+            for lab, pkw in settings]
+    env, kw = fam["tight-homogeneous"]
+    hor = [Cell("constrained-ts", env, seed, t, policy_kwargs={"oracle": "fast", **pkw},
+                env_kwargs=kw, sim_kwargs={"metrics_every": t}, label=f"T={t}|{lab}")
+           for t in (plan.knob_early, plan.knob_late) for seed in range(plan.knob_seeds)
+           for lab, pkw in settings[:1 + len(KNOB_EPS)]]
+    return {"criteria": crit, "knob_horizons": hor}
+
+
 def _cells(plan: Plan) -> dict[str, list[Cell]]:
     fam = families(plan)
     cells: dict[str, list[Cell]] = {"criteria": [], "long": [], "frontier": [], "horizon": []}
@@ -147,6 +194,10 @@ def _cells(plan: Plan) -> dict[str, list[Cell]]:
                                          policy_kwargs={"oracle": "fast", **pkw},
                                          env_kwargs=kw, sim_kwargs={"budget_mode": "horizon"},
                                          label=label))
+    knob = knob_cells(plan)
+    have = {c.key for c in cells["criteria"]}
+    cells["criteria"] += [c for c in knob["criteria"] if c.key not in have]
+    cells["knob_horizons"] = knob["knob_horizons"]
     return cells
 
 
@@ -205,6 +256,178 @@ def criteria_table(summary: pd.DataFrame, fams: list[str]) -> pd.DataFrame:
         rows.append({"family": fam, "criterion": "3. near-optimal: ≥ 95 % of the oracle",
                      "measured": _fmt(m, h), "verdict": "met" if m - h >= 0.95 else "not met"})
     return pd.DataFrame(rows).sort_values("criterion", kind="stable")
+
+
+def kept_verdict(m: float, h: float, promise: float) -> str:
+    """"kept" when the whole 95 % interval is at or above the promise, "kept (within the
+    interval)" when only part of it is, "broken" when all of it is below."""
+    if not np.isfinite(m):
+        return "n/a"
+    h = h if np.isfinite(h) else 0.0
+    if m - h >= promise:
+        return "kept"
+    return "kept (within the interval)" if m + h >= promise else "broken"
+
+
+def promised_table(summary: pd.DataFrame, groups: list[str], rounds: dict[str, int]
+                   ) -> pd.DataFrame:
+    """The knob's promise against what it kept: per group (a family, or "T=..."), per ε, the
+    expected reward of α = 1 with the bound over the utilitarian TS's, paired by seed."""
+    rows = []
+    for g in groups:
+        for eps in KNOB_EPS:
+            kept = _paired(summary, KNOB_LABEL.format(eps=eps), "TS", "expected_reward", g)
+            m, h = mean_ci(kept)
+            rows.append({"instances": g, "T": rounds[g], "seeds": len(kept), "ε": eps,
+                         "promised": f"≥ {1 - eps:.2f}", "kept": _fmt(m, h),
+                         "lowest seed": float(kept.min()) if len(kept) else float("nan"),
+                         "verdict": kept_verdict(m, h, 1 - eps)})
+    return pd.DataFrame(rows)
+
+
+def knob_curves(summary: pd.DataFrame, fam: str) -> pd.DataFrame:
+    """Per setting of the knob's curve and α's (both ends included: α = 0 is the reference
+    and α = 1 the knob at ε = 1): Gini(service) reduction and reward kept, paired with "TS"
+    by seed, means and CI half-widths."""
+    rows = [{"curve": "both", "setting": "TS", "gini_cut": 0.0, "gini_cut_ci": 0.0,
+             "kept": 1.0, "kept_ci": 0.0}]
+    for lab, _ in _knob_settings():
+        g = 1.0 - _paired(summary, lab, "TS", "gini_service", fam)
+        r = _paired(summary, lab, "TS", "expected_reward", fam)
+        (gm, gh), (rm, rh) = mean_ci(g), mean_ci(r)
+        curve = "knob" if "ε=" in lab else "α"
+        rows.append({"curve": "both" if lab == "TS α=1 (proportional)" else curve,
+                     "setting": lab, "gini_cut": gm, "gini_cut_ci": gh, "kept": rm,
+                     "kept_ci": rh})
+    return pd.DataFrame(rows)
+
+
+def _on(curves: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The points of one curve (settings without cells left out), by Gini reduction."""
+    c = curves[curves["curve"].isin((name, "both")) & np.isfinite(curves["gini_cut"])]
+    return c.sort_values("gini_cut")
+
+
+def criterion2_table(summary: pd.DataFrame, fams: list[str]) -> pd.DataFrame:
+    """Criterion 2 per family, from the knob and from α: the largest Gini(service) reduction
+    among the settings whose reward kept is ≥ 0.90 over the whole 95 % interval."""
+    rows = []
+    for fam in fams:
+        curves = knob_curves(summary, fam)
+        for name in ("knob", "α"):
+            c = _on(curves, name)
+            ok = c[(c["kept"] - c["kept_ci"].fillna(0.0) >= 0.90) & (c["setting"] != "TS")]
+            if not len(ok):
+                rows.append({"family": fam, "from": name, "best setting": "none qualifies",
+                             "Gini(service) cut": "n/a", "reward kept": "n/a",
+                             "verdict (−30 %)": "not met"})
+                continue
+            b = ok.loc[ok["gini_cut"].idxmax()]
+            met = b["gini_cut"] - (b["gini_cut_ci"] if np.isfinite(b["gini_cut_ci"]) else 0)
+            rows.append({"family": fam, "from": name, "best setting": b["setting"],
+                         "Gini(service) cut": _fmt(b["gini_cut"], b["gini_cut_ci"], pct=True),
+                         "reward kept": _fmt(b["kept"], b["kept_ci"]),
+                         "verdict (−30 %)": "met" if met >= 0.30 else "not met"})
+    return pd.DataFrame(rows)
+
+
+def knob_vs_alpha(summary: pd.DataFrame, fams: list[str], points: str = "knob"
+                  ) -> pd.DataFrame:
+    """Where the knob's curve lies against α's: for each knob point, the reward α's curve
+    keeps at the same Gini reduction (linear interpolation between α's points; outside
+    their range: n/a) and the difference knob − α (positive: the knob is above).
+    ``points="α"``: the other way round, each α point against the knob's curve (the
+    difference is still knob − α)."""
+    other = "α" if points == "knob" else "knob"
+    rows = []
+    for fam in fams:
+        curves = knob_curves(summary, fam)
+        a = _on(curves, other)
+        x, y = a["gini_cut"].to_numpy(), a["kept"].to_numpy()
+        for _, r in _on(curves, points).iterrows():
+            if r["curve"] != points:
+                continue
+            g = r["gini_cut"]
+            inside = len(x) > 1 and x.min() <= g <= x.max()
+            there = float(np.interp(g, x, y)) if inside else float("nan")
+            diff = (r["kept"] - there) * (1 if points == "knob" else -1)
+            ok = r["kept"] + r["kept_ci"] >= there if points == "knob" else \
+                r["kept"] - r["kept_ci"] <= there
+            rows.append({"family": fam, points: r["setting"],
+                         "Gini cut": _fmt(g, r["gini_cut_ci"], pct=True),
+                         f"{points} kept": _fmt(r["kept"], r["kept_ci"]),
+                         f"{other}'s curve kept there": _fmt(there, float("nan")),
+                         "knob − α": f"{diff:+.3f}" if np.isfinite(diff) else "n/a",
+                         f"{points}'s CI {'≥' if points == 'knob' else '≤'} {other}'s curve":
+                         "n/a" if not np.isfinite(diff) else "yes" if ok else "no"})
+    return pd.DataFrame(rows)
+
+
+def knob_cost(ns, rounds: int, seed: int = 0) -> pd.DataFrame:
+    """The knob's cost per round: twin constrained-TS policies (α = 1, and α = 1 with ε = 0.1)
+    on the same instance, played in lockstep (alternately first, so drift of the machine's
+    speed hits both alike) for ``rounds`` timed rounds after 3 warm-up rounds; per
+    oracle method, the median CPU time of a round (allocate + observe; the process's CPU
+    time, so that other processes on a shared machine do not count) of each and the median
+    of the paired per-round difference in % of the plain rule's median. n = 156 is the Alibaba
+    trace instance of ``bench round`` when the trace is available, else synthetic. Rows
+    "same" replay one request every round (as ``bench round`` does: the reference is reused);
+    "new" scale every request by U(0.9, 1.1) each round (the same for both twins), so the
+    reference is never reused: "reference" says how it is computed then, by the oracle
+    every round (the knob before the Lagrangian bound, kept for comparison) or by the
+    Lagrangian bound between the oracle's solves (the knob today). "oracle solves" counts
+    the timed rounds whose reference the oracle solved."""
+    import time as _time
+
+    from librex_alloc.evaluation.round_bench import alibaba_instance, synthetic_instance
+    from librex_alloc.fairness import FairnessConfig
+    from librex_alloc.metrics import gini
+    from librex_alloc.policies import ConstrainedThompsonSampling
+
+    rows = []
+    for n in ns:
+        inst, name = (alibaba_instance(n, seed=seed), "alibaba") if n == 156 else (None, "")
+        if inst is None:
+            inst, name = synthetic_instance(n, seed=seed), "synthetic"
+        req, budget, mu = inst
+        ids = np.arange(n)
+        for method, rows_change, cheap in (("auto", False, True), ("fast", False, True),
+                                           ("auto", True, False), ("auto", True, True)):
+            twins = []
+            for fair in (FairnessConfig(mode="proportional"),
+                         FairnessConfig(mode="proportional", max_reward_loss=0.1)):
+                twins.append((ConstrainedThompsonSampling(req.shape[1], fairness=fair,
+                                                          oracle=method, seed=seed),
+                              np.random.default_rng(seed + 1), []))
+            twins[1][0].cheap_reference = cheap
+            jitter = np.random.default_rng(seed + 2)
+            solves = 0
+            for t in range(rounds + 3):
+                r_t = req * jitter.uniform(0.9, 1.1, req.shape) if rows_change else req
+                for pol, rng, times in (twins if t % 2 == 0 else twins[::-1]):
+                    t0 = _time.process_time()
+                    a = pol.allocate_batch(ids, r_t, budget)
+                    got = np.flatnonzero(a.selected)
+                    pol.observe(a.round, got, rewards=(rng.random(len(got)) < mu[got]) * 1.0)
+                    if t >= 3:
+                        times.append(_time.process_time() - t0)
+                        if pol is twins[1][0] and pol.fairness.reward_loss[6] == t:
+                            solves += 1  # the oracle solved the reference in this round
+            plain, knob = (np.array(tw[2]) for tw in twins)
+            rows.append({"instance": name, "n": n, "K": req.shape[1], "oracle": method,
+                         "rows": "new" if rows_change else "same",
+                         "reference": "reused or Lagrangian" if cheap and rows_change
+                         else "reused" if cheap else "oracle every round",
+                         "rounds": rounds,
+                         "oracle solves": solves, "α=1 CPU ms": 1e3 * float(np.median(plain)),
+                         "α=1, ε=0.1 CPU ms": 1e3 * float(np.median(knob)),
+                         "extra %": 100 * float(np.median(knob - plain) / np.median(plain)),
+                         "reward kept (estimate)": float(twins[1][0].fairness
+                                                         .reward_kept_estimate),
+                         "Gini(service)": gini(twins[1][0].utilities("service")[1]),
+                         "verdict (≤ 25 %)": "met" if np.median(knob - plain) <=
+                         0.25 * np.median(plain) else "not met"})
+    return pd.DataFrame(rows)
 
 
 def log_grid_table(rounds: pd.DataFrame, horizons: list[int]) -> pd.DataFrame:
@@ -322,6 +545,157 @@ def _plots(out: Path, grid: pd.DataFrame, frontier: pd.DataFrame,
     return files
 
 
+def knob_plot(out: Path, summary: pd.DataFrame, fams: list[str]) -> str:
+    """``knob_frontier.png``: per family, reward kept against the Gini(service) reduction,
+    the knob's curve (α = 1 with ε) beside α's (both from α = 0, the reference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(fams))
+    rows = -(-len(fams) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
+    for ax, fam in zip(axes.ravel(), fams):
+        curves = knob_curves(summary, fam)
+        for name, style in (("α", "o-"), ("knob", "s-")):
+            c = _on(curves, name)
+            ax.errorbar(100 * c["gini_cut"], c["kept"], xerr=100 * c["gini_cut_ci"].fillna(0),
+                        yerr=c["kept_ci"].fillna(0), fmt=style, capsize=2, ms=4,
+                        label="α (plain rule)" if name == "α" else "knob: α=1 with ε")
+            for _, r in c.iterrows():
+                tag = r["setting"].replace("TS ", "").replace(" (proportional)", "")
+                if tag != "TS" and (name == "knob") == ("ε" in tag):
+                    ax.annotate(tag, (100 * r["gini_cut"], r["kept"]), fontsize=6,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.axhline(0.9, color="grey", lw=0.8, ls="--")
+        ax.axvline(30, color="grey", lw=0.8, ls=":")
+        ax.set(title=fam, xlabel="Gini(service) reduction vs utilitarian TS (%)",
+               ylabel="reward kept vs utilitarian TS")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(fams):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(out / "knob_frontier.png", dpi=110)
+    plt.close(fig)
+    return "knob_frontier.png"
+
+
+def knob_report(plan: Plan, summary: pd.DataFrame, horizons: pd.DataFrame,
+                cost: pd.DataFrame, level: str = "##") -> str:
+    """The knob's sections (markdown): promised vs kept, criterion 2 from the knob and from α,
+    where the knob's curve lies against α's, and its cost per round."""
+    fams = list(families(plan))
+    hor_groups = [f"T={t}" for t in (plan.knob_early, plan.knob_late)]
+    rounds = {**dict.fromkeys(fams, plan.rounds),
+              **{g: int(g[2:]) for g in hor_groups}}
+    promised = pd.concat([promised_table(summary, fams, rounds),
+                          promised_table(horizons, hor_groups, rounds)], ignore_index=True)
+    promised.loc[promised["instances"].str.startswith("T="), "instances"] = \
+        "tight-homogeneous"
+    crit2 = criterion2_table(summary, fams)
+    versus = knob_vs_alpha(summary, fams)
+    reverse = knob_vs_alpha(summary, fams, points="α")
+    below = pd.concat([versus[versus["knob − α"].str.startswith("-")].rename(
+                           columns={"knob": "point"}),
+                       reverse[reverse["knob − α"].str.startswith("-")].rename(
+                           columns={"α": "point"})])
+    where = "; ".join(f"{r['family']} at {r['point']} ({r['knob − α']})"
+                      for _, r in below.iterrows()) or "nowhere"
+    return f"""{level} The fairness knob: promised vs kept (budget mode: per round)
+
+`max_reward_loss = ε` on the α = 1 rule promises that the expected reward (true means) of the
+choices stays ≥ (1 − ε) of the utilitarian constrained TS's on the same instance and seed. Kept
+is that ratio over the run, paired by seed (mean ± 95 % interval); "kept" means the whole
+interval is at or above the promise, "kept (within the interval)" that only part of it is. The
+policy sees only estimates: the reference is the oracle's bound on the utilitarian optimum of
+its posterior means, and the fair choice is credited with its realized rewards
+(`librex_alloc/fairness.py`). Every family at T = {plan.rounds} ({plan.seeds} seeds), and
+tight-homogeneous early and late (T = {plan.knob_early} and {plan.knob_late},
+{plan.knob_seeds} seeds).
+
+{_md(promised)}
+
+{level} Criterion 2 from the knob and from α (budget mode: per round)
+
+The largest Gini(service) reduction, paired with the utilitarian TS by seed, among the settings
+whose reward kept is ≥ 0.90 over its whole 95 % interval: the knob's curve is α = 1 with
+ε ∈ {list(KNOB_EPS)} (and ε = 1, the plain α = 1), α's is α ∈ {list(KNOB_ALPHAS)}.
+The verdict asks for the whole interval of the reduction at ≥ 30 %.
+
+{_md(crit2)}
+
+![knob frontier](knob_frontier.png)
+
+{level} Where the knob's curve lies against α's
+
+For every knob point, the reward α's curve keeps at the same Gini reduction (linear between
+α's points), and for every α point the knob's curve there. The knob's curve is below α's (by
+its mean) at: {where}.
+
+{_md(versus)}
+
+{_md(reverse)}
+
+{level} The knob's cost per round
+
+{_md(cost, "{:.2f}")}
+"""
+
+
+def run_knob(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress=None,
+             command: str = "librex-alloc bench paper --knob") -> Path:
+    """Only the knob's experiments (cells shared with the full run) and ``out/KNOB.md``."""
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    cells = knob_cells(plan)
+    promise = [c for c in cells["criteria"] if c.label.split("|")[1] in
+               ("TS", *(KNOB_LABEL.format(eps=e) for e in KNOB_EPS))]
+    first = ("TS α=1 (proportional)", "TS α=0.25", "TS α=0.1")  # α's curve, most useful first
+    alphas = sorted((c for c in cells["criteria"] if c not in promise),
+                    key=lambda c: first.index(c.label.split("|")[1])
+                    if c.label.split("|")[1] in first else len(first))
+    # the promise first, then the early and late runs, then α's curve
+    commit = _commit()
+    order = [("criteria", promise), ("knob_horizons", cells["knob_horizons"]),
+             ("criteria", alphas)]
+    done_before, paths = 0, {"criteria": [], "knob_horizons": []}
+    for part, cs in order:
+        def prog(done, base=done_before):
+            if progress is not None:
+                progress(base + done)
+        paths[part] += run_grid(cs, out / part, workers=workers, executor=executor,
+                                progress=prog)
+        done_before += len(cs)
+    summary = summarize_cells(load_cells(paths["criteria"]))
+    horizons = summarize_cells(load_cells(paths["knob_horizons"]))
+    cost = knob_cost(plan.cost_ns, plan.cost_rounds)
+    knob_plot(out, summary, list(families(plan)))
+    wall = time.perf_counter() - t0
+    fam_lines = "\n".join(f"- **{k}**: `{e}` {kw}" for k, (e, kw) in families(plan).items())
+    text = f"""# The fairness knob, measured
+
+Command: `{command}` ({wall / 60:.1f} min on {_machine()}; commit {commit}).
+Every policy uses the `fast` oracle; rewards are expected rewards (true means) of the chosen
+allocations, summed over the run; ± is the half-width of the 95 % Student-t interval over seeds.
+
+Instance families:
+{fam_lines}
+
+{knob_report(plan, summary, horizons, cost)}"""
+    (out / "KNOB.md").write_text(text)
+    return out / "KNOB.md"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def run(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress=None,
         command: str = "librex-alloc bench paper") -> Path:
     """Run every experiment (resuming finished cells) and write ``out/RESULTS.md``."""
@@ -341,6 +715,7 @@ def run(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress=None
         done_before += len(cs)
     summaries = {part: summarize_cells(load_cells(p)) for part, p in paths.items()
                  if part != "long"}
+    cost = knob_cost(plan.cost_ns, plan.cost_rounds)
     fams = list(families(plan))
     crit = criteria_table(summaries["criteria"], fams)
     horizons = [t for t in (10, 30, 100, 300, 1000, 3000, 10_000, 30_000)
@@ -354,12 +729,11 @@ def run(plan: Plan, out: Path, *, workers: int = 2, executor=None, progress=None
     pt = peer.peer_check(rounds=plan.peer_rounds, seeds=plan.seeds)
     pv = peer.verdicts(pt)
     _plots(out, grid, frontier, horizon)
+    knob_plot(out, summaries["criteria"], fams)
+    knob_text = knob_report(plan, summaries["criteria"], summaries["knob_horizons"], cost,
+                            level="###")
     wall = time.perf_counter() - t0
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = _commit()
     fam_lines = "\n".join(f"- **{k}**: `{e}` {kw}" for k, (e, kw) in families(plan).items())
     text = f"""# Results: the original design's claims, measured
 
@@ -413,7 +787,10 @@ One resource, every agent requests 1 unit, a budget of 1 unit: exactly one arm p
 Arms' means {list(peer.DEFAULT_MEANS)}. Verdicts: {pv}.
 
 {_md(pt) if len(pt) else "not run"}
-"""
+
+## 6. The fairness knob (`max_reward_loss`)
+
+{knob_text}"""
     (out / "RESULTS.md").write_text(text)
     return out / "RESULTS.md"
 
@@ -457,23 +834,36 @@ def main(argv=None) -> int:
                                 formatter_class=HelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="a smoke-test size (minutes): checks the report, not the numbers")
+    p.add_argument("--knob", action="store_true",
+                   help="only the fairness knob's experiments (promised vs kept, criterion 2 "
+                        "from the knob and from α, its cost): writes KNOB.md and "
+                        "knob_frontier.png")
+    p.add_argument("--knob-cost-only", action="store_true",
+                   help="only the knob's cost per round (the last table of KNOB.md): prints "
+                        "it as Markdown, writes nothing")
     p.add_argument("--out", default="out/paper", help="folder for RESULTS.md, plots and cells")
     p.add_argument("--workers", type=positive_int, default=2, help="parallel processes")
     p.add_argument("--ray", action="store_true",
                    help="run the cells as Ray tasks (RAY_ADDRESS or a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     a = p.parse_args(argv)
+    plan = QUICK if a.quick else DEFAULT
+    if a.knob_cost_only:
+        if a.knob or a.ray:
+            p.error("--knob-cost-only runs alone: drop --knob and --ray")
+        print(_md(knob_cost(plan.cost_ns, plan.cost_rounds), "{:.2f}"))
+        return 0
     _check_data(p)
     out = prepare_out_dir(p, a.out)
-    plan = QUICK if a.quick else DEFAULT
     executor = None
     if a.ray:
         executor = plugin_executor("ray", p)
-    total = sum(len(c) for c in _cells(plan).values())
-    cmd = "librex-alloc bench paper" + (" --quick" if a.quick else "")
+    total = sum(len(c) for c in (knob_cells(plan) if a.knob else _cells(plan)).values())
+    cmd = "librex-alloc bench paper" + (" --quick" if a.quick else "") + \
+        (" --knob" if a.knob else "")
     with Progress(total, "bench paper", unit="cells", enabled=not a.no_progress) as bar:
-        path = run(plan, Path(out), workers=a.workers, executor=executor, progress=bar,
-                   command=cmd)
+        path = (run_knob if a.knob else run)(plan, Path(out), workers=a.workers,
+                                             executor=executor, progress=bar, command=cmd)
     print(f"wrote {path}")
     return 0
 

@@ -22,7 +22,22 @@ With ``divisible=True`` the LP relaxation is solved and at most one option per g
 positive fraction: ``fractions`` in [0, 1] (the fractional knapsack when K = 1), method ``"lp"``.
 """
 
-from librex_alloc.oracles._problem import lagrangian_bound
-from librex_alloc.oracles.solver import METHODS, OracleResult, solve
+from typing import TYPE_CHECKING
+
+from librex_alloc._lazy import lazy_module
+
+if TYPE_CHECKING:
+    from librex_alloc.oracles._problem import lagrangian_bound
+    from librex_alloc.oracles.solver import METHODS, OracleResult, solve
+
+# Imported on first use: importing the package loads neither SciPy nor CP-SAT.
+_WHERE = {
+    "lagrangian_bound": "librex_alloc.oracles._problem",
+    "METHODS": "librex_alloc.oracles.solver",
+    "OracleResult": "librex_alloc.oracles.solver",
+    "solve": "librex_alloc.oracles.solver",
+}
+
+__getattr__, __dir__ = lazy_module(__name__, _WHERE)
 
 __all__ = ["solve", "OracleResult", "METHODS", "lagrangian_bound"]

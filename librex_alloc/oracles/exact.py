@@ -32,12 +32,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 from librex_alloc.errors import OracleError
 from librex_alloc.oracles._problem import TINY, Groups, binary_exponent, matvec, sum_rtol
+
+if TYPE_CHECKING:  # CP-SAT is imported where a model is built: a light import of the package
+    from ortools.sat.python import cp_model
 
 #: A budget is scaled to about 2^RESOURCE_BITS integer units (fewer for very many rows).
 #: CP-SAT is ~3x slower with 2^40 than with 2^24 (n = 200, K = 3); the resolution only decides
@@ -133,6 +136,8 @@ def reduced_cost_filter(values, requests, budget, groups: Groups, lam, incumbent
 def _model(v_int, r_int, b_int, gsub, singleton, must, hint):
     """A CP-SAT model: maximize ``v_int · x`` s.t. ``r_int^T x <= b_int``, ≤ 1 per group
     (exactly one where ``must``), hinted with ``hint``. Returns (model, variables)."""
+    from ortools.sat.python import cp_model
+
     model = cp_model.CpModel()
     xs = [model.new_bool_var(f"x{i}") for i in range(len(v_int))]
     for k in range(r_int.shape[1]):
@@ -156,6 +161,8 @@ def _model(v_int, r_int, b_int, gsub, singleton, must, hint):
 
 
 def _run(model, time_limit: float, gap_limit: float = 0.0) -> tuple[cp_model.CpSolver, int]:
+    from ortools.sat.python import cp_model
+
     solver = cp_model.CpSolver()
     solver.parameters.relative_gap_limit = float(gap_limit)
     solver.parameters.num_workers = 1
@@ -177,6 +184,8 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
     (``keep``, ``must``) against it. ``fits(selected (M,)) -> bool`` is the canonical float
     check in the caller's units; every answer returned passes it. ``gap_limit``: CP-SAT stops
     once its relative gap is at most this (``relative_gap_limit``; 0: prove optimality)."""
+    from ortools.sat.python import cp_model
+
     m, _ = requests.shape
     keep = keep | incumbent  # never drop the hint
     rows = np.nonzero(keep)[0]

@@ -39,8 +39,15 @@ from librex_alloc.errors import (
     NotAllocatedError,
     StateError,
 )
-from librex_alloc.fairness import MAX_WEIGHT, MIN_WEIGHT, FairnessConfig, FairnessState
+from librex_alloc.fairness import (
+    MAX_WEIGHT,
+    MIN_WEIGHT,
+    FairnessConfig,
+    FairnessState,
+    rows_key,
+)
 from librex_alloc.ledger import OutcomeLedger
+from librex_alloc.oracles.lagrangian import reference_bound
 from librex_alloc.posteriors import make_posterior
 from librex_alloc.registry import AgentRegistry, check_ids, check_options, factorize_ids
 from librex_alloc.request import RoundRequest
@@ -92,6 +99,10 @@ class AllocationPolicy(ABC):
     """
 
     name = "policy"
+    #: Whether the choice follows the per-row values (the fairness rule's output). The
+    #: reward-loss bound steers a policy through its values, so a policy whose rule ignores
+    #: them (DRF, round-robin, ...) refuses ``max_reward_loss`` at construction.
+    follows_values: bool = True
 
     def __init__(self, n_resources: int | None = None, *,
                  fairness: FairnessConfig | str | float = "none", oracle: str = "auto",
@@ -112,6 +123,12 @@ class AllocationPolicy(ABC):
         elif n_resources is not None and n_resources != config.n_resources:
             raise InvalidConfigError("n_resources disagrees with config.n_resources")
         self.params = self._check_params(dict(config.params))
+        if config.fairness.max_reward_loss is not None and not self.follows_values:
+            raise InvalidConfigError(
+                f"{self.name}: max_reward_loss cannot be honoured: this policy's rule ignores "
+                f"the oracle values the bound steers, so it could not keep the promise; use a "
+                f"policy that feeds its values to the oracle (e.g. constrained-ts) or leave "
+                f"max_reward_loss unset")
         self.config = config
         self._reset_state()
 
@@ -211,11 +228,8 @@ class AllocationPolicy(ABC):
             self.posterior.decay()
             index = self._index(arm_slots)
             values = self.fairness.values(index, agent_slots)
-            bound = self.fairness_config.max_reward_loss
-            r_star = None
-            if bound is not None and bound > 0:  # the utilitarian choice on the same samples
-                r_star = self._decide(index, request.requests, request.budget, agent_slots,
-                                      index).objective
+            r_star = self._reward_reference(request, arm_slots, agent_slots) \
+                if self.fairness.needs_reference() else None  # (R̂*, key if solved, prices)
             values = self.fairness.mix_reward_loss(values, index)
             if not np.all(np.isfinite(values)):  # pragma: no cover - guarded by the configs
                 raise InvalidInputError("oracle values are not finite")
@@ -230,9 +244,8 @@ class AllocationPolicy(ABC):
         rnd = self.round
         self.fairness.record_allocation(agent_slots, fractions, request.requests,
                                         request.budget)
-        if bound is not None:
-            earned = float(index @ fractions)
-            self.fairness.record_reward_loss(earned if r_star is None else r_star, earned)
+        if r_star is not None:
+            self.fairness.record_reward_loss(*r_star)
         rows = np.nonzero(fractions > 0)[0]
         self.ledger.record(rnd, agent_slots[rows], arm_slots[rows], fractions[rows])
         # a RoundRequest is immutable: a caller that passes the same one again (the
@@ -296,7 +309,7 @@ class AllocationPolicy(ABC):
             return 0
         self.ledger.mark(int(round_id), pos)
         self._learn(pending.arms[pos], values, successes is not None)
-        self.fairness.record_rewards(pending.agents[pos], values)
+        self.fairness.record_rewards(pending.agents[pos], values, pending.fractions[pos])
         return int(len(pos))
 
     def observe_one(self, round_id: int, agent_id, reward=None, *, success=None) -> bool:
@@ -330,7 +343,7 @@ class AllocationPolicy(ABC):
                 self.posterior.update_success_one(arm, value)
             else:
                 self.posterior.update_one(arm, value, self.rng)
-        self.fairness.record_reward_one(slot, value)
+        self.fairness.record_reward_one(slot, value, float(pending.fractions[pos]))
         return True
 
     def register(self, agent_ids, options=None) -> None:
@@ -408,6 +421,53 @@ class AllocationPolicy(ABC):
         return oracles.solve(values, requests, budget, groups=agent_slots, method=self.oracle,
                              time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
                              divisible=self.divisible)
+
+    def _estimate(self, arm_slots: np.ndarray) -> np.ndarray:
+        """Per-row reward estimate (N,) of the reward-loss reference: the posterior means."""
+        return self.posterior.mean(arm_slots)
+
+    #: Whether the reward-loss reference may be reused for a few rounds on the same rows (not
+    #: with a discount, which moves every estimate every round).
+    reuses_reference: bool = True
+    #: Whether the Lagrangian bound may stand in for the oracle's between two oracle solves
+    #: (:mod:`librex_alloc.fairness`); False (the cost benchmark's "before"): the oracle
+    #: solves every round whose rows are not reused.
+    cheap_reference: bool = True
+
+    def _reward_reference(self, request: RoundRequest, arm_slots: np.ndarray,
+                          agent_slots: np.ndarray
+                          ) -> tuple[float, float | None, np.ndarray | None]:
+        """``(R̂*_t, key, prices)`` of the reward-loss bound (:mod:`librex_alloc.fairness`): a
+        proven upper bound on the utilitarian optimum of the estimates under the round's budget
+        (its pace in horizon-budget mode), whatever the policy's own rule. It is the oracle's
+        bound (``key``: the rows' fingerprint, -1 when they may not be reused), reused on the
+        same rows, or between two oracle solves the Lagrangian bound at warm-started prices
+        (``key`` None); ``prices``: the Lagrangian prices to keep (None: unchanged)."""
+        budget = request.budget if request.pace is None else \
+            np.minimum(request.budget, request.pace)
+        fair = self.fairness
+        key = -1.0
+        if self.reuses_reference and self.config.discount == 1.0:
+            key = rows_key(arm_slots, request.requests, budget)
+            reused = fair.reusable_reference(key)
+            if reused is not None:
+                return reused, None, None
+        estimate = self._estimate(arm_slots)
+        if not self.cheap_reference:
+            res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
+                                method="fast", divisible=self.divisible)
+            return float(res.bound), key, None
+        warm = fair.warm_prices(request.requests.shape[1])
+        if warm is not None and fair.cheap_reference_due():
+            bound, prices = reference_bound(estimate, request.requests, budget, agent_slots,
+                                            warm, sweeps=1)
+            if fair.cheap_reference_close(bound):
+                return bound, None, prices
+        res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
+                            method="fast", divisible=self.divisible)
+        _, prices = reference_bound(estimate, request.requests, budget, agent_slots, warm,
+                                    sweeps=1 if warm is not None else 3)
+        return float(res.bound), key, prices
 
     def _learn(self, arms: np.ndarray, values: np.ndarray, are_flags: bool) -> None:
         if are_flags:

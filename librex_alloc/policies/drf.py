@@ -120,6 +120,7 @@ class DominantResourceFairness(AllocationPolicy):
     No params."""
 
     name = "drf"
+    follows_values = False  # its rule ignores the values: refuses max_reward_loss
 
     def _index(self, arm_slots: np.ndarray) -> np.ndarray:
         return self.posterior.mean(arm_slots)  # not used by the rule; reported as values

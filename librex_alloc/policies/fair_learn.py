@@ -41,6 +41,7 @@ class FairLearn(AllocationPolicy):
     tolerance, in rounds of service; default 0)."""
 
     name = "fair-learn"
+    follows_values = False  # its rule ignores the values: refuses max_reward_loss
     PARAMS = {"alpha": 0.0}
 
     @classmethod

@@ -55,6 +55,7 @@ class RoundRobin(AllocationPolicy):
     """Least-served first, while it fits. No params."""
 
     name = "round-robin"
+    follows_values = False  # its rule ignores the values: refuses max_reward_loss
 
     def _index(self, arm_slots: np.ndarray) -> np.ndarray:
         return self.posterior.mean(arm_slots)  # not used by the rule; reported as values
@@ -75,6 +76,7 @@ class ProportionalShare(AllocationPolicy):
     mode only. No params."""
 
     name = "proportional-share"
+    follows_values = False  # its rule ignores the values: refuses max_reward_loss
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

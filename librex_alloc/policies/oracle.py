@@ -26,6 +26,8 @@ class OraclePolicy(IncomingState, AllocationPolicy):
     name = "oracle"
     #: Simulators that see this flag pass the true means before every round.
     needs_true_means = True
+    #: its estimates (the true means) may change without an outcome: no reuse
+    reuses_reference = False
 
     def _reset_state(self) -> None:
         super()._reset_state()
@@ -82,6 +84,10 @@ class OraclePolicy(IncomingState, AllocationPolicy):
             who = (req.agent_ids[i], int(req.options[i])) if req is not None else i
             raise InvalidInputError(f"oracle: no true mean for (agent, option) {who!r}; call "
                                     f"set_true_means first")
+        return self._means[arm_slots].copy()
+
+    def _estimate(self, arm_slots: np.ndarray) -> np.ndarray:
+        """The reward-loss reference uses the true means too (it knows them)."""
         return self._means[arm_slots].copy()
 
     # -- state -----------------------------------------------------------------------------
