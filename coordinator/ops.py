@@ -102,9 +102,12 @@ def _connect(args) -> None:
         if ray.is_initialized():
             ray.shutdown()
         msg = str(exc)
-        if address == "auto":
+        if address == "auto" and "find any running Ray" in msg:
             msg = ("no Ray cluster is reachable (none found on this machine and no --address "
                    "or RAY_ADDRESS given)")
+        elif address == "auto":  # e.g. several clusters run here
+            msg = (f"no Ray cluster found on this machine could be joined: "
+                   f"{msg.split('(', 1)[-1].split(';')[0]}; pass the job's --address")
         raise OpsError(msg) from None
 
 
