@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from coordinator.core import CoordinatorConfig
-from librex_alloc import PolicyConfig, SyntheticEnvironment
+from librex_alloc import PolicyConfig, SyntheticEnvironment, cli_args
 
 PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics")
 
@@ -180,7 +180,7 @@ def machine() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m coordinator.bench",
+    p = cli_args.ArgumentParser(prog="python -m coordinator.bench",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--sizes", default="1000,10000,100000", help="agents per case")

@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 
+from librex_alloc import cli_args
 from librex_alloc.cli_args import (
     HelpFormatter,
     add_policy_options,
@@ -136,7 +137,7 @@ def check_run_args(args: argparse.Namespace, parser: argparse.ArgumentParser | N
     if args.shards > args.agents:
         _usage(parser, f"--shards {args.shards} is more than --agents {args.agents}: every "
                f"shard hosts at least one agent")
-    config = resolve_policy_config(parser or argparse.ArgumentParser(prog="run"), args,
+    config = resolve_policy_config(parser or cli_args.ArgumentParser(prog="run"), args,
                                    RUN_DEFAULTS)
     from librex_alloc.errors import LibrexError
     from librex_alloc.policies import ConstrainedThompsonSampling
@@ -200,7 +201,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser | None
 
 
 def main(argv=None) -> int:
-    parser = configure_run_parser(argparse.ArgumentParser(
+    parser = configure_run_parser(cli_args.ArgumentParser(
         prog="python -m coordinator.cli", formatter_class=HelpFormatter,
         description="The main job on Ray (same as 'librex-alloc run')."))
     try:

@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from librex_alloc import cli_args
 from librex_alloc.cli_args import HelpFormatter, finite_positive_float
 
 EXIT_USAGE = 2
@@ -362,7 +363,7 @@ def stop_command(args, parser=None) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m coordinator.ops",
+    parser = cli_args.ArgumentParser(prog="python -m coordinator.ops",
                                      formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     handlers = {"status": register_status(sub), "stop": register_stop(sub)}

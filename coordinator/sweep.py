@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from librex_alloc import cli_args
 from librex_alloc.errors import LibrexError
 from librex_alloc.sweep_space import (
     FAIRNESS,
@@ -841,7 +842,7 @@ def register(subparsers):
 
 
 def main(argv=None) -> int:
-    parser = configure_parser(argparse.ArgumentParser(
+    parser = configure_parser(cli_args.ArgumentParser(
         prog="python -m coordinator.sweep",
         description="Sweep policy settings on Ray Tune (same as 'librex-alloc sweep')."))
     return sweep_command(parser.parse_args(argv), parser)

@@ -28,6 +28,7 @@ import tempfile
 import time
 
 from coordinator.sweep import TrialSettings, _int, _one_line_error, run_inprocess_trial, run_sweep
+from librex_alloc import cli_args
 from librex_alloc.sweep_space import SweepSpace
 
 MODES = ("tune-inprocess", "tune-coordinator", "multiprocessing")
@@ -117,7 +118,7 @@ def run_bench(modes=MODES, *, agents: int = 50, rounds: int = 200, report_every:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m coordinator.sweep_bench",
+    p = cli_args.ArgumentParser(prog="python -m coordinator.sweep_bench",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _one_line_error(p)

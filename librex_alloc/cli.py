@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from librex_alloc import __version__
+from librex_alloc import __version__, cli_args
 from librex_alloc.cli_args import (  # noqa: F401  (re-exported: the types used to live here)
     FAIRNESS_PRESETS,
     HelpFormatter,
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = cli_args.ArgumentParser(
         prog="librex-alloc", formatter_class=HelpFormatter,
         description="Constrained Thompson sampling for multi-agent resource allocation: "
         "'demo' runs an in-process simulation, 'bench oracle' the oracle benchmark.")

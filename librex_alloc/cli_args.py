@@ -309,6 +309,16 @@ def add_policy_options(p: argparse.ArgumentParser, defaults: dict) -> None:
 
 
 # --------------------------------------------------------------------------- files, help
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line on stderr and exit 2 (the usage
+    block is what ``--help`` is for): ``prog: error: message (see 'prog --help')``. Its
+    sub-parsers are of the same class."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        text = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {text} (see '{self.prog} --help')\n")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends ``(default: ...)`` to every option's help, except when the help text already
     states its default (options whose default is None)."""

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from librex_alloc import cli_args
+
 BANDIT_MEANS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.5, 0.4, 0.3, 0.2, 0.1)
 
 
@@ -151,7 +153,7 @@ def _checkout(parser, path: str) -> str:
 def main(argv=None) -> int:
     from librex_alloc.cli_args import int_at_least, oracle_choices, positive_int
 
-    p = argparse.ArgumentParser(prog="librex-alloc bench learning", description=__doc__,
+    p = cli_args.ArgumentParser(prog="librex-alloc bench learning", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int_at_least(2), default=10,
                    help="seeds per measurement (>= 2)")

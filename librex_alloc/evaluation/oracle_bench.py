@@ -14,7 +14,6 @@ oracle``). The default run takes a few minutes on a 2-core machine; ``--quick`` 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from librex_alloc import cli_args
 from librex_alloc.cli_args import (
     HelpFormatter,
     check_out_file,
@@ -209,7 +209,7 @@ def format_table(df: pd.DataFrame) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m librex_alloc.evaluation.oracle_bench [--quick] [--ns ...]
     [--out PATH]``. Bad values are usage errors (exit 2)."""
-    p = argparse.ArgumentParser(prog="librex-alloc bench oracle", description=__doc__.split(
+    p = cli_args.ArgumentParser(prog="librex-alloc bench oracle", description=__doc__.split(
         "\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--ns", type=positive_int_list, default=None,
                    help="comma-separated agent counts >= 1 (default: 10,100,1000,10000,100000)")

@@ -22,7 +22,6 @@ utilitarian constrained TS on the same instance and seed (paired).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from librex_alloc import cli_args
 from librex_alloc.evaluation.runner import (
     ENVIRONMENTS,
     Cell,
@@ -830,7 +830,7 @@ def main(argv=None) -> int:
     from librex_alloc.cli_args import HelpFormatter, positive_int, prepare_out_dir
     from librex_alloc.progress import Progress
 
-    p = argparse.ArgumentParser(prog="librex-alloc bench paper", description=__doc__,
+    p = cli_args.ArgumentParser(prog="librex-alloc bench paper", description=__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="a smoke-test size (minutes): checks the report, not the numbers")

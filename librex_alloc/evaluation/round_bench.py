@@ -30,13 +30,13 @@ built from the Alibaba GPU trace's pods, in the trace's real mixed units; see
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from librex_alloc import cli_args
 from librex_alloc.api import LibrexAlloc
 from librex_alloc.oracles import solve
 
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     )
     from librex_alloc.progress import Progress
 
-    p = argparse.ArgumentParser(prog="librex-alloc bench round", description=__doc__,
+    p = cli_args.ArgumentParser(prog="librex-alloc bench round", description=__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--ns", type=positive_int_list, default=list(DEFAULT_NS),
                    help="numbers of agents, comma-separated")
