@@ -34,7 +34,8 @@ class LibrexAlloc:
     Keyword-only extensions: oracle ("auto" | "exact" | "fast"), time_limit, utility
     ("reward" | "service" | "share"), fairness_horizon, epsilon, min_share (ρ for every
     agent, or a mapping id → ρ), eta, weights (mapping id → priority), reward_family
-    ("bernoulli" | "gaussian"), gaussian_prior (dict), discount γ, divisible, seed.
+    ("bernoulli" | "gaussian"), gaussian_prior (dict), discount γ, divisible, seed,
+    round_deadline (seconds of wall-clock time the oracle may take per round; None: none).
     """
 
     def __init__(self, n_agents: int = 0, n_resource_types: int = 1,
@@ -45,7 +46,8 @@ class LibrexAlloc:
                  epsilon: float = 1e-3, min_share: float | Mapping = 0.0, eta: float = 1.0,
                  weights: Mapping | None = None, reward_family: str = "bernoulli",
                  gaussian_prior: dict | None = None, discount: float = 1.0,
-                 divisible: bool = False, max_pending_rounds: int = 1000, seed=None):
+                 divisible: bool = False, max_pending_rounds: int = 1000, seed=None,
+                 round_deadline: float | None = None):
         if use_gurobi:
             raise InvalidConfigError("use_gurobi=True: Gurobi is not a dependency of "
                                      "librex-alloc; use oracle='exact' (OR-Tools CP-SAT)")
@@ -67,7 +69,7 @@ class LibrexAlloc:
         policy = ConstrainedThompsonSampling(
             n_resource_types, fairness=fairness, oracle=oracle, time_limit=time_limit,
             divisible=divisible, reward_family=reward_family, prior=prior, discount=discount,
-            max_pending_rounds=max_pending_rounds, seed=seed)
+            max_pending_rounds=max_pending_rounds, seed=seed, round_deadline=round_deadline)
         self._attach(policy, int(n_agents))
         if self.n_agents:
             self.policy.register(list(range(self.n_agents)))

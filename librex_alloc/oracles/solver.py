@@ -77,6 +77,15 @@ AUTO_MAX_FREE_ROWS = 2000
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
 AUTO_CHEAP_FREE_ROWS = 32
+#: With a ``deadline``, CP-SAT is started only when at least this many seconds remain (its
+#: set-up alone takes a few milliseconds on the 2-core machine at n = 150).
+CPSAT_MIN_SECONDS = 0.004
+#: With a ``deadline``, the wall-clock time left for CP-SAT is the time remaining minus this
+#: margin (model building and the answer's checks after the solve).
+CPSAT_MARGIN_SECONDS = 0.002
+#: The measured slack of a ``deadline`` (seconds; see :func:`solve`): on the 2-core machine at
+#: n = 150, K = 5 the answer came back at most this long after the deadline.
+DEADLINE_SLACK = 0.002
 #: ``status == "optimal"`` when ``objective >= bound − OPT_RTOL·|bound|``.
 OPT_RTOL = 1e-9
 #: In divisible mode, rows that could get less than this fraction of their request on their
@@ -224,9 +233,21 @@ def _guard(problem: Problem, selected: np.ndarray, key: np.ndarray) -> tuple[np.
     return selected, True
 
 
+def check_deadline(deadline, name: str = "deadline") -> float:
+    """A round deadline in seconds: a finite number > 0 (not a bool); else
+    :class:`~librex_alloc.errors.InvalidConfigError` naming ``name``."""
+    if isinstance(deadline, (bool, np.bool_)) or not isinstance(deadline, (int, float, np.integer,
+                                                                            np.floating)):
+        raise InvalidConfigError(f"{name}: expected a number of seconds > 0, got {deadline!r}")
+    if not (np.isfinite(deadline) and deadline > 0):
+        raise InvalidConfigError(f"{name}: expected a finite number of seconds > 0, got "
+                                 f"{deadline!r}")
+    return float(deadline)
+
+
 def solve(values, requests, budget, *, groups=None, method: str = "auto",
           time_limit: float | None = None, divisible: bool = False,
-          gap_tolerance: float | None = None) -> OracleResult:
+          gap_tolerance: float | None = None, deadline: float | None = None) -> OracleResult:
     """Solve one round's allocation problem.
 
     values: (N,) float, the value of choosing each row; rows with value ≤ 0 are never chosen.
@@ -236,7 +257,8 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     (default 10 for exact, 0.25 for auto). divisible: return fractions (at most one option per
     group gets a positive fraction) instead of a selection. gap_tolerance: relative gap
     ``(bound − objective) / bound`` at which the search stops (default 0 for exact, 0.01 for
-    auto, :data:`DEFAULT_GAP_TOLERANCE`; fast does not search).
+    auto, :data:`DEFAULT_GAP_TOLERANCE`; fast does not search). deadline: seconds of wall-clock
+    time from the call (None: none); see below.
 
     The rule of ``auto`` (what the exact search may still gain against what it costs):
 
@@ -255,7 +277,20 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
 
     ``exact`` searches whenever ``g > gap_tolerance``; with a tolerance CP-SAT stops at that
     gap (its ``relative_gap_limit``). Every step is a function of the input only (no state
-    between calls), so the same input gives the same answer whatever was solved before.
+    between calls), so the same input gives the same answer whatever was solved before —
+    unless a ``deadline`` cuts the work short.
+
+    The ``deadline`` (any method, 0/1 selection): the best answer found by then, with its
+    certificate, returned at most the deadline plus a slack after the call began. Before each
+    step the time left is checked: past the deadline before the LP, the greedy answer by value
+    density with the trivial bound (the sum of the positive values); past it after the LP, the
+    rounded LP answer with the LP bound; the local search, the enumeration and CP-SAT start only
+    while time is left (CP-SAT only with at least :data:`CPSAT_MIN_SECONDS` left, and stopped at
+    the deadline by its wall-clock limit). ``info["cut_short"]`` is True when the deadline
+    stopped or skipped a step. The slack is the one step that may run past it (the LP, the
+    validation, or CP-SAT's own stopping lag): measured on the 2-core machine at n = 150, K = 5,
+    at most :data:`DEADLINE_SLACK` (2 ms; ``librex-alloc bench round --fairness ...``, column
+    ``over_deadline_ms``); it grows with n (the LP). Divisible mode ignores the deadline (one LP).
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
@@ -275,11 +310,12 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     elif not (isinstance(gap_tolerance, (int, float)) and not isinstance(gap_tolerance, bool)
               and 0 <= gap_tolerance < np.inf):
         raise InvalidConfigError(f"gap_tolerance: expected a number >= 0, got {gap_tolerance!r}")
+    end = t0 + check_deadline(deadline) if deadline is not None else np.inf
     problem = make_problem(values, requests, budget, groups)
     try:
         if divisible:
             return _solve_divisible(problem, t0)
-        return _solve_binary(problem, method, float(time_limit), float(gap_tolerance), t0)
+        return _solve_binary(problem, method, float(time_limit), float(gap_tolerance), t0, end)
     except LibrexError:
         raise
     except MemoryError:
@@ -292,7 +328,7 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
 
 
 def _solve_binary(problem: Problem, method: str, time_limit: float, gap_tolerance: float,
-                  t0: float) -> OracleResult:
+                  t0: float, end: float = np.inf) -> OracleResult:
     n = problem.n
     rows = candidate_rows(problem)
     if len(rows) == 0:
@@ -337,7 +373,13 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             info.update(proof="enumeration", states=out.states)
             return _finish(problem, t0, "fast" if method == "fast" else "exact",
                            lift(out.selected), to_caller(out.bound), info)
-    if method != "fast" and limit and enumeration_size(sc.groups) <= MAX_PRODUCT:
+    def late() -> bool:  # the deadline has passed: stop here with what we have
+        if time.perf_counter() < end:
+            return False
+        info["cut_short"] = True
+        return True
+
+    if method != "fast" and limit and enumeration_size(sc.groups) <= MAX_PRODUCT and not late():
         # small: enumerate (branch and bound from a greedy answer), no LP needed
         no_prices = np.zeros(len(sc.budget))
         greedy = fill(sc.values, sc.requests, sc.budget, sc.groups,
@@ -351,6 +393,16 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
                 return _finish(problem, t0, "exact", lift(out.selected), to_caller(out.bound),
                                info)
 
+    if late():  # no time for the LP: the greedy answer by value density, the trivial bound
+        no_prices = np.zeros(len(sc.budget))
+        greedy = fill(sc.values, sc.requests, sc.budget, sc.groups,
+                      np.zeros(len(rows), dtype=bool), no_prices)
+        key = np.zeros(n)
+        key[rows] = density_key(sc.values, sc.requests, sc.budget, no_prices)
+        selected, repaired = _guard(problem, lift(greedy), key)
+        info.update(proof="trivial", repaired=repaired)
+        return _finish(problem, t0, "fast", selected,
+                       _sum_of_best(problem.values[rows], groups), info)
     relax = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups)
     info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp")
     key_n = density_key(sc.values, sc.requests, sc.budget, relax.lam)
@@ -362,7 +414,8 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     obj_fast = float(sc.values[sub_fast].sum())
     bound = relax.bound
     fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
-    if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)):
+    if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
+            and not late():
         # cheap local search first (fast runs the swaps itself on more rows): 1-for-1 swaps,
         # the greedy fill and two exact neighbourhoods, ~0.7 ms
         sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
@@ -377,7 +430,9 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     chosen, used = sub_fast, "fast"
     gap = (bound - obj_fast) / abs(bound) if bound else 0.0
     search = method == "exact" and gap > gap_tolerance
-    if method == "auto" and not fast_optimal:
+    if (search or (method == "auto" and not fast_optimal)) and late():
+        search = False
+    elif method == "auto" and not fast_optimal:
         keep, must = reduced_cost_filter(sc.values, sc.requests, sc.budget, sc.groups,
                                          relax.lam, obj_fast)
         keep |= sub_fast
@@ -395,7 +450,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         kept = np.nonzero(keep)[0]
         g_kept, must_kept = subset_groups(sc.groups, kept, must)
         out = None
-        if limit and enumeration_size(g_kept, must_kept) <= MAX_PRODUCT:
+        if limit and enumeration_size(g_kept, must_kept) <= MAX_PRODUCT and not late():
             out = enumerate_optimum(sc.values[kept], sc.requests[kept], sc.budget, g_kept,
                                     lambda sub: fits(lift(sub, rows[kept])), must=must_kept,
                                     lower=obj_fast, prices=relax.lam, limit=limit)
@@ -408,11 +463,19 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             chosen = np.zeros(len(rows), dtype=bool)
             chosen[kept[out.selected]] = True
             used = "exact"
+        elif (method == "exact" or len(kept) <= AUTO_MAX_FREE_ROWS) and \
+                end - time.perf_counter() < CPSAT_MIN_SECONDS:
+            info["cut_short"] = True  # too little time left for CP-SAT's set-up
         elif method == "exact" or len(kept) <= AUTO_MAX_FREE_ROWS:
+            wall = end - time.perf_counter() - CPSAT_MARGIN_SECONDS if end < np.inf else None
             ex = solve_exact(sc.values, sc.requests, sc.budget, sc.groups, incumbent=sub_fast,
                              keep=keep, must=must, time_limit=time_limit,
                              fits=lambda sub: fits(lift(sub)),
-                             gap_limit=gap_tolerance if method == "exact" else 0.0)
+                             gap_limit=gap_tolerance if method == "exact" else 0.0,
+                             wall_limit=wall)
+            if wall is not None and time.perf_counter() >= end - CPSAT_MARGIN_SECONDS and \
+                    not ex.proved:
+                info["cut_short"] = True
             info.update(exact_status=ex.status, exact_free_rows=ex.free_rows,
                         exact_models=ex.models, exact_proved=ex.proved,
                         exact_dyadic=ex.exact_scaling)

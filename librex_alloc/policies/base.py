@@ -99,14 +99,16 @@ class AllocationPolicy(ABC):
                  divisible: bool = False, reward_family: str = "bernoulli",
                  prior: dict | None = None,
                  discount: float = 1.0, max_pending_rounds: int = 1000, seed: int | None = None,
-                 params: dict | None = None, config: PolicyConfig | None = None):
+                 params: dict | None = None, config: PolicyConfig | None = None,
+                 round_deadline: float | None = None):
         if config is None:
             config = PolicyConfig(n_resources, fairness=fairness, oracle=oracle,
                                   time_limit=time_limit, gap_tolerance=gap_tolerance,
                                   divisible=divisible, reward_family=reward_family,
                                   prior=prior or {},
                                   discount=discount, max_pending_rounds=max_pending_rounds,
-                                  seed=seed, params=params or {})
+                                  seed=seed, params=params or {},
+                                  round_deadline=round_deadline)
         elif not isinstance(config, PolicyConfig):
             raise InvalidConfigError(f"config: expected a PolicyConfig, got {type(config)!r}")
         elif n_resources is not None and n_resources != config.n_resources:
@@ -165,6 +167,7 @@ class AllocationPolicy(ABC):
     oracle = property(lambda self: self.config.oracle)
     time_limit = property(lambda self: self.config.time_limit)
     gap_tolerance = property(lambda self: self.config.gap_tolerance)
+    round_deadline = property(lambda self: self.config.round_deadline)
     divisible = property(lambda self: self.config.divisible)
     reward_family = property(lambda self: self.config.reward_family)
     discount = property(lambda self: self.config.discount)
@@ -405,7 +408,7 @@ class AllocationPolicy(ABC):
     def _decide(self, values, requests, budget, agent_slots, index) -> oracles.OracleResult:
         return oracles.solve(values, requests, budget, groups=agent_slots, method=self.oracle,
                              time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
-                             divisible=self.divisible)
+                             divisible=self.divisible, deadline=self.round_deadline)
 
     def _learn(self, arms: np.ndarray, values: np.ndarray, are_flags: bool) -> None:
         if are_flags:
