@@ -98,7 +98,29 @@ def test_policy_and_original_api_pass_the_deadline(monkeypatch):
     policy = ConstrainedThompsonSampling(1, round_deadline=0.5, seed=0)
     policy.allocate_batch([0, 1], [[1.0], [1.0]], [1.0])
     ConstrainedThompsonSampling(1, seed=0).allocate_batch([0, 1], [[1.0], [1.0]], [1.0])
-    assert seen == [0.02, 0.5, None]
+    assert len(seen) == 3 and 0 < seen[0] <= 0.02 and 0 < seen[1] <= 0.5 and seen[2] is None
+
+
+def test_the_round_deadline_covers_both_calls_of_a_round(monkeypatch):
+    """Under the reward-loss bound a round calls the oracle twice (the utilitarian reference,
+    then the fair choice): the second gets only the time the first left."""
+    from librex_alloc.fairness import FairnessConfig
+
+    seen = []
+    real = oracles.solve
+
+    def slow(*args, **kwargs):
+        seen.append(kwargs.get("deadline"))
+        out = real(*args, **kwargs)
+        time.sleep(0.02)
+        return out
+
+    monkeypatch.setattr(oracles, "solve", slow)
+    policy = ConstrainedThompsonSampling(
+        1, fairness=FairnessConfig(mode="proportional", max_reward_loss=0.1),
+        round_deadline=0.03, seed=0)
+    policy.allocate_batch([0, 1, 2], [[1.0], [1.0], [1.0]], [2.0])
+    assert len(seen) == 2 and 0 < seen[1] <= seen[0] - 0.02 <= 0.01
 
 
 # ----------------------------------------------------------------------------- cut short

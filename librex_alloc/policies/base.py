@@ -23,6 +23,7 @@ state whose configuration differs from the policy's (:class:`StateError`);
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -206,6 +207,10 @@ class AllocationPolicy(ABC):
             arm_slots = self.registry.arms_of(agent_slots, request.options)
         joining = bool(np.any(arm_slots < 0))  # new agents or new options
         undo = self._undo_point(joining)
+        # the round's deadline covers every oracle call of the round (two under the
+        # reward-loss bound): each gets the time left
+        self._round_end = (time.perf_counter() + self.round_deadline
+                           if self.round_deadline is not None else None)
         try:
             if joining:
                 agent_slots, arm_slots = self._register(request.agent_ids, request.options,
@@ -408,7 +413,15 @@ class AllocationPolicy(ABC):
     def _decide(self, values, requests, budget, agent_slots, index) -> oracles.OracleResult:
         return oracles.solve(values, requests, budget, groups=agent_slots, method=self.oracle,
                              time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
-                             divisible=self.divisible, deadline=self.round_deadline)
+                             divisible=self.divisible, deadline=self._deadline_left())
+
+    def _deadline_left(self) -> float | None:
+        """Seconds left of the round's ``round_deadline`` (None: no deadline); at least 1 ns,
+        so a call past the deadline returns the oracle's quickest answer."""
+        end = getattr(self, "_round_end", None)
+        if end is None:
+            return None
+        return max(end - time.perf_counter(), 1e-9)
 
     def _learn(self, arms: np.ndarray, values: np.ndarray, are_flags: bool) -> None:
         if are_flags:
