@@ -31,6 +31,10 @@ from librex_alloc.oracles.relaxation import Relaxation, solve_relaxation
 
 #: Levels of splitting (at most 2^(depth+1) − 2 LPs; 6 at depth 2, ~0.3–0.5 ms each at n = 150).
 BRANCH_DEPTH = 2
+#: Branching runs on at most this many candidate options (one HiGHS call per LP, < 1 ms); on
+#: more the LP's few fractional options matter little (the gap vanishes as n grows) and each
+#: LP costs tens of milliseconds.
+BRANCH_MAX_ROWS = 600
 #: An LP value strictly between these is fractional.
 _FRAC = 1e-9
 

@@ -43,7 +43,7 @@ from librex_alloc.oracles._problem import (
     times_pow2,
     to_caller_units,
 )
-from librex_alloc.oracles.branching import BRANCH_DEPTH, branch
+from librex_alloc.oracles.branching import BRANCH_DEPTH, BRANCH_MAX_ROWS, branch
 from librex_alloc.oracles.enumeration import (
     ALL_MAX_ROWS,
     MAX_PRODUCT,
@@ -431,7 +431,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
     gap = (bound - obj_fast) / abs(bound) if bound else 0.0
     if method != "fast" and gap > gap_tolerance and not fast_optimal and sc.groups.singleton \
-            and BRANCH_DEPTH and not late():
+            and BRANCH_DEPTH and len(rows) <= BRANCH_MAX_ROWS and not late():
         # split on the LP's fractional options: a tighter bound and more candidate answers
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
