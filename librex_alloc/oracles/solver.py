@@ -15,7 +15,9 @@ Every call goes the same way:
    (branch and bound from a greedy answer). Otherwise the LP relaxation (HiGHS through its own
    bindings) and its rounding, the ``fast`` answer (one option per agent: the options around
    the LP threshold enumerated exactly; else greedy repair and swaps); ``exact`` and ``auto``
-   improve it by swaps, then search (reduced-cost fixing and enumeration of the options left,
+   improve it by swaps and (gap above ``gap_tolerance``) by branching on the LP's fractional
+   options (:mod:`~.branching`: a tighter bound and more answers), then search (reduced-cost
+   fixing and enumeration of the options left,
    or CP-SAT on integer models that bracket the float problem) while the certified gap exceeds
    ``gap_tolerance`` (``auto``: see :func:`solve`). ``divisible``: the LP, one option per group.
 4. Check the answer with the canonical float64 check, in the caller's units, and certify it:
@@ -268,7 +270,11 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
        options per agent: enumeration, the exact optimum (sub-millisecond).
     2. Otherwise the fast answer (LP, core enumeration, greedy fill) improved by local search
        (1-for-1 swaps, two neighbourhoods of 12 options re-chosen exactly; ~0.5 ms), with the
-       LP bound: the certified gap ``g``.
+       LP bound: the certified gap ``g``. If ``g > gap_tolerance`` (one option per agent, at
+       most :data:`~.branching.BRANCH_MAX_ROWS` candidates): branching on the LP's fractional
+       options (:func:`~.branching.branch`, two levels, up to 6 LPs), whose largest branch bound
+       replaces the LP bound and whose rounded answers replace the fast one when better; ``g``
+       is then the gap after branching (``info["branch_lps"]``).
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
        after reduced-cost fixing against that answer, it is returned (``info["skipped"] ==
        "gap"``; status "feasible" unless the certificate closes): the search could gain at
