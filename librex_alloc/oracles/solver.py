@@ -291,11 +291,14 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     later step (local search, branching, enumeration, CP-SAT) starts only while time is left
     (CP-SAT only with at least :data:`CPSAT_MIN_SECONDS` left, and stopped by a wall-clock
     limit :data:`CPSAT_MARGIN_SECONDS` before the deadline). ``info["cut_short"]`` is True when
-    the deadline stopped or skipped a step. The slack is the fast answer's own time plus the
-    one step running when the deadline passes: about 1–3 ms at n = 150, K = 5 on a quiet 2-core
-    machine, more with n (the LP) and on a busy machine (``librex-alloc bench round --fairness
-    ... --deadline``, column ``over_deadline_ms``: see BENCHMARKS.md, measured while other jobs
-    shared the machine). Divisible mode ignores the deadline (one LP).
+    the deadline stopped or skipped a step. The slack is the fast answer's own time (about
+    1 ms at n = 150, K = 5; more with n, the LP) plus the one step running when the deadline
+    passes (a local-search pass or one LP of the branching, about 1 ms): measured with a 5 ms
+    deadline at n = 150 on the 2-core machine shared with other jobs (``librex-alloc bench round
+    --fairness ... --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun
+    in 300 rounds was at most 1.9 ms in four of ten modes and instances and 9.6–36 ms in the
+    other six, on a machine where ``fast`` alone showed wall-clock spikes of up to 74 ms (see
+    BENCHMARKS.md). Divisible mode ignores the deadline.
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
