@@ -36,7 +36,8 @@ class LibrexAlloc:
     agent, or a mapping id → ρ), eta, weights (mapping id → priority), reward_family
     ("bernoulli" | "gaussian"), gaussian_prior (dict), discount γ, divisible, seed,
     max_reward_loss ε ∈ [0, 1] (keep ≥ 1 − ε of the utilitarian reward: see
-    :mod:`librex_alloc.fairness`), gap_tolerance (the oracle's relative gap).
+    :mod:`librex_alloc.fairness`), gap_tolerance (the oracle's relative gap), round_deadline
+    (seconds of wall-clock time the oracle may take per round; None: none).
     """
 
     def __init__(self, n_agents: int = 0, n_resource_types: int = 1,
@@ -48,7 +49,8 @@ class LibrexAlloc:
                  weights: Mapping | None = None, reward_family: str = "bernoulli",
                  gaussian_prior: dict | None = None, discount: float = 1.0,
                  divisible: bool = False, max_pending_rounds: int = 1000, seed=None,
-                 max_reward_loss: float | None = None, gap_tolerance: float | None = None):
+                 max_reward_loss: float | None = None, gap_tolerance: float | None = None,
+                 round_deadline: float | None = None):
         if use_gurobi:
             raise InvalidConfigError("use_gurobi=True: Gurobi is not a dependency of "
                                      "librex-alloc; use oracle='exact' (OR-Tools CP-SAT)")
@@ -71,7 +73,8 @@ class LibrexAlloc:
         policy = ConstrainedThompsonSampling(
             n_resource_types, fairness=fairness, oracle=oracle, time_limit=time_limit,
             gap_tolerance=gap_tolerance, divisible=divisible, reward_family=reward_family,
-            prior=prior, discount=discount, max_pending_rounds=max_pending_rounds, seed=seed)
+            prior=prior, discount=discount, max_pending_rounds=max_pending_rounds, seed=seed,
+            round_deadline=round_deadline)
         self._attach(policy, int(n_agents))
         if self.n_agents:
             self.policy.register(list(range(self.n_agents)))

@@ -65,6 +65,10 @@ class FrozenMapping(Mapping):
         return hash(frozenset(self._data.items()))
 
 
+#: Fields that checkpoints written before they existed lack (their defaults apply).
+_ADDED_LATER = frozenset({"round_deadline"})
+
+
 def _int(value, name: str, low: int, high: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise InvalidConfigError(f"{name}: expected an int, got {value!r}")
@@ -81,7 +85,10 @@ class PolicyConfig:
     or a number α is accepted and converted). oracle: "auto" | "exact" | "fast"; time_limit:
     seconds of CP-SAT deterministic time (None: the oracle's default); gap_tolerance: relative
     certified gap at which the oracle's search stops (None: the oracle's default, 1 % for
-    "auto", 0 for "exact"; see :func:`~librex_alloc.oracles.solve`). divisible: grant
+    "auto", 0 for "exact"; see :func:`~librex_alloc.oracles.solve`). round_deadline: seconds
+    of wall-clock time the oracle may take per round (None: no deadline); the oracle returns
+    its best answer by then, with its certificate (the stated slack is in
+    :func:`~librex_alloc.oracles.solve`). divisible: grant
     fractions. reward_family: "bernoulli" (rewards in [0, 1]) or "gaussian" ("beta" is an
     alias of "bernoulli"). prior: keyword arguments of the posterior (alpha_prior/beta_prior,
     or mu_prior/kappa_prior/a_prior/b_prior). discount: γ ∈ (0, 1] per round.
@@ -102,6 +109,7 @@ class PolicyConfig:
     max_pending_rounds: int = 1000
     seed: int | None = None
     params: Mapping = field(default_factory=FrozenMapping)
+    round_deadline: float | None = None
 
     def __post_init__(self):
         put = object.__setattr__
@@ -120,6 +128,10 @@ class PolicyConfig:
         if self.gap_tolerance is not None:
             put(self, "gap_tolerance", check_scalar(self.gap_tolerance, "gap_tolerance",
                                                     low=0.0, high=1.0))
+        if self.round_deadline is not None:
+            from librex_alloc.oracles.solver import check_deadline
+
+            put(self, "round_deadline", check_deadline(self.round_deadline, "round_deadline"))
         if not isinstance(self.divisible, (bool, np.bool_)):
             raise InvalidConfigError(f"divisible: expected a bool, got {self.divisible!r}")
         put(self, "divisible", bool(self.divisible))
@@ -176,7 +188,7 @@ class PolicyConfig:
         unknown = set(d) - names
         if unknown:
             raise InvalidConfigError(f"config: unknown keys {sorted(map(str, unknown))}")
-        if complete and set(d) != names:
+        if complete and set(d) | _ADDED_LATER != names | _ADDED_LATER:
             raise InvalidConfigError(f"config: missing keys {sorted(names - set(d))}")
         if "n_resources" not in d:
             raise InvalidConfigError("config: n_resources is required")

@@ -30,6 +30,7 @@ all solves of one call, so the same input always gives the same output; a wall-c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +51,8 @@ RESOURCE_BITS = 24
 VALUE_BITS = 52
 #: No-good cuts on the relaxed model before falling back to the conservative one.
 MAX_CUTS = 4
+#: Under a wall-clock limit, another model is solved only with at least this much time left.
+MIN_WALL_SECONDS = 0.003
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,8 @@ def _model(v_int, r_int, b_int, gsub, singleton, must, hint):
     return model, xs
 
 
-def _run(model, time_limit: float, gap_limit: float = 0.0) -> tuple[cp_model.CpSolver, int]:
+def _run(model, time_limit: float, gap_limit: float = 0.0, wall_limit: float | None = None
+         ) -> tuple[cp_model.CpSolver, int]:
     from ortools.sat.python import cp_model
 
     solver = cp_model.CpSolver()
@@ -169,7 +173,10 @@ def _run(model, time_limit: float, gap_limit: float = 0.0) -> tuple[cp_model.CpS
     solver.parameters.random_seed = 0
     solver.parameters.linearization_level = 2  # full LP relaxation: ~2x faster on knapsacks
     solver.parameters.max_deterministic_time = float(time_limit)
-    solver.parameters.max_time_in_seconds = 4.0 * float(time_limit) + 1.0
+    wall = 4.0 * float(time_limit) + 1.0
+    if wall_limit is not None:
+        wall = max(min(wall, float(wall_limit)), 1e-4)
+    solver.parameters.max_time_in_seconds = wall
     status = solver.solve(model)
     if status == cp_model.MODEL_INVALID:
         raise OracleError(f"CP-SAT rejected the scaled model: {model.validate()}")
@@ -178,12 +185,14 @@ def _run(model, time_limit: float, gap_limit: float = 0.0) -> tuple[cp_model.CpS
 
 def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, must,
                 time_limit: float, fits: Callable[[np.ndarray], bool],
-                gap_limit: float = 0.0) -> ExactOutcome:
+                gap_limit: float = 0.0, wall_limit: float | None = None) -> ExactOutcome:
     """CP-SAT on the candidate problem (normalized units), hinted with the fast oracle's answer
     ``incumbent`` (bool (M,), passes ``fits``) and pruned by :func:`reduced_cost_filter`
     (``keep``, ``must``) against it. ``fits(selected (M,)) -> bool`` is the canonical float
     check in the caller's units; every answer returned passes it. ``gap_limit``: CP-SAT stops
-    once its relative gap is at most this (``relative_gap_limit``; 0: prove optimality)."""
+    once its relative gap is at most this (``relative_gap_limit``; 0: prove optimality).
+    ``wall_limit``: seconds of wall-clock time for all solves of the call (None: only the
+    deterministic ``time_limit``, guarded by ``4 × time_limit + 1`` seconds per solve)."""
     from ortools.sat.python import cp_model
 
     m, _ = requests.shape
@@ -199,6 +208,10 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
     best_value = float(values[incumbent].sum())
     bound, proved, status_name, models = np.inf, False, "NOT_RUN", 0
     remaining = float(time_limit)
+    wall_end = None if wall_limit is None else time.perf_counter() + float(wall_limit)
+
+    def wall_left() -> float | None:
+        return None if wall_end is None else wall_end - time.perf_counter()
 
     def lift(sol: np.ndarray) -> np.ndarray:
         sel = np.zeros(m, dtype=bool)
@@ -206,9 +219,11 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
         return sel
 
     model, xs = _model(w, *relaxed, gsub, groups.singleton, must, hint)
+    if wall_end is not None and wall_left() <= 0:  # building the model took the time left
+        return ExactOutcome(best, bound, proved, "NOT_RUN", len(rows), models, exact)
     done = False  # a relaxed-model answer that passes the float check, proved or within the gap
     for cut in range(MAX_CUTS + 1):
-        solver, status = _run(model, remaining, gap_limit)
+        solver, status = _run(model, remaining, gap_limit, wall_left())
         models += 1
         remaining -= solver.deterministic_time
         status_name = solver.status_name(status)
@@ -229,14 +244,16 @@ def solve_exact(values, requests, budget, groups: Groups, *, incumbent, keep, mu
             done = proved or (status == cp_model.OPTIMAL
                               and b_int - obj_int <= gap_limit * max(1.0, abs(obj_int)))
             break
-        if status != cp_model.OPTIMAL or cut == MAX_CUTS or remaining <= 0:
+        if status != cp_model.OPTIMAL or cut == MAX_CUTS or remaining <= 0 or \
+                (wall_end is not None and wall_left() <= MIN_WALL_SECONDS):
             break
         # exclude exactly this (float-infeasible) selection and solve again
         sign = np.where(sol, 1, -1).tolist()
         model.add(cp_model.LinearExpr.weighted_sum(xs, sign) <= int(sol.sum()) - 1)
-    if not done and not exact and remaining > 0:
+    if not done and not exact and remaining > 0 and \
+            (wall_end is None or wall_left() > MIN_WALL_SECONDS):
         cmodel, _ = _model(w, *conservative, gsub, groups.singleton, must, hint)
-        solver, status = _run(cmodel, remaining, gap_limit)
+        solver, status = _run(cmodel, remaining, gap_limit, wall_left())
         models += 1
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             sol = np.asarray(solver.response_proto.solution, dtype=np.int64)[: len(rows)] > 0

@@ -23,6 +23,7 @@ state whose configuration differs from the policy's (:class:`StateError`);
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -110,14 +111,16 @@ class AllocationPolicy(ABC):
                  divisible: bool = False, reward_family: str = "bernoulli",
                  prior: dict | None = None,
                  discount: float = 1.0, max_pending_rounds: int = 1000, seed: int | None = None,
-                 params: dict | None = None, config: PolicyConfig | None = None):
+                 params: dict | None = None, config: PolicyConfig | None = None,
+                 round_deadline: float | None = None):
         if config is None:
             config = PolicyConfig(n_resources, fairness=fairness, oracle=oracle,
                                   time_limit=time_limit, gap_tolerance=gap_tolerance,
                                   divisible=divisible, reward_family=reward_family,
                                   prior=prior or {},
                                   discount=discount, max_pending_rounds=max_pending_rounds,
-                                  seed=seed, params=params or {})
+                                  seed=seed, params=params or {},
+                                  round_deadline=round_deadline)
         elif not isinstance(config, PolicyConfig):
             raise InvalidConfigError(f"config: expected a PolicyConfig, got {type(config)!r}")
         elif n_resources is not None and n_resources != config.n_resources:
@@ -182,6 +185,7 @@ class AllocationPolicy(ABC):
     oracle = property(lambda self: self.config.oracle)
     time_limit = property(lambda self: self.config.time_limit)
     gap_tolerance = property(lambda self: self.config.gap_tolerance)
+    round_deadline = property(lambda self: self.config.round_deadline)
     divisible = property(lambda self: self.config.divisible)
     reward_family = property(lambda self: self.config.reward_family)
     discount = property(lambda self: self.config.discount)
@@ -220,6 +224,10 @@ class AllocationPolicy(ABC):
             arm_slots = self.registry.arms_of(agent_slots, request.options)
         joining = bool(np.any(arm_slots < 0))  # new agents or new options
         undo = self._undo_point(joining)
+        # the round's deadline covers every oracle call of the round (two under the
+        # reward-loss bound): each gets the time left
+        self._round_end = (time.perf_counter() + self.round_deadline
+                           if self.round_deadline is not None else None)
         try:
             if joining:
                 agent_slots, arm_slots = self._register(request.agent_ids, request.options,
@@ -420,7 +428,15 @@ class AllocationPolicy(ABC):
     def _decide(self, values, requests, budget, agent_slots, index) -> oracles.OracleResult:
         return oracles.solve(values, requests, budget, groups=agent_slots, method=self.oracle,
                              time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
-                             divisible=self.divisible)
+                             divisible=self.divisible, deadline=self._deadline_left())
+
+    def _deadline_left(self) -> float | None:
+        """Seconds left of the round's ``round_deadline`` (None: no deadline); at least 1 ns,
+        so a call past the deadline returns the oracle's quickest answer."""
+        end = getattr(self, "_round_end", None)
+        if end is None:
+            return None
+        return max(end - time.perf_counter(), 1e-9)
 
     def _estimate(self, arm_slots: np.ndarray) -> np.ndarray:
         """Per-row reward estimate (N,) of the reward-loss reference: the posterior means."""

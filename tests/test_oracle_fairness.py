@@ -1,0 +1,181 @@
+"""The oracle under fairness values (issue 18): branching on the LP's fractional options gives
+a valid, tighter bound and better answers, so ``auto`` needs CP-SAT less often.
+
+References are independent of the code under test: brute force over every selection with the
+canonical float check and exact rational sums (``oracle_reference``), or the exact oracle's
+proven optimum on larger instances. Timings are benchmarks (``librex-alloc bench round
+--fairness ...``), not tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oracle_reference import brute_force, check_answer
+
+from librex_alloc.evaluation.round_bench import (
+    FAIRNESS_MODES,
+    fairness_benchmark,
+    fairness_config,
+    mixed_instance,
+)
+from librex_alloc.oracles import solve
+from librex_alloc.oracles import solver as solver_module
+from librex_alloc.oracles._problem import Groups, selection_is_feasible
+from librex_alloc.oracles.branching import branch
+from librex_alloc.oracles.relaxation import solve_relaxation
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=60)
+
+
+def fair_instance(seed: int, n: int, k: int, tau: float = 0.25):
+    """Values over `decades` decades (as α-fair weights make them), requests with a heavy tail
+    in one resource (a few options take a large share of it), budget τ of the total."""
+    rng = np.random.default_rng(seed)
+    requests = rng.uniform(0.5, 1.5, (n, k)) * rng.uniform(1.0, 10.0, n)[:, None]
+    requests[:, 0] *= rng.lognormal(0.0, 1.2, n)
+    values = rng.uniform(0.1, 1.0, n) * 10.0 ** rng.uniform(-2, 0, n)
+    return values, requests, tau * requests.sum(axis=0)
+
+
+def normalized(values, requests, budget):
+    """Largest value and every budget in [0.5, 1) by powers of two, as the solver does."""
+    v = np.ldexp(values, -int(np.frexp(values.max())[1]))
+    e = np.frexp(budget)[1]
+    return v, np.ldexp(requests, -e), np.ldexp(budget, -e)
+
+
+# ----------------------------------------------------------------------------- the bound
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 14), k=st.integers(1, 3),
+       depth=st.integers(1, 3), tau=st.sampled_from([0.15, 0.3, 0.5]))
+def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau):
+    """The largest leaf bound is never below the brute-force optimum, never above the root LP
+    bound, and every candidate passes the canonical check."""
+    values, requests, budget = normalized(*fair_instance(seed, n, k, tau))
+    ok = np.all(requests <= budget, axis=1)
+    values, requests = values[ok], requests[ok]
+    if not len(values):
+        return
+    g = Groups.from_labels(None, len(values))
+    relax = solve_relaxation(values, requests, budget, g)
+
+    def fits(sel):
+        return selection_is_feasible(requests, budget, sel, g)
+
+    br = branch(values, requests, budget, relax, incumbent=0.0, fits=fits,
+                time_left=lambda: True, depth=depth)
+    opt = float(brute_force(values, requests, budget))
+    assert br.bound >= opt * (1 - 1e-12)
+    assert br.bound <= relax.bound * (1 + 1e-12)
+    if br.selected is not None:
+        assert fits(br.selected) and br.value <= opt * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_branching_bound_holds_against_the_proven_optimum(seed):
+    """Larger instances (n = 60, K = 4): the bound after branching is at least exact's proven
+    optimum; auto's answer is valid and certified."""
+    values, requests, budget = fair_instance(100 + seed, 60, 4)
+    res = solve(values, requests, budget, method="auto", gap_tolerance=0.0)
+    check_answer(res, values, requests, budget)
+    best = solve(values, requests, budget, method="exact", time_limit=10.0)
+    assert best.status == "optimal"
+    assert res.bound >= best.objective * (1 - 1e-12)
+    assert res.objective <= best.objective * (1 + 1e-12)
+
+
+def test_branching_tightens_the_bound_where_the_lp_is_loose():
+    """On fairness-like instances with heavy-tailed requests the root LP bound is loose; the
+    branches' bound is strictly tighter on most of them and never looser."""
+    tighter = 0
+    for seed in range(10):
+        values, requests, budget = normalized(*fair_instance(seed, 150, 4))
+        ok = np.all(requests <= budget, axis=1)
+        values, requests = values[ok], requests[ok]
+        g = Groups.from_labels(None, len(values))
+        relax = solve_relaxation(values, requests, budget, g)
+        br = branch(values, requests, budget, relax, incumbent=0.0,
+                    fits=lambda s, r=requests, b=budget, g=g: selection_is_feasible(r, b, s, g),
+                    time_left=lambda: True)
+        assert br.bound <= relax.bound * (1 + 1e-12)
+        tighter += br.bound < relax.bound * (1 - 1e-4)
+    assert tighter >= 7
+
+
+def test_auto_skips_cpsat_where_branching_closes_the_gap(monkeypatch):
+    """Where the fast answer's certified gap is above auto's 1 % and branching brings it below,
+    auto returns without CP-SAT; with branching switched off it runs CP-SAT on the same input
+    (the cause of the slow rounds under fairness)."""
+    tol = solver_module.DEFAULT_GAP_TOLERANCE["auto"]
+    closed = 0
+    for seed in range(8):
+        values, requests, budget = fair_instance(200 + seed, 150, 4)
+        res = solve(values, requests, budget, method="auto")
+        check_answer(res, values, requests, budget)
+        if "branch_lps" not in res.info:
+            continue
+        with monkeypatch.context() as mp:
+            mp.setattr(solver_module, "BRANCH_DEPTH", 0)
+            old = solve(values, requests, budget, method="auto", time_limit=0.05)
+        if res.info.get("skipped") == "gap" and "exact_status" in old.info:
+            closed += 1
+            assert res.gap <= tol and "exact_status" not in res.info
+            assert res.objective >= old.objective * (1 - tol)
+    assert closed >= 1
+
+
+def test_branching_answers_are_at_least_the_fast_answer():
+    for seed in range(5):
+        values, requests, budget = fair_instance(300 + seed, 120, 5)
+        fast = solve(values, requests, budget, method="fast")
+        auto = solve(values, requests, budget, method="auto", time_limit=0.05)
+        check_answer(auto, values, requests, budget)
+        assert auto.objective >= fast.objective
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+
+def test_fairness_modes_parse():
+    assert fairness_config("loss") == {"mode": "proportional", "max_reward_loss": 0.1}
+    assert fairness_config("0.5") == {"mode": 0.5}
+    assert set(FAIRNESS_MODES) >= {"none", "proportional", "maxmin", "loss", "minshare"}
+    from librex_alloc.errors import InvalidConfigError
+
+    for bad in ("fair", "-1", "nan"):
+        with pytest.raises(InvalidConfigError):
+            fairness_config(bad)
+
+
+def test_mixed_instance_is_in_mixed_units():
+    req, budget, mu = mixed_instance(150)
+    assert req.shape == (150, 5) and budget.shape == (5,) and mu.shape == (150,)
+    assert np.array_equal(req[:, :3], np.round(req[:, :3]))  # cores, GPUs, RDMA %: whole
+    np.testing.assert_allclose(budget, 0.25 * req.sum(axis=0))
+
+
+def test_fairness_benchmark_table(capsys):
+    """Every mode, fast vs auto vs exact side by side, with gap and deadline columns; a bad
+    mode is a usage error (exit 2, one line on stderr)."""
+    from librex_alloc.cli import main
+
+    df = fairness_benchmark(["none", "loss"], n=20, rounds=4, instances=["mixed"],
+                            deadline=0.5, exact_rounds=2)
+    assert list(df["method"]) == ["fast", "auto", "exact"] * 2
+    assert set(df["fairness"]) == {"none", "loss"}
+    auto = df[df["method"] == "auto"]
+    assert (auto["rounds"] == 4).all() and (auto["obj_min"] <= 1 + 1e-9).all()
+    assert auto["over_deadline_ms"].notna().all() and (df["gap_pct"] >= 0).all()
+    assert main(["bench", "round", "--fairness", "maxmin", "--ns", "12", "--rounds", "2",
+                 "--instances", "mixed", "--exact-rounds", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| gap_pct |" in out and "| maxmin | exact |" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "round", "--fairness", "fair"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--fairness" in err[-1]
