@@ -254,7 +254,7 @@ def resolve_policy_config(parser: argparse.ArgumentParser, args: argparse.Namesp
     PolicyConfig keys), then the ``--policy-config`` file, then the flags given on the command
     line (options whose value is not None: ``--resources``, ``--fairness``,
     ``--max-reward-loss``, ``--oracle``, ``--seed``, ``--pending-window``,
-    ``--gap-tolerance``). A bad or unknown key is a usage error (exit 2)."""
+    ``--gap-tolerance``, ``--round-deadline``). A bad or unknown key is a usage error (exit 2)."""
     from librex_alloc.config import PolicyConfig
     from librex_alloc.fairness import FairnessConfig
 
@@ -265,7 +265,8 @@ def resolve_policy_config(parser: argparse.ArgumentParser, args: argparse.Namesp
         fair = dict(data.pop("fairness"))
     merged.update(data)
     flags = {"resources": "n_resources", "oracle": "oracle", "seed": "seed",
-             "pending_window": "max_pending_rounds", "gap_tolerance": "gap_tolerance"}
+             "pending_window": "max_pending_rounds", "gap_tolerance": "gap_tolerance",
+             "round_deadline": "round_deadline"}
     for option, key in flags.items():
         value = getattr(args, option, None)
         if value is not None:
@@ -303,6 +304,9 @@ def add_policy_options(p: argparse.ArgumentParser, defaults: dict) -> None:
                    help=f"the policy's allocation oracle (default: {defaults['oracle']})")
     p.add_argument("--seed", type=seed, default=None,
                    help=f"random seed, 0 <= seed < 2**63 (default: {defaults['seed']})")
+    p.add_argument("--round-deadline", type=finite_positive_float, default=None,
+                   metavar="SECONDS", help="wall-clock seconds the oracle may take per round "
+                   "(PolicyConfig.round_deadline; default: none)")
     p.add_argument("--policy-config", type=policy_config_file, default=None, metavar="FILE",
                    help="JSON or TOML file of PolicyConfig.to_dict() keys; flags given on the "
                    "command line override it (default: none)")

@@ -370,3 +370,14 @@ def test_a_closed_stdout_ends_quietly():
     os.close(write)
     assert proc.stderr == "", proc.stderr
     assert proc.returncode == cli.EXIT_BROKEN_PIPE
+
+
+def test_round_deadline_reaches_the_policy_config_and_bad_values_are_one_line(capsys):
+    parser = cli_args.ArgumentParser(prog="t")
+    cli_args.add_policy_options(parser, {"n_resources": 3, "fairness": {"mode": "none"},
+                                         "oracle": "auto", "seed": 0})
+    args = parser.parse_args(["--round-deadline", "0.005"])
+    config = cli_args.resolve_policy_config(parser, args, {"n_resources": 3, "oracle": "auto"})
+    assert config.round_deadline == 0.005
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        assert_error(["demo", "--round-deadline", bad], capsys, "--round-deadline")
