@@ -42,7 +42,7 @@ from librex_alloc.errors import InvalidConfigError, LibrexError
 from librex_alloc.fairness import FairnessConfig
 
 POLICY_KEYS = ("n_resources", "oracle", "time_limit", "gap_tolerance", "divisible",
-               "reward_family", "discount", "max_pending_rounds", "seed",
+               "reward_family", "discount", "max_pending_rounds", "seed", "round_deadline",
                *(f"fairness.{k}" for k in FairnessConfig.__dataclass_fields__))
 #: prior keys are ``prior.<name>`` with the posterior's own parameter names (checked by it)
 PRIOR_PREFIX = "prior."

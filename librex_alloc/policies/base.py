@@ -471,7 +471,8 @@ class AllocationPolicy(ABC):
         estimate = self._estimate(arm_slots)
         if not self.cheap_reference:
             res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
-                                method="fast", divisible=self.divisible)
+                                method="fast", divisible=self.divisible,
+                                deadline=self._deadline_left())
             return float(res.bound), key, None
         warm = fair.warm_prices(request.requests.shape[1])
         if warm is not None and fair.cheap_reference_due():
@@ -480,7 +481,8 @@ class AllocationPolicy(ABC):
             if fair.cheap_reference_close(bound):
                 return bound, None, prices
         res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
-                            method="fast", divisible=self.divisible)
+                            method="fast", divisible=self.divisible,
+                            deadline=self._deadline_left())
         _, prices = reference_bound(estimate, request.requests, budget, agent_slots, warm,
                                     sweeps=1 if warm is not None else 3)
         return float(res.bound), key, prices

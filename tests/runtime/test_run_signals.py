@@ -29,8 +29,11 @@ def _start(out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-c", "import sys; from librex_alloc.cli import main; "
            "sys.exit(main())", "run", "--agents", "200", "--shards", "1", "--out", str(out),
            "--no-plot", "--name", f"sig-{os.getpid()}-{out.name}", *extra]
+    # a shell's background job (CI may start the suite as one) runs with SIGINT ignored, and a
+    # child inherits that: give the command the terminal's default, as a user's shell does
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(proc: subprocess.Popen, predicate, timeout: float = 180.0) -> str:
