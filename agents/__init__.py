@@ -3,13 +3,13 @@
 :class:`AgentShard` hosts many simulated agents of one environment; :class:`LiveAgentHost`
 wraps a user's :class:`LiveAgent` objects. Both speak the protocol of :mod:`agents.protocol`
 to the coordinator; :mod:`agents.actors` places them in Ray actors. Names are imported on
-first use (the core's :mod:`librex_alloc._lazy`), so a live-agent process does not load the
+first use (the core's :mod:`librex_alloc.lazy`), so a live-agent process does not load the
 core library's modules (numpy only).
 """
 
 from typing import TYPE_CHECKING
 
-from librex_alloc._lazy import lazy_module
+from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
     from agents.live import Grant, LiveAgent, LiveAgentHost

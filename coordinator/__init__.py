@@ -2,13 +2,13 @@
 
 :class:`Coordinator` is a plain class (no Ray); :mod:`coordinator.actor` wraps it as a Ray
 actor and :func:`run_job` drives a whole job. Names are imported on first use (the core's
-:mod:`librex_alloc._lazy`): importing this package loads neither Ray nor the core library's
+:mod:`librex_alloc.lazy`): importing this package loads neither Ray nor the core library's
 modules (a process that only talks to the coordinator actor stays small).
 """
 
 from typing import TYPE_CHECKING
 
-from librex_alloc._lazy import lazy_module
+from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
     from coordinator.core import Coordinator, CoordinatorConfig, LocalTransport, Transport

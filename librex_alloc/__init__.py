@@ -3,14 +3,14 @@
 The pure library (no Ray import): posteriors, budget oracles, fairness, policies,
 environments, metrics and the simulator. ``agents/`` and ``coordinator/`` wrap it in Ray.
 
-The public names below are imported on first use (:mod:`librex_alloc._lazy`): ``import
+The public names below are imported on first use (:mod:`librex_alloc.lazy`): ``import
 librex_alloc`` or ``import librex_alloc.config`` loads no numerical back end (CP-SAT, SciPy,
 pandas, pyarrow) until a name that needs one is used.
 """
 
 from typing import TYPE_CHECKING
 
-from librex_alloc._lazy import lazy_module
+from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
     from librex_alloc.api import BudgetTracker, LibrexAlloc, ResourceManager

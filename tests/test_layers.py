@@ -125,3 +125,31 @@ def test_dynamic_check_sees_an_indirect_import():
     """The subprocess probe reports what an import pulls in indirectly: the ``agents`` walk
     loads Ray (``agents.actors``), which the core's walk must not."""
     assert "ray" in import_everything("agents")["loaded"]
+
+
+def private_core_imports(source: str) -> list[str]:
+    """Imports of a private part of the core (a module or name starting with ``_``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found += [f"{node.lineno}: {n}" for n in names if n.split(".")[0] == "librex_alloc"
+                  and any(p.startswith("_") for p in n.split(".")[1:])]
+    return found
+
+
+@pytest.mark.parametrize("package", ["agents", "coordinator"])
+def test_the_runtime_uses_only_the_cores_public_modules(package):
+    bad = [f"{path.relative_to(ROOT)}:{hit}" for path in sorted((ROOT / package).rglob("*.py"))
+           for hit in private_core_imports(path.read_text(encoding="utf-8"))]
+    assert bad == []
+
+
+def test_private_import_check_sees_one():
+    assert private_core_imports("from librex_alloc._lazy import lazy_module") != []
+    assert private_core_imports("from librex_alloc.oracles import _problem") != []
+    assert private_core_imports("from librex_alloc.lazy import lazy_module") == []

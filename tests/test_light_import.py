@@ -1,4 +1,4 @@
-"""A light import: the package faces are lazy (``librex_alloc._lazy``), so importing the core,
+"""A light import: the package faces are lazy (``librex_alloc.lazy``), so importing the core,
 its small modules, ``agents`` or ``coordinator`` loads no numerical back end until a name
 that needs one is used.
 
@@ -117,7 +117,7 @@ def test_face_lists_agree(package):
     module = importlib.import_module(package)
     assert sorted(module.__all__) == sorted(module._WHERE)
     assert type_checking_imports(package) == module._WHERE
-    assert module.__getattr__.__module__ == "librex_alloc._lazy"  # one mechanism for all
+    assert module.__getattr__.__module__ == "librex_alloc.lazy"  # one mechanism for all
 
 
 @pytest.mark.parametrize("package", LAZY)

@@ -16,7 +16,7 @@ with a validated ``get_state`` / ``set_state``:
 
 from typing import TYPE_CHECKING
 
-from librex_alloc._lazy import lazy_module
+from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
     from librex_alloc.environments.base import (

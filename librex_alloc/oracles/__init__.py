@@ -24,7 +24,7 @@ positive fraction: ``fractions`` in [0, 1] (the fractional knapsack when K = 1),
 
 from typing import TYPE_CHECKING
 
-from librex_alloc._lazy import lazy_module
+from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
     from librex_alloc.oracles._problem import lagrangian_bound
