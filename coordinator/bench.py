@@ -9,6 +9,13 @@ tightness 0.3, a pending window of 50 rounds and Gini/Jain every 10 rounds.
 
 Checkpoint cost per round = journal commit (every round, fsynced) + snapshot time /
 ``checkpoint_every``; its share is that over the mean round time.
+
+``--compare PATH --repeat N`` measures this checkout and another one (a checkout or ``git
+worktree`` of an earlier commit) side by side in one session: each runs its *own* ``python -m
+coordinator.bench`` (the shard cases only) in a fresh subprocess, the two alternating N times
+(this, other, other, this, ...) so that a drift of the machine's load falls on both; the table
+gives each case's median rounds/s and phase times over the N runs with their range, and the
+ratio of the medians.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -179,6 +187,72 @@ def machine() -> str:
             f"{platform.python_version()}, Ray {ray.__version__}, numpy {np.__version__}")
 
 
+#: columns of :func:`table` read back from a child run of ``--compare``
+_COMPARED = ("rounds/s", "round ms", "solve", "push")
+#: how a child run checks where it imports from, then runs that checkout's own benchmark
+_CHILD = ("import os, runpy, sys; import coordinator, librex_alloc; "
+          "root = os.path.realpath(sys.argv[1]); "
+          "bad = [m.__name__ for m in (coordinator, librex_alloc) "
+          "if not os.path.realpath(m.__file__ or '').startswith(root + os.sep)]; "
+          "bad and sys.exit(f'{bad} not imported from {root}'); "
+          "sys.argv = ['coordinator.bench'] + sys.argv[2:]; "
+          "runpy.run_module('coordinator.bench', run_name='__main__')")
+
+
+def parse_table(text: str) -> dict:
+    """{(agents, design): {column: value}} from the markdown table a run prints."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    if not lines:
+        return {}
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    out = {}
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        if len(cells) != len(head) or not cells[0].replace(",", "").isdigit():
+            continue
+        row = dict(zip(head, cells))
+        out[(int(cells[0].replace(",", "")), cells[1])] = {
+            c: float(row[c]) for c in _COMPARED if c in row}
+    return out
+
+
+def _run_checkout(path: str, args: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(path))
+    res = subprocess.run([sys.executable, "-c", _CHILD, os.path.abspath(path), *args],
+                         cwd=path, env=env, capture_output=True, text=True, check=False)
+    rows = parse_table(res.stdout) if res.returncode == 0 else {}
+    if not rows:
+        tail = (res.stderr.strip().splitlines() or ["no table printed"])[-1]
+        raise RuntimeError(f"the benchmark of {path} failed: {tail}")
+    return rows
+
+
+def compare(other: str, repeat: int, child_args: list[str], log=sys.stderr) -> str:
+    """Alternate ``repeat`` runs of this checkout and ``other``; a markdown table of medians."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = {"this checkout": here, "other": other}
+    runs: dict[str, list[dict]] = {k: [] for k in trees}
+    t0 = time.perf_counter()
+    for i in range(repeat):
+        for k in (("this checkout", "other") if i % 2 == 0 else ("other", "this checkout")):
+            runs[k].append(_run_checkout(trees[k], child_args))
+            print(f"run {i + 1}/{repeat} of {k} done ({time.perf_counter() - t0:.0f} s)",
+                  file=log, flush=True)
+    cases = [c for c in runs["this checkout"][0] if all(c in r for r in runs["other"])]
+    lines = ["| agents | design | column | this checkout: median [min, max] | "
+             f"{other}: median [min, max] | this / other |", "|---|---|---|---|---|---|"]
+    for case in cases:
+        for col in _COMPARED:
+            vals = {k: np.array([r[case][col] for r in runs[k]]) for k in runs}
+            med = {k: float(np.median(v)) for k, v in vals.items()}
+            cell = {k: f"{med[k]:.2f} [{vals[k].min():.2f}, {vals[k].max():.2f}]"
+                    for k in vals}
+            ratio = med["this checkout"] / med["other"] if med["other"] else float("nan")
+            lines.append(f"| {case[0]:,} | {case[1]} | {col} | {cell['this checkout']} | "
+                         f"{cell['other']} | {ratio:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = cli_args.ArgumentParser(prog="python -m coordinator.bench",
                                 description=__doc__.split("\n\n")[0],
@@ -196,7 +270,31 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="a reduced run: 1k and 10k agents, 1 and 4 shards, 100 rounds, no "
                    "one-actor-per-agent case, 1,000 memory rounds of 1,000 agents")
+    p.add_argument("--compare", metavar="PATH",
+                   help="another checkout: measure both side by side (shard cases only)")
+    p.add_argument("--repeat", type=cli_args.positive_int, default=3,
+                   help="with --compare: runs of each checkout, alternating")
     args = p.parse_args(argv)
+    if args.compare is not None:
+        cli_args.check_checkout(p, args.compare, needs=("librex_alloc/__init__.py",
+                                                        "coordinator/bench.py"))
+        child = ["--sizes", args.sizes, "--shards", args.shards, "--per-agent", "",
+                 "--rounds", str(args.rounds), "--rounds-large", str(args.rounds_large),
+                 "--memory-rounds", "0"]
+        t_all = time.perf_counter()
+        try:
+            result = compare(args.compare, args.repeat, child)
+        except RuntimeError as exc:
+            print(f"python -m coordinator.bench: {exc}", file=sys.stderr)
+            return 1
+        print(f"Machine: {machine()}. Command: `python -m coordinator.bench "
+              f"{' '.join(argv if argv is not None else sys.argv[1:])}` "
+              f"({time.perf_counter() - t_all:.0f} s in all).\n")
+        print(f"Each checkout ran its own benchmark {args.repeat} times, alternating; medians "
+              "over those runs, [min, max] their range; rounds/s end to end, the rest median "
+              "milliseconds per round.\n")
+        print(result)
+        return 0
     if args.quick:
         args.sizes, args.shards, args.per_agent = "1000,10000", "1,4", ""
         args.rounds, args.memory_rounds, args.memory_agents = 100, 1000, 1000

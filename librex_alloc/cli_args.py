@@ -385,3 +385,17 @@ def check_out_file(parser: argparse.ArgumentParser, path: str, option: str = "--
                      f"({exc.strerror or exc})")
     if not os.access(folder, os.W_OK | os.X_OK):
         parser.error(f"{option} {path!r}: folder {folder!r} is not writable")
+
+
+def check_checkout(parser: argparse.ArgumentParser, path: str, option: str = "--compare",
+                   needs: Iterable[str] = ("librex_alloc/__init__.py",)) -> str:
+    """A folder that holds another checkout (or ``git worktree``) with the files ``needs``
+    (relative paths); a usage error otherwise, so that today's checkout is never measured in
+    its place."""
+    if not os.path.isdir(path):
+        parser.error(f"{option} {path!r}: not a folder")
+    for rel in needs:
+        if not os.path.isfile(os.path.join(path, rel)):
+            parser.error(f"{option} {path!r}: holds no {rel.split('/')[0]} package (expected "
+                         f"{os.path.join(path, rel)}); give the root of another checkout")
+    return path

@@ -138,18 +138,6 @@ def _worker(job_json: str) -> int:
     return 0
 
 
-def _checkout(parser, path: str) -> str:
-    """``--compare PATH``: a folder that holds a ``librex_alloc`` package (a checkout or a
-    ``git worktree``); a usage error otherwise (today's checkout would be measured instead)."""
-    if not os.path.isdir(path):
-        parser.error(f"--compare {path!r}: not a folder")
-    if not os.path.isfile(os.path.join(path, "librex_alloc", "__init__.py")):
-        parser.error(f"--compare {path!r}: holds no librex_alloc package (expected "
-                     f"{os.path.join(path, 'librex_alloc', '__init__.py')}); give the root of "
-                     f"another checkout")
-    return path
-
-
 def main(argv=None) -> int:
     from librex_alloc.cli_args import int_at_least, oracle_choices, positive_int
 
@@ -168,7 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print the rows as JSON only")
     a = p.parse_args(argv)
     for path in a.compare:
-        _checkout(p, path)
+        cli_args.check_checkout(p, path)
     if a.json:
         print(json.dumps(measure(a.seeds, a.demo_rounds, a.bandit_rounds, a.oracle)))
         return 0
