@@ -196,6 +196,24 @@ class FairnessConfig:
         return cls(**d)
 
 
+def _dominant_shares(fractions: np.ndarray, requests: np.ndarray, budget: np.ndarray
+                     ) -> np.ndarray:
+    """(N,) ``max_k fractions_i · requests_ik / budget_k`` (0 for a zero budget's resource and
+    for rows not granted). Only granted rows are computed, and the maximum is taken column by
+    column: ``.max(axis=1)`` over a short inner axis costs ~3× more at 10,000 rows."""
+    out = np.zeros(len(fractions))
+    sel = np.flatnonzero(fractions > 0)
+    if not len(sel) or not requests.shape[1]:
+        return out
+    safe_b = np.where(budget > 0, budget, np.inf)
+    g = fractions[sel, None] * requests[sel] / safe_b
+    top = g[:, 0].copy()
+    for k in range(1, g.shape[1]):
+        np.maximum(top, g[:, k], out=top)
+    out[sel] = top
+    return out
+
+
 class FairnessState:
     """Per-agent fairness bookkeeping in dense arrays indexed by agent slot.
 
@@ -350,9 +368,7 @@ class FairnessState:
         resource share ``max_k Σ_rows x r_k / B_k`` of what it got."""
         if not len(agent_slots):
             return
-        safe_b = np.where(budget > 0, budget, np.inf)
-        row_share = (fractions[:, None] * requests / safe_b).max(axis=1) if requests.shape[1] \
-            else np.zeros(len(agent_slots))
+        row_share = _dominant_shares(fractions, requests, budget)
         if int(np.bincount(agent_slots).max()) == 1:  # one row per agent (no np.unique: ~0.7
             self.record_round(agent_slots, fractions, row_share)  # ms at 10,000 rows)
             return
