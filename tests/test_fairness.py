@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from librex_alloc import (
     ConstrainedThompsonSampling,
@@ -178,3 +180,20 @@ def test_record_allocation_one_row_per_agent_equals_the_grouped_sums(utility):
     fast.record_allocation(two, np.full(10, 0.5), np.ones((10, k)), budget)
     assert np.array_equal(fast.active[slots[:5]], ref.active[slots[:5]] + 1)
     assert np.allclose(fast.served[slots[:5]], ref.served[slots[:5]] + 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hs.integers(0, 40), hs.integers(0, 4), hs.integers(0, 2**31))
+def test_dominant_shares_equal_the_plain_formula(n, k, seed):
+    """The fast per-row dominant share (granted rows only, max column by column) gives the
+    same numbers as ``(x r / B).max(axis=1)`` with a zero budget's resource counted as 0."""
+    from librex_alloc.fairness import _dominant_shares
+
+    rng = np.random.default_rng(seed)
+    fractions = np.where(rng.random(n) < 0.4, 0.0, rng.random(n))
+    fractions[rng.random(n) < 0.3] = 1.0
+    requests = rng.random((n, k)) * 10.0 ** rng.integers(-3, 4, size=(n, k))
+    budget = np.where(rng.random(k) < 0.2, 0.0, rng.random(k) * 100)
+    safe = np.where(budget > 0, budget, np.inf)
+    plain = (fractions[:, None] * requests / safe).max(axis=1) if k else np.zeros(n)
+    assert np.array_equal(_dominant_shares(fractions, requests, budget), plain)
