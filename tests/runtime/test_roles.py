@@ -128,7 +128,10 @@ def test_close_while_the_loop_runs_stops_it_first(tmp_path):
 
     thread = threading.Thread(target=loop)
     thread.start()
-    time.sleep(0.3)
+    end = time.monotonic() + 60
+    while coord.status()["round"] < 3:  # the loop is running (no fixed sleep)
+        assert time.monotonic() < end and thread.is_alive(), errors
+        time.sleep(0.01)
     coord.close()
     thread.join(10)
     assert not thread.is_alive() and not errors
