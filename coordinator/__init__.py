@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
-    from coordinator.core import Coordinator, CoordinatorConfig, LocalTransport, Transport
+    from coordinator.config import CoordinatorConfig
+    from coordinator.core import Coordinator
     from coordinator.errors import CredentialError, OwnershipError, ProtocolError, ReplayError
     from coordinator.job import run_job
+    from coordinator.transport import LocalTransport, Transport
 
 _WHERE = {
     "Coordinator": "coordinator.core",
-    "CoordinatorConfig": "coordinator.core",
-    "LocalTransport": "coordinator.core",
-    "Transport": "coordinator.core",
+    "CoordinatorConfig": "coordinator.config",
+    "LocalTransport": "coordinator.transport",
+    "Transport": "coordinator.transport",
     "ProtocolError": "coordinator.errors",
     "CredentialError": "coordinator.errors",
     "OwnershipError": "coordinator.errors",

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from coordinator.core import CoordinatorConfig
+from coordinator.config import CoordinatorConfig
 from librex_alloc import PolicyConfig, SyntheticEnvironment, cli_args
 
 PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics")

@@ -31,10 +31,8 @@ grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import math
 import os
 import secrets
 import threading
@@ -42,8 +40,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Protocol
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -59,6 +56,7 @@ from agents.protocol import (
     proof_from_hash,
 )
 from coordinator.checkpoints import CheckpointStore
+from coordinator.config import CoordinatorConfig
 from coordinator.credentials import load_admin_credential
 from coordinator.errors import CredentialError, OwnershipError, ReplayError
 from coordinator.journal import (
@@ -71,14 +69,26 @@ from coordinator.journal import (
     encode_ids,
 )
 from coordinator.metrics_log import MetricsLog
+from coordinator.transport import LocalTransport, Transport
+from coordinator.wire import (
+    MAX_EXPECTED,
+    MAX_ID_CHARS,
+    MAX_REPORTS_PER_REPLY,
+    MAX_REQUEST,
+    check_ids,
+    hash_token,
+    plain_array,
+    plain_ids,
+    plain_int,
+    plain_str,
+    plain_values,
+    safe_str,
+)
 from librex_alloc import (
-    AllocationPolicy,
-    ConstrainedThompsonSampling,
     InvalidConfigError,
     InvalidInputError,
     LibrexError,
     NotAllocatedError,
-    PolicyConfig,
     RoundRequest,
     StateError,
     UnknownAgentError,
@@ -90,177 +100,10 @@ FORMAT = "librex-alloc-coordinator/1"
 COUNTERS = ("outcomes_applied", "duplicate_reports", "rejected_forged", "rejected_not_owner",
             "rejected_not_allocated", "rejected_replay", "rejected_invalid",
             "rejected_submissions", "restarts", "rejected_control", "ungranted_rows")
-#: largest number of reports one reply may carry (a submitter's outbox holds 10,000)
-MAX_REPORTS_PER_REPLY = 100_000
-#: longest report id or submission version accepted (characters)
-MAX_ID_CHARS = 256
-#: largest resource request accepted in a submission (resource units), and the largest
-#: |expected reward| (the oracles work in float64: larger values lose every row's precision)
-MAX_REQUEST = 1e15
-MAX_EXPECTED = 1e12
 
 
 class SimulatedCrash(BaseException):
     """Raised by a test's crash hook to abandon a coordinator mid-call (in-process tests)."""
-
-
-# --------------------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class CoordinatorConfig:
-    """Settings of one coordinator (validated once, immutable).
-
-    policy: a PolicyConfig (or its dict). budget: (K,) per-round budget, resource units.
-
-    The pending window (how late an outcome may arrive) is counted in rounds *and* in
-    seconds: an outcome of round r is accepted while r is one of the last
-    ``pending_window_rounds`` rounds (default: the policy's ``max_pending_rounds`` as given)
-    **or** was decided less than ``pending_window_s`` seconds ago (default: three round
-    deadlines, the longest a call stays in flight before it is abandoned), but never beyond
-    ``pending_max_rounds`` rounds (default: max(window rounds, 1000); memory bound). The
-    policy's ``max_pending_rounds`` is set to ``pending_max_rounds`` (its ledger must hold
-    that many rounds); rounds outside the round window keep only their unreported rows.
-    checkpoint_dir: where snapshots, the journal and the metrics parts live (a path that
-    survives the coordinator's node on a cluster). round_deadline_s: how long a round waits for
-    submitters. checkpoint_every: rounds between full snapshots (the journal covers the rest).
-    fairness_every: rounds between Gini/Jain computations (NaN in between).
-    reference_oracle: oracle method for the regret reference on true means ("fast", "auto",
-    "exact"), or None for no regret. rows_per_part: metrics rows per Parquet part.
-    fsync: False only to measure the journal's cost. policy_class: an AllocationPolicy class.
-    accept_loss: resume even when records that may have been committed are lost (a damaged
-    journal record followed by others, a missing journal): replay what is intact, drop and
-    count the rest (``counters["lost_records"]``). Not part of :meth:`to_dict` (an operator's
-    decision about one restore, not a setting of the coordinator); it holds for every restore
-    of this coordinator, Ray's restarts of its actor included.
-    """
-
-    policy: PolicyConfig
-    budget: tuple
-    checkpoint_dir: str
-    round_deadline_s: float = 5.0
-    checkpoint_every: int = 100
-    fairness_every: int = 1
-    reference_oracle: str | None = "fast"
-    rows_per_part: int = 1000
-    fsync: bool = True
-    policy_class: type = ConstrainedThompsonSampling
-    pending_window_rounds: int | None = None
-    pending_window_s: float | None = None
-    pending_max_rounds: int | None = None
-    accept_loss: bool = False
-
-    def __post_init__(self):
-        put = object.__setattr__
-        policy = self.policy
-        if isinstance(policy, dict):
-            policy = PolicyConfig.from_dict(policy)
-        if not isinstance(policy, PolicyConfig):
-            raise InvalidConfigError("policy: expected a PolicyConfig or its dict")
-        put(self, "policy", policy)
-        budget = np.asarray(self.budget, dtype=np.float64)
-        if budget.shape != (policy.n_resources,) or not np.all(np.isfinite(budget)) or \
-                np.any(budget < 0):
-            raise InvalidConfigError(f"budget: expected {policy.n_resources} finite values "
-                                     f"≥ 0, got {self.budget!r}")
-        put(self, "budget", tuple(float(b) for b in budget))
-        if not isinstance(self.checkpoint_dir, (str, os.PathLike)) or not str(
-                self.checkpoint_dir):
-            raise InvalidConfigError("checkpoint_dir: expected a path")
-        put(self, "checkpoint_dir", os.fspath(self.checkpoint_dir))
-        if not (isinstance(self.round_deadline_s, (int, float)) and
-                0 < self.round_deadline_s < math.inf):
-            raise InvalidConfigError("round_deadline_s: expected a finite number > 0")
-        for name in ("checkpoint_every", "fairness_every", "rows_per_part"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidConfigError(f"{name}: expected an int ≥ 1, got {value!r}")
-        if self.reference_oracle not in (None, "fast", "auto", "exact"):
-            raise InvalidConfigError("reference_oracle: expected None, 'fast', 'auto' or "
-                                     "'exact'")
-        if not (isinstance(self.policy_class, type) and
-                issubclass(self.policy_class, AllocationPolicy)):
-            raise InvalidConfigError("policy_class: expected an AllocationPolicy subclass")
-        rounds = policy.max_pending_rounds if self.pending_window_rounds is None else \
-            self.pending_window_rounds
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise InvalidConfigError(f"pending_window_rounds: expected an int ≥ 1, got "
-                                     f"{rounds!r}")
-        window_s = 3.0 * self.round_deadline_s if self.pending_window_s is None else \
-            self.pending_window_s
-        if isinstance(window_s, bool) or not isinstance(window_s, (int, float)) or \
-                not 0 <= window_s < math.inf:
-            raise InvalidConfigError(f"pending_window_s: expected a finite number ≥ 0, got "
-                                     f"{window_s!r}")
-        cap = self.pending_max_rounds
-        if cap is None:
-            cap = max(rounds, 1000) if window_s > 0 else rounds
-        if isinstance(cap, bool) or not isinstance(cap, int) or not rounds <= cap <= 1_000_000:
-            raise InvalidConfigError(f"pending_max_rounds: expected an int in "
-                                     f"[pending_window_rounds, 1000000], got {cap!r}")
-        put(self, "pending_window_rounds", rounds)
-        put(self, "pending_window_s", float(window_s))
-        put(self, "pending_max_rounds", cap)
-        if policy.max_pending_rounds != cap:
-            put(self, "policy", policy.replace(max_pending_rounds=cap))
-        if not isinstance(self.accept_loss, bool):
-            raise InvalidConfigError(f"accept_loss: expected a bool, got {self.accept_loss!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-able form (stored in snapshots; a restart checks that it has not changed)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "accept_loss"}
-        out["policy"] = self.policy.to_dict()
-        out["budget"] = list(self.budget)
-        out["policy_class"] = f"{self.policy_class.__module__}.{self.policy_class.__name__}"
-        return out
-
-
-# --------------------------------------------------------------------------- transports
-class Transport(Protocol):
-    """How the coordinator reaches submitters by name."""
-
-    def send(self, name: str, msg: Exchange) -> object:
-        """Start one exchange; returns a ticket."""
-
-    def wait(self, tickets: list, timeout: float) -> list[tuple[object, object]]:
-        """Wait until every ticket is done or ``timeout`` seconds pass; returns
-        ``(ticket, Reply or the exception raised)`` for the finished ones."""
-
-
-class LocalTransport:
-    """In-process transport: ``submitters`` maps names to objects with ``exchange(msg)``.
-    Calls run synchronously in :meth:`send`; a missing or raising submitter fails the call."""
-
-    def __init__(self, submitters: dict | None = None):
-        self.submitters = dict(submitters or {})
-        self.calls = 0
-
-    def add(self, submitter) -> None:
-        self.submitters[submitter.name] = submitter
-
-    def bind(self, name: str, submitter) -> None:
-        self.submitters[name] = submitter
-
-    def same(self, name: str, submitter) -> bool:
-        return self.submitters.get(name) is submitter
-
-    def send(self, name: str, msg: Exchange) -> object:
-        self.calls += 1
-        try:
-            target = self.submitters[name]
-            return _Ticket(target.exchange(msg))
-        except Exception as exc:  # a failed call, as a dead actor would give
-            return _Ticket(exc)
-
-    def wait(self, tickets: list, timeout: float) -> list[tuple[object, object]]:
-        return [(t, t.result) for t in tickets]
-
-
-class _Ticket:
-    """A finished in-process call (hashable by identity)."""
-
-    __slots__ = ("result",)
-
-    def __init__(self, result):
-        self.result = result
 
 
 # --------------------------------------------------------------------------- internals
@@ -309,97 +152,6 @@ class _Decided:
     layout: list  # (name, version, start, stop)
     expected: np.ndarray | None
     key: tuple
-
-
-def _hash(token) -> str:
-    return hashlib.sha256(str(token).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _safe_str(obj, limit: int = 500) -> str:
-    """``type: str(obj)`` cut to ``limit`` characters, never raising (a caller's object may
-    raise on any access)."""
-    try:
-        text = f"{type(obj).__name__}: {obj}"
-    except Exception:  # noqa: BLE001 - whatever a hostile object raises
-        text = f"{type(obj).__name__}: (unprintable)"
-    return text[:limit]
-
-
-def _plain_int(x) -> int | None:
-    """``x`` as an int if it is exactly an int or a numpy integer (not bool, no subclass
-    that could run code), else None."""
-    if type(x) is int:
-        return x
-    if issubclass(type(x), np.integer) and type(x).__module__ == "numpy":
-        return int(x)
-    return None
-
-
-def _plain_str(x) -> str | None:
-    """``x`` if it is exactly a str of 1..MAX_ID_CHARS characters that UTF-8 can encode
-    (it is journaled and stored in Arrow files), else None."""
-    if type(x) is not str or not 0 < len(x) <= MAX_ID_CHARS:
-        return None
-    try:
-        x.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return x
-
-
-def _plain_array(x, kinds: str) -> bool:
-    """Is ``x`` a plain 1-D numpy array (not a subclass) of one of the dtype ``kinds``?"""
-    return type(x) is np.ndarray and x.ndim == 1 and x.dtype.kind in kinds
-
-
-def _plain_values(x) -> np.ndarray:
-    """Outcome values as a float64 array: a plain numeric 1-D array, or a list/tuple of
-    plain ints and floats; ``InvalidInputError`` otherwise (no object is converted by its
-    own methods)."""
-    if type(x) is np.ndarray:
-        if x.ndim != 1 or x.dtype.kind not in "iuf":
-            raise InvalidInputError("values: expected a 1-D numeric array")
-        return x.astype(np.float64)
-    if type(x) in (list, tuple) and all(type(v) in (int, float) for v in x):
-        return np.asarray(x, dtype=np.float64)
-    raise InvalidInputError("values: expected a 1-D numeric array or a list of numbers")
-
-
-_ID_TYPES = frozenset((int, str, np.str_, np.int64, np.int32, np.int16, np.int8, np.uint64,
-                       np.uint32, np.uint16, np.uint8))
-
-
-def _plain_ids(x) -> list | np.ndarray:
-    """Agent ids exactly as :func:`_check_ids` accepts them, without running a caller's
-    code: a plain 1-D int/str array, or a list/tuple of exact ints and strs."""
-    if type(x) is np.ndarray:
-        return x
-    if type(x) in (list, tuple) and all(type(a) in _ID_TYPES for a in x):
-        return x
-    raise InvalidInputError("agent_ids: expected a list of ints or strs or a 1-D array")
-
-
-def _check_ids(agent_ids, *, distinct: bool = True) -> list:
-    """Runtime agent ids: a list of ints or strs, distinct unless not ``distinct`` (a 1-D int
-    or str array is accepted and checked without a Python loop)."""
-    if isinstance(agent_ids, np.ndarray):
-        if agent_ids.dtype.kind not in "iuU" or agent_ids.ndim != 1:
-            raise InvalidInputError("agent_ids: expected a 1-D array of ints or strs")
-        if distinct and len(agent_ids) > 1:
-            ordered = np.sort(agent_ids)  # ~5x faster than np.unique's hash table here
-            if bool(np.any(ordered[1:] == ordered[:-1])):
-                raise InvalidInputError("agent_ids: an id appears twice")
-        return agent_ids.tolist()
-    if not isinstance(agent_ids, (list, tuple)):
-        raise InvalidInputError("agent_ids: expected a list of ids")
-    ids = list(agent_ids)
-    for a in ids:
-        if type(a) not in (int, str) and not isinstance(a, np.integer):
-            raise InvalidInputError(f"agent ids must be int or str, got {a!r}")
-    ids = [int(a) if isinstance(a, np.integer) else a for a in ids]
-    if distinct and len(set(ids)) != len(ids):
-        raise InvalidInputError("agent_ids: an id appears twice")
-    return ids
 
 
 def _digest(alloc) -> int:
@@ -457,7 +209,7 @@ class Coordinator:
             self._restore()
             # the job's admin credential: issued at the first start, read back after a
             # restart (after the restore: a refused one changes nothing in the folder)
-            self._admin_hash = _hash(load_admin_credential(self.store.directory, create=True))
+            self._admin_hash = hash_token(load_admin_credential(self.store.directory, create=True))
         except BaseException:  # a refused restore leaves the directory free
             if self.journal is not None:
                 self.journal.discard()
@@ -485,10 +237,10 @@ class Coordinator:
         another submitter are refused (:class:`OwnershipError`, counted in
         ``rejected_not_owner``); a re-registration that proves nothing is a
         :class:`CredentialError` (``rejected_forged``)."""
-        if _plain_str(name) is None:
+        if plain_str(name) is None:
             raise InvalidInputError(f"name: expected a non-empty str of at most "
                                     f"{MAX_ID_CHARS} characters (UTF-8)")
-        ids = _check_ids(_plain_ids(agent_ids))
+        ids = check_ids(plain_ids(agent_ids))
         try:
             for a in ids:
                 if type(a) is str:
@@ -504,7 +256,7 @@ class Coordinator:
                                      f"{self._owner[taken[0]]!r} ({len(taken)} taken)")
             sub = self._subs.get(name)
             if sub is not None and not (
-                    (type(token) is str and _hash(token) == sub.token_hash)
+                    (type(token) is str and hash_token(token) == sub.token_hash)
                     or (handle is not None and getattr(self.transport, "same",
                                                        lambda n, h: False)(name, handle))):
                 self._reject("rejected_forged")
@@ -514,7 +266,7 @@ class Coordinator:
                                       f"again")
             new = [a for a in ids if a not in self._owner]
             if sub is not None and not (type(token) is str and
-                                        _hash(token) == sub.token_hash):
+                                        hash_token(token) == sub.token_hash):
                 # the same handle, no credential: offer one through the handle
                 sub.offer = (secrets.token_hex(16), new)
                 sub.offer_by_register, sub.renew = True, False
@@ -522,8 +274,8 @@ class Coordinator:
             if handle is not None and hasattr(self.transport, "bind"):
                 self.transport.bind(name, handle)
             token = secrets.token_hex(16)
-            self._apply_register(name, _hash(token), new)
-            self._log("REG", {"name": name, "token_hash": _hash(token)}, new)
+            self._apply_register(name, hash_token(token), new)
+            self._log("REG", {"name": name, "token_hash": hash_token(token)}, new)
             self._commit()
             return Registration(name, token, self.round + 1)
 
@@ -540,7 +292,7 @@ class Coordinator:
 
     def leave(self, token: str, agent_ids) -> int:
         """Some of the submitter's agents leave; returns how many."""
-        ids = _check_ids(_plain_ids(agent_ids))
+        ids = check_ids(plain_ids(agent_ids))
         with self._lock:
             name = self._auth(token)
             if np.any(self._subs[name].owned_index().get_indexer(ids) < 0):
@@ -557,7 +309,7 @@ class Coordinator:
         keeps its budget). ``InvalidInputError`` (nothing changed) unless K finite numbers
         ≥ 0 (a list of plain ints/floats or a numeric array)."""
         try:
-            b = _plain_values(budget if type(budget) is not tuple else list(budget))
+            b = plain_values(budget if type(budget) is not tuple else list(budget))
         except InvalidInputError:
             b = None
         if b is None or b.shape != (self.n_resources,) or not np.all(np.isfinite(b)) or \
@@ -588,7 +340,7 @@ class Coordinator:
             return {"report_id": report.report_id, "applied": applied, "duplicate": dup}
 
     def _auth(self, token) -> str:
-        name = self._token_owner.get(_hash(token)) if type(token) is str else None
+        name = self._token_owner.get(hash_token(token)) if type(token) is str else None
         if name is None:
             self._reject("rejected_forged")
             self._commit()
@@ -615,7 +367,7 @@ class Coordinator:
         if type(rep) is not Report:
             self._reject("rejected_invalid")
             return InvalidInputError(f"report: expected a Report, got {type(rep).__name__}")
-        rid = _plain_str(rep.report_id)
+        rid = plain_str(rep.report_id)
         if rid is None:
             self._reject("rejected_invalid")
             return InvalidInputError(f"report: the report id must be a non-empty str of at "
@@ -625,16 +377,16 @@ class Coordinator:
             self.counters["duplicate_reports"] += 1
             self._log("DUP", {})
             return seen, True
-        rnd = _plain_int(rep.round)
+        rnd = plain_int(rep.round)
         try:
-            raw_ids = _plain_ids(rep.agent_ids)
-            ids = _check_ids(raw_ids)
-            values = _plain_values(rep.values)
+            raw_ids = plain_ids(rep.agent_ids)
+            ids = check_ids(raw_ids)
+            values = plain_values(rep.values)
             if type(rep.kind) is not str or rep.kind not in KINDS or \
                     values.shape != (len(ids),) or rnd is None:
                 raise InvalidInputError(f"report {rid!r}: malformed (kind "
-                                        f"{_safe_str(rep.kind, 40)}, {values.shape} values for "
-                                        f"{len(ids)} agents, round {_safe_str(rep.round, 40)})")
+                                        f"{safe_str(rep.kind, 40)}, {values.shape} values for "
+                                        f"{len(ids)} agents, round {safe_str(rep.round, 40)})")
             if rep.kind == "success":
                 if np.any((values != 0) & (values != 1)):
                     raise InvalidInputError("successes: expected 0/1 flags")
@@ -759,7 +511,7 @@ class Coordinator:
         Safe to retry: the target is a round number, not a count, when ``until_round`` is
         given."""
         for value, what in ((until_round, "until_round"), (max_rounds, "max_rounds")):
-            if value is not None and _plain_int(value) is None:
+            if value is not None and plain_int(value) is None:
                 raise InvalidInputError(f"{what}: expected an int or None")
         if max_seconds is not None and (type(max_seconds) not in (int, float) or
                                         not max_seconds >= 0):
@@ -897,7 +649,7 @@ class Coordinator:
                         sub.notices.append(str(res)[:500])
                     # a report whose id is malformed cannot be acknowledged: its submitter
                     # keeps sending it, and it is rejected (and counted) each time
-                    rid = _plain_str(rep.report_id) if type(rep) is Report else None
+                    rid = plain_str(rep.report_id) if type(rep) is Report else None
                     sub.acks_uncommitted.append(rid)
             return time.perf_counter() - t0
 
@@ -915,7 +667,7 @@ class Coordinator:
                 sub.notices.append(f"reply rejected: expected a Reply, got "
                                    f"{type(result).__name__}")
                 return  # the call returned: the grants reached it
-            sub.last_error = _safe_str(result)
+            sub.last_error = safe_str(result)
             if grants_round >= 0 and self._decided is not None and \
                     grants_round == self._decided.round:
                 sub.ungranted_round = grants_round  # the call failed: no grant reached it
@@ -935,7 +687,7 @@ class Coordinator:
                                         f"{type(submission).__name__}")
         except Exception as exc:  # noqa: BLE001 - a hostile reply may raise anything
             self._reject("rejected_invalid")
-            sub.notices.append(f"reply rejected: {_safe_str(exc)}")
+            sub.notices.append(f"reply rejected: {safe_str(exc)}")
             return
         if not self._check_proof(sub, proof, nonce, offered):
             return
@@ -958,12 +710,13 @@ class Coordinator:
             sub.renew = False
             return True
         if ok and offered is not None and sub.offer is not None and sub.offer[0] == offered \
-                and hmac.compare_digest(proof, proof_from_hash(_hash(offered), nonce).encode()):
+                and hmac.compare_digest(proof, proof_from_hash(hash_token(offered),
+                                                               nonce).encode()):
             token, new = sub.offer
             new = [a for a in new if a not in self._owner]
             sub.offer, sub.offer_by_register, sub.renew = None, False, False
-            self._apply_register(sub.name, _hash(token), new)
-            self._log("REG", {"name": sub.name, "token_hash": _hash(token)}, new)
+            self._apply_register(sub.name, hash_token(token), new)
+            self._log("REG", {"name": sub.name, "token_hash": hash_token(token)}, new)
             self._commit()  # the submitter holds only this credential now
             return True
         self._reject("rejected_forged")
@@ -979,9 +732,9 @@ class Coordinator:
         if s is None:
             sub.request_round, sub.requesting = rnd, False
             return
-        version = _plain_str(s.version)
-        if _plain_int(s.round) != rnd or version is None:
-            if _plain_int(s.round) is None or version is None:
+        version = plain_str(s.version)
+        if plain_int(s.round) != rnd or version is None:
+            if plain_int(s.round) is None or version is None:
                 self._reject("rejected_submissions")
                 sub.notices.append(f"round {rnd}: submission rejected: its round must be an "
                                    f"int and its version a str of at most {MAX_ID_CHARS} "
@@ -994,8 +747,8 @@ class Coordinator:
                 sub.version = None  # we do not hold these rows: ask for them in full
             return
         try:
-            raw = _plain_ids(s.agent_ids)
-            ids = _check_ids(raw, distinct=False)  # an id repeats per option
+            raw = plain_ids(s.agent_ids)
+            ids = check_ids(raw, distinct=False)  # an id repeats per option
             arr = raw if isinstance(raw, np.ndarray) else ids
             if np.any(sub.owned_index().get_indexer(arr) < 0):
                 raise OwnershipError(f"submission of {sub.name!r} names agents it does not "
@@ -1008,13 +761,13 @@ class Coordinator:
             if requests.size and not np.all(requests <= MAX_REQUEST):
                 raise InvalidInputError(f"requests: values above {MAX_REQUEST:g} (or NaN)")
             options = s.options
-            if options is not None and not _plain_array(options, "iu"):
+            if options is not None and not plain_array(options, "iu"):
                 raise InvalidInputError("options: expected a 1-D int array or None")
             part = RoundRequest.build(ids, requests, self.budget, options,
                                       n_resources=self.n_resources)
             expected = None
             if s.expected is not None:
-                expected = _plain_values(s.expected)
+                expected = plain_values(s.expected)
                 if expected.shape != (len(ids),) or not np.all(np.abs(expected) <=
                                                                MAX_EXPECTED):
                     raise InvalidInputError("submission: expected values do not match its "
@@ -1022,7 +775,7 @@ class Coordinator:
                                             f"{MAX_EXPECTED:g})")
         except Exception as exc:  # noqa: BLE001 - a hostile submission may raise anything
             self._reject("rejected_submissions")
-            sub.notices.append(f"round {rnd}: submission rejected: {_safe_str(exc)}")
+            sub.notices.append(f"round {rnd}: submission rejected: {safe_str(exc)}")
             sub.version, sub.part = None, None
             return
         sub.version, sub.part, sub.expected = version, part, expected
@@ -1558,7 +1311,7 @@ class Coordinator:
     def check_admin(self, credential) -> None:
         """Raise :class:`CredentialError` (counted in ``rejected_control``) unless
         ``credential`` is the job's admin credential (:func:`load_admin_credential`)."""
-        if type(credential) is str and hmac.compare_digest(_hash(credential).encode(),
+        if type(credential) is str and hmac.compare_digest(hash_token(credential).encode(),
                                                            self._admin_hash.encode()):
             return
         with self._lock:
@@ -1601,7 +1354,7 @@ class Coordinator:
 
     def agent_stats(self, agent_ids, option: int = 0) -> dict:
         """Posterior observation counts and means (n,) of ``agent_ids``' option ``option``."""
-        ids = _check_ids(agent_ids)
+        ids = check_ids(agent_ids)
         with self._lock:
             reg = self.policy.registry
             slots = np.asarray(reg.agent_slots(ids), dtype=np.int64)

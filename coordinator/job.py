@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from coordinator.core import CoordinatorConfig
+from coordinator.config import CoordinatorConfig
 from coordinator.errors import JobError
 from coordinator.metrics_log import columns
 from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment

@@ -17,7 +17,7 @@ from runtime_helpers import K, assert_state_equal, local_run, make_config, make_
 from agents import AgentShard, LiveAgentHost, Report, Submission
 from agents.protocol import Reply
 from coordinator import Coordinator, CoordinatorConfig, LocalTransport
-from coordinator.core import _Ticket
+from coordinator.transport import Ticket
 from librex_alloc import InvalidInputError
 
 
@@ -388,7 +388,7 @@ class SlowTransport(LocalTransport):
         return [(t, t.result) for t in tickets if t.ready <= now]
 
 
-class _Held(_Ticket):
+class _Held(Ticket):
     __slots__ = ("ready",)
 
     def __init__(self, result, ready):

@@ -104,7 +104,7 @@ def test_resume_needs_a_saved_run(tmp_path, capsys):
 
 def _saved_run(ckpt, fairness="none", snapshot=True):
     """A checkpoint written by an in-process coordinator of a run_job-like configuration."""
-    from coordinator.core import Coordinator, CoordinatorConfig
+    from coordinator import Coordinator, CoordinatorConfig
     from librex_alloc import PolicyConfig, SyntheticEnvironment
 
     env = SyntheticEnvironment(n_agents=200, n_resources=3, tightness=0.3, seed=0)
