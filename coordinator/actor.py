@@ -286,7 +286,7 @@ def get_or_create_coordinator(config, name: str = DEFAULT_NAME, *,
                               namespace: str | None = None, resources: dict | None = None,
                               detached: bool = False):
     """The coordinator actor called ``name``: found again if it exists (``get_if_exists``),
-    else created with ``config`` (a :class:`~coordinator.core.CoordinatorConfig`). An
+    else created with ``config`` (a :class:`~coordinator.config.CoordinatorConfig`). An
     existing one must have the same configuration."""
     opts = {"name": name, "get_if_exists": True}
     if namespace is not None:

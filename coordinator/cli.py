@@ -28,7 +28,7 @@ from librex_alloc.cli_args import (
 
 def pending_window_s(text: str) -> float:
     """``--pending-window-s``: seconds in which late outcomes are also accepted (a finite
-    number >= 0, as :class:`~coordinator.core.CoordinatorConfig` accepts it)."""
+    number >= 0, as :class:`~coordinator.config.CoordinatorConfig` accepts it)."""
     try:
         value = float(text.strip())
     except (ValueError, AttributeError):
