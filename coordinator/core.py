@@ -40,10 +40,9 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from agents.protocol import (
     KINDS,
@@ -53,7 +52,6 @@ from agents.protocol import (
     Reply,
     Report,
     Submission,
-    proof_from_hash,
 )
 from coordinator.checkpoints import CheckpointStore
 from coordinator.config import CoordinatorConfig
@@ -69,6 +67,7 @@ from coordinator.journal import (
     encode_ids,
 )
 from coordinator.metrics_log import MetricsLog
+from coordinator.submitters import KEPT, PROVED, SWITCHED, SubmitterEntry, SubmitterTable
 from coordinator.transport import LocalTransport, Transport
 from coordinator.wire import (
     MAX_EXPECTED,
@@ -108,43 +107,6 @@ class SimulatedCrash(BaseException):
 
 # --------------------------------------------------------------------------- internals
 @dataclass
-class _Submitter:
-    name: str
-    token_hash: str
-    agents: list = field(default_factory=list)
-    # runtime only (rebuilt after a restart)
-    index: pd.Index | None = None
-    slots: np.ndarray | None = None  # policy slot per owned agent, -1 unknown (a cache)
-    version: str | None = None
-    part: RoundRequest | None = None
-    expected: np.ndarray | None = None
-    request_round: int = -1
-    requesting: bool = False
-    ticket: object = None
-    ticket_round: int = -1
-    ticket_time: float = 0.0
-    ticket_nonce: str = ""
-    ticket_offer: str | None = None  # the credential offered with the call in flight
-    ticket_grants: int = -1  # round whose (non-empty) grants the call in flight carries
-    ungranted_round: int = -1  # round whose grants could not be delivered
-    offer: tuple | None = None  # (credential, new agent ids) sent with the next exchange
-    offer_by_register: bool = False  # the offer answers a register() without credential
-    renew: bool = False  # its last reply proved no credential: it should take the offer
-    failures: int = 0
-    retry_at: float = 0.0
-    last_error: str = ""
-    notices: list = field(default_factory=list)
-    acks_uncommitted: list = field(default_factory=list)
-    acks_ready: list = field(default_factory=list)
-
-    def owned_index(self) -> pd.Index:
-        """Position of each owned agent id in ``agents`` (a hash index)."""
-        if self.index is None:
-            self.index = pd.Index(self.agents)
-        return self.index
-
-
-@dataclass
 class _Decided:
     round: int
     request: RoundRequest
@@ -180,9 +142,7 @@ class Coordinator:
         self.policy = config.policy_class.from_config(config.policy)
         self.round = 0
         self.counters = dict.fromkeys(COUNTERS, 0)
-        self._subs: dict[str, _Submitter] = {}
-        self._token_owner: dict[str, str] = {}
-        self._owner: dict = {}
+        self.submitters = SubmitterTable()
         self._dedup: dict[tuple, int] = {}  # (name, report id) -> outcomes applied
         self._dedup_rounds: OrderedDict[int, list] = OrderedDict()  # round -> its keys
         self._decided: _Decided | None = None
@@ -248,28 +208,27 @@ class Coordinator:
         except UnicodeEncodeError:
             raise InvalidInputError("agent_ids: an id is not valid UTF-8 text") from None
         with self._lock:
-            taken = [a for a in ids if self._owner.get(a, name) != name]
+            table = self.submitters
+            taken = table.taken(name, ids)
             if taken:
                 self._reject("rejected_not_owner")
                 self._commit()
                 raise OwnershipError(f"register {name!r}: agent {taken[0]!r} is owned by "
-                                     f"{self._owner[taken[0]]!r} ({len(taken)} taken)")
-            sub = self._subs.get(name)
+                                     f"{table.owner[taken[0]]!r} ({len(taken)} taken)")
+            sub = table.entries.get(name)
+            holds = table.holds(name, token)
             if sub is not None and not (
-                    (type(token) is str and hash_token(token) == sub.token_hash)
-                    or (handle is not None and getattr(self.transport, "same",
-                                                       lambda n, h: False)(name, handle))):
+                    holds or (handle is not None and getattr(self.transport, "same",
+                                                             lambda n, h: False)(name, handle))):
                 self._reject("rejected_forged")
                 self._commit()
                 raise CredentialError(f"register {name!r}: already registered; only the same "
                                       f"actor or the holder of its credential may register "
                                       f"again")
-            new = [a for a in ids if a not in self._owner]
-            if sub is not None and not (type(token) is str and
-                                        hash_token(token) == sub.token_hash):
+            new = table.unowned(ids)
+            if sub is not None and not holds:
                 # the same handle, no credential: offer one through the handle
-                sub.offer = (secrets.token_hex(16), new)
-                sub.offer_by_register, sub.renew = True, False
+                table.offer(sub, new, by_register=True)
                 return Registration(name, None, self.round + 1)
             if handle is not None and hasattr(self.transport, "bind"):
                 self.transport.bind(name, handle)
@@ -284,7 +243,7 @@ class Coordinator:
         dropped); returns the number of agents removed."""
         with self._lock:
             name = self._auth(token)
-            n = len(self._subs[name].agents)
+            n = len(self.submitters[name].agents)
             self._apply_unregister(name)
             self._log("UNREG", {"name": name})
             self._commit()
@@ -295,7 +254,7 @@ class Coordinator:
         ids = check_ids(plain_ids(agent_ids))
         with self._lock:
             name = self._auth(token)
-            if np.any(self._subs[name].owned_index().get_indexer(ids) < 0):
+            if not self.submitters.owns_all(name, ids):
                 self._reject("rejected_not_owner")
                 self._commit()
                 raise OwnershipError(f"leave: {name!r} does not own all of these agents")
@@ -340,7 +299,7 @@ class Coordinator:
             return {"report_id": report.report_id, "applied": applied, "duplicate": dup}
 
     def _auth(self, token) -> str:
-        name = self._token_owner.get(hash_token(token)) if type(token) is str else None
+        name = self.submitters.name_of(token)
         if name is None:
             self._reject("rejected_forged")
             self._commit()
@@ -397,7 +356,7 @@ class Coordinator:
             return InvalidInputError(str(exc))
         arr = raw_ids if isinstance(raw_ids, np.ndarray) and raw_ids.dtype.kind in "iu" \
             else ids
-        pos = self._subs[name].owned_index().get_indexer(arr) if len(ids) else \
+        pos = self.submitters[name].owned_index().get_indexer(arr) if len(ids) else \
             np.zeros(0, np.int64)
         if np.any(pos < 0):
             self._reject("rejected_not_owner")
@@ -410,7 +369,7 @@ class Coordinator:
         list (-1: unknown to the policy), from a per-submitter cache; ids the cache does not
         know yet are looked up once (``registry.lookup``). A slot stays valid until its agent
         is removed, which resets every cache."""
-        sub = self._subs[name]
+        sub = self.submitters[name]
         if sub.slots is None or len(sub.slots) != len(sub.agents):
             sub.slots = np.full(len(sub.agents), -1, np.int64)
         slots = sub.slots[pos]
@@ -578,40 +537,20 @@ class Coordinator:
         return row
 
     # -- phase 1: submissions ----------------------------------------------------------
-    def _message(self, sub: _Submitter, next_round: int, grants=None) -> Exchange:
-        offer = sub.offer[0] if sub.offer is not None else None
-        nonce = secrets.token_hex(8)
-        msg = Exchange(next_round, grants, sub.version, sub.acks_ready, sub.notices,
-                       nonce=nonce, name=sub.name, credential=offer, renew=sub.renew,
-                       auth=proof_from_hash(sub.token_hash, nonce, "coordinator"))
-        sub.acks_ready, sub.notices = [], []
-        return msg
-
-    def _send(self, sub: _Submitter, msg: Exchange, rnd: int) -> None:
-        sub.ticket = self.transport.send(sub.name, msg)
-        sub.ticket_round, sub.ticket_time = rnd, time.monotonic()
-        sub.ticket_nonce, sub.ticket_offer = msg.nonce, msg.credential
-        sub.ticket_grants = msg.grants.round if msg.grants is not None and \
-            len(msg.grants.rows) else -1
+    def _send(self, sub: SubmitterEntry, msg: Exchange, rnd: int) -> None:
+        self.submitters.sent(sub, self.transport.send(sub.name, msg), msg, rnd)
 
     def _gather(self, t: int) -> None:
         with self._lock:
             self._collect_round = t
             waiting = []
-            for name in sorted(self._subs):
-                sub = self._subs[name]
-                if sub.request_round == t or sub.ticket is not None or self._backing_off(sub):
+            for sub in self.submitters.values():
+                if sub.request_round == t or sub.ticket is not None or \
+                        self.submitters.backing_off(sub):
                     continue
-                self._send(sub, self._message(sub, t), t)
+                self._send(sub, self.submitters.message(sub, t), t)
                 waiting.append(sub.ticket)
         self._wait(waiting)
-
-    def _backing_off(self, sub: _Submitter) -> bool:
-        """A submitter whose calls keep failing (a dead actor fails at once) is called again
-        only after 0.1 s, 0.2 s, ... up to 5 s. Only failed calls count: a slow call (late,
-        or abandoned after ``ABANDON_AFTER`` deadlines) is no failure, and any reply ends
-        the back-off, so a late submitter takes part again in the next round."""
-        return sub.failures >= 3 and time.monotonic() < sub.retry_at
 
     #: round deadlines after which a call still in flight is abandoned
     ABANDON_AFTER = 3
@@ -623,13 +562,13 @@ class Coordinator:
             if tickets else {}
         with self._lock:
             t0 = time.perf_counter()
-            inflight = [s for s in self._subs.values() if s.ticket is not None]
+            inflight = [s for s in self.submitters.values() if s.ticket is not None]
             others = [s.ticket for s in inflight if s.ticket not in done]
             if others:  # earlier calls that finished meanwhile
                 done.update(self.transport.wait(others, 0.0))
             batch: list = []
             give_up = time.monotonic() - self.ABANDON_AFTER * self.config.round_deadline_s
-            for sub in sorted(inflight, key=lambda s: s.name):
+            for sub in inflight:  # in name order
                 if sub.ticket in done:
                     result = done[sub.ticket]
                     sub.ticket = None
@@ -653,7 +592,7 @@ class Coordinator:
                     sub.acks_uncommitted.append(rid)
             return time.perf_counter() - t0
 
-    def _process_reply(self, sub: _Submitter, result, batch: list, slow: bool = False
+    def _process_reply(self, sub: SubmitterEntry, result, batch: list, slow: bool = False
                        ) -> None:
         """Check the reply's form and credential proof, keep the submission; the reports go
         to ``batch``. A malformed reply is rejected (``rejected_invalid``): the submitter's
@@ -667,16 +606,12 @@ class Coordinator:
                 sub.notices.append(f"reply rejected: expected a Reply, got "
                                    f"{type(result).__name__}")
                 return  # the call returned: the grants reached it
-            sub.last_error = safe_str(result)
             if grants_round >= 0 and self._decided is not None and \
                     grants_round == self._decided.round:
                 sub.ungranted_round = grants_round  # the call failed: no grant reached it
-            if not slow:
-                sub.failures += 1
-                if sub.failures >= 3:
-                    sub.retry_at = time.monotonic() + min(0.1 * 2 ** (sub.failures - 3), 5.0)
+            self.submitters.failed(sub, safe_str(result), slow)
             return
-        sub.failures, sub.retry_at = 0, 0.0
+        self.submitters.answered(sub)
         try:
             proof, reports, submission = result.proof, result.reports, result.submission
             if type(reports) is not list or len(reports) > MAX_REPORTS_PER_REPLY:
@@ -694,40 +629,23 @@ class Coordinator:
         batch.extend((sub, rep) for rep in reports)
         self._accept_submission(sub, submission)
 
-    def _check_proof(self, sub: _Submitter, proof, nonce: str, offered: str | None) -> bool:
+    def _check_proof(self, sub: SubmitterEntry, proof, nonce: str, offered: str | None
+                     ) -> bool:
         """Does the reply prove the submitter's credential (or the one offered to it)? A
         reply proving the offered one switches to it (durably, at once); a reply proving
-        none is ignored and a new credential is offered with the next exchange."""
-        ok = type(proof) is str and len(proof) == 64 and bool(nonce)
-        proof = proof.encode("utf-8", "replace") if ok else b""
-        if ok and hmac.compare_digest(proof, proof_from_hash(sub.token_hash, nonce).encode()):
-            if offered is not None and sub.offer is not None and sub.offer[0] == offered:
-                if sub.offer_by_register:
-                    # someone registered this name with its handle while it holds a valid
-                    # credential: it keeps it, nothing is revoked
-                    self._reject("rejected_forged")
-                sub.offer, sub.offer_by_register = None, False
-            sub.renew = False
-            return True
-        if ok and offered is not None and sub.offer is not None and sub.offer[0] == offered \
-                and hmac.compare_digest(proof, proof_from_hash(hash_token(offered),
-                                                               nonce).encode()):
-            token, new = sub.offer
-            new = [a for a in new if a not in self._owner]
-            sub.offer, sub.offer_by_register, sub.renew = None, False, False
-            self._apply_register(sub.name, hash_token(token), new)
-            self._log("REG", {"name": sub.name, "token_hash": hash_token(token)}, new)
+        none is ignored and a new credential is offered with the next exchange
+        (:meth:`SubmitterTable.check_proof`)."""
+        found = self.submitters.check_proof(sub, proof, nonce, offered)
+        if found == SWITCHED:
+            token_hash, new = self.submitters.take_offer(sub)
+            self._apply_register(sub.name, token_hash, new)
+            self._log("REG", {"name": sub.name, "token_hash": token_hash}, new)
             self._commit()  # the submitter holds only this credential now
-            return True
-        self._reject("rejected_forged")
-        sub.notices.append("reply ignored: stale or missing credential (a new one is "
-                           "offered with the next exchange)")
-        if sub.offer is None:
-            sub.offer = (secrets.token_hex(16), [])
-        sub.offer_by_register, sub.renew = False, True
-        return False
+        elif found != PROVED:
+            self._reject("rejected_forged")  # KEPT: someone tried register with its handle
+        return found in (PROVED, KEPT, SWITCHED)
 
-    def _accept_submission(self, sub: _Submitter, s) -> None:
+    def _accept_submission(self, sub: SubmitterEntry, s) -> None:
         rnd = self._collect_round
         if s is None:
             sub.request_round, sub.requesting = rnd, False
@@ -784,8 +702,7 @@ class Coordinator:
     # -- phase 2: the decision -----------------------------------------------------------
     def _decide(self, t: int, times: dict) -> _Decided:
         t0 = time.perf_counter()
-        parts = [self._subs[n] for n in sorted(self._subs)
-                 if self._subs[n].request_round == t and self._subs[n].requesting]
+        parts = [s for s in self.submitters.values() if s.request_round == t and s.requesting]
         key = tuple((s.name, s.version) for s in parts)
         if key == self._prev_key and self._prev_request is not None:
             request, same = self._prev_request, self._journal_has_request
@@ -833,8 +750,8 @@ class Coordinator:
             fractions = d.allocation.fractions
             slots = {name: (version, a, b) for name, version, a, b in d.layout}
             waiting = []
-            for name in sorted(self._subs):
-                sub = self._subs[name]
+            for sub in self.submitters.values():
+                name = sub.name
                 if sub.ticket is not None:
                     if name in slots and np.any(fractions[slots[name][1]:slots[name][2]] > 0):
                         sub.ungranted_round = d.round  # its grants cannot be sent
@@ -844,9 +761,9 @@ class Coordinator:
                     version, a, b = slots[name]
                     rows = np.nonzero(fractions[a:b] > 0)[0]
                     grants = GrantBatch(d.round, version, rows, fractions[a:b][rows])
-                elif self._backing_off(sub):
+                elif self.submitters.backing_off(sub):
                     continue
-                self._send(sub, self._message(sub, d.round + 1, grants), d.round + 1)
+                self._send(sub, self.submitters.message(sub, d.round + 1, grants), d.round + 1)
                 waiting.append(sub.ticket)
         return self._wait(waiting)
 
@@ -855,12 +772,12 @@ class Coordinator:
         # grants that never reached their agents: not credited as service (before the
         # fairness metrics below); replayed from the row's "ungranted" names
         ungranted = [n for n, _, _, _ in d.layout
-                     if n in self._subs and self._subs[n].ungranted_round == d.round]
+                     if n in self.submitters and self.submitters[n].ungranted_round == d.round]
         self._withdraw(d, ungranted)
         alloc = d.allocation
         sel = alloc.fractions > 0
-        row = {"round": d.round, "n_submitters": len(self._subs),
-               "n_missing": len(self._subs) - len(d.layout), "n_rows": d.request.n_rows,
+        row = {"round": d.round, "n_submitters": len(self.submitters),
+               "n_missing": len(self.submitters) - len(d.layout), "n_rows": d.request.n_rows,
                "n_allocated": int(sel.sum()), "reward": self._acc_reward,
                "n_outcomes": self._acc_outcomes, "solve_gap": float(alloc.oracle.gap)}
         if d.expected is not None:
@@ -978,7 +895,7 @@ class Coordinator:
         if self._replaying:
             return
         self.journal.commit()
-        for sub in self._subs.values():
+        for sub in self.submitters.entries.values():
             if sub.acks_uncommitted:
                 sub.acks_ready.extend(a for a in sub.acks_uncommitted if a is not None)
                 sub.acks_uncommitted = []
@@ -989,39 +906,20 @@ class Coordinator:
 
     # ======================================================================= state changes
     def _apply_register(self, name: str, token_hash: str, new_ids: list) -> None:
-        sub = self._subs.get(name)
-        if sub is None:
-            sub = self._subs[name] = _Submitter(name, token_hash)
-        else:
-            self._token_owner.pop(sub.token_hash, None)
-            sub.token_hash = token_hash
-            sub.version, sub.part, sub.request_round = None, None, -1
-        self._token_owner[token_hash] = name
-        for a in new_ids:
-            self._owner[a] = name
-        sub.agents.extend(new_ids)
-        sub.index, sub.slots = None, None
+        self.submitters.register(name, token_hash, new_ids)
 
     def _forget_agents(self, ids: list) -> None:
         known = [a for a in ids if a in self.policy.registry]
         if known:
             self.policy.remove_agents(known)
-        for a in ids:
-            self._owner.pop(a, None)
+        self.submitters.release(ids)  # freed slots may be reused: cached slots forgotten
         self._prev_key = None
-        for sub in self._subs.values():  # freed slots may be reused: forget cached slots
-            sub.slots = None
 
     def _apply_unregister(self, name: str) -> None:
-        sub = self._subs.pop(name)
-        self._token_owner.pop(sub.token_hash, None)
-        self._forget_agents(sub.agents)
+        self._forget_agents(self.submitters.unregister(name))
 
     def _apply_leave(self, name: str, ids: list) -> None:
-        sub = self._subs[name]
-        gone = set(ids)
-        sub.agents = [a for a in sub.agents if a not in gone]
-        sub.index, sub.part, sub.version = None, None, None
+        self.submitters.leave(name, ids)
         self._forget_agents(ids)
 
     # ======================================================================= snapshots
@@ -1054,9 +952,6 @@ class Coordinator:
             return path
 
     def _own_state(self) -> dict:
-        names = sorted(self._subs)
-        ids = [a for n in names for a in self._subs[n].agents]
-        id_meta, id_arrays = encode_ids(ids)
         dedup = [(r, n, rid, self._dedup[(n, rid)]) for r, keys in self._dedup_rounds.items()
                  for n, rid in keys]
         return {
@@ -1065,12 +960,7 @@ class Coordinator:
             "round": self.round,
             "budget": self.budget.copy(),
             "counters": dict(self.counters),
-            "submitters": {
-                "names": names,
-                "token_hashes": [self._subs[n].token_hash for n in names],
-                "counts": np.asarray([len(self._subs[n].agents) for n in names], np.int64),
-                "ids": id_arrays.get("ids", id_meta.get("ids", [])),
-            },
+            "submitters": self.submitters.state(),
             "dedup": {
                 "rounds": np.asarray([d[0] for d in dedup], np.int64),
                 "names": [d[1] for d in dedup],
@@ -1091,11 +981,7 @@ class Coordinator:
         self.round = int(st["round"])
         self.budget = np.asarray(st["budget"], dtype=np.float64)
         self.counters.update({k: int(v) for k, v in st["counters"].items()})
-        subs = st["submitters"]
-        ids = subs["ids"].tolist() if isinstance(subs["ids"], np.ndarray) else list(subs["ids"])
-        bounds = np.concatenate([[0], np.cumsum(subs["counts"])]).astype(int)
-        for j, (name, th) in enumerate(zip(subs["names"], subs["token_hashes"])):
-            self._apply_register(name, th, ids[bounds[j]:bounds[j + 1]])
+        self.submitters.load(st["submitters"])
         d = st["dedup"]
         for r, n, rid, applied in zip(d["rounds"].tolist(), d["names"], d["report_ids"],
                                       d["applied"].tolist()):
@@ -1240,7 +1126,7 @@ class Coordinator:
                 self.policy = self.config.policy_class.from_state(saved[0])
                 (_, self._prev_request, self._prev_key, self._journal_has_request,
                  self._decided, self._reference) = saved
-                for sub in self._subs.values():
+                for sub in self.submitters.values():
                     sub.slots = None
             return False
 
@@ -1327,12 +1213,12 @@ class Coordinator:
         """Round, submitters, counters and whether the loop is stopped."""
         with self._lock:
             return {"round": self.round, "stopped": self._stopped,
-                    "submitters": sorted(self._subs),
-                    "in_flight": sorted(n for n, s in self._subs.items()
-                                        if s.ticket is not None),
-                    "failing": {n: (s.failures, s.last_error) for n, s in self._subs.items()
-                                if s.failures},
-                    "agents": len(self._owner), "counters": dict(self.counters),
+                    "submitters": list(self.submitters),
+                    "in_flight": [s.name for s in self.submitters.values()
+                                  if s.ticket is not None],
+                    "failing": {s.name: (s.failures, s.last_error)
+                                for s in self.submitters.values() if s.failures},
+                    "agents": len(self.submitters.owner), "counters": dict(self.counters),
                     "pending_decision": self._decided is not None}
 
     def metrics_since(self, after_round: int, limit: int = 10_000) -> dict:
