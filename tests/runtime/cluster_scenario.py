@@ -14,7 +14,9 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]
+# the repository before tests/: tests/agents (a folder of tests) must not shadow the agents package
+_HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(_HERE), str(_HERE.parent.parent), str(_HERE.parent)]
 from runtime_helpers import local_run, make_config, make_env  # noqa: E402
 
 from agents.actors import start_shards  # noqa: E402
