@@ -10,7 +10,7 @@ import pytest
 
 from coordinator import bench
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _result(agents, shards, rps, solve):

@@ -15,7 +15,7 @@ from librex_alloc.cli import main
 @pytest.mark.slow
 def test_quick_evaluation_writes_the_report_and_resumes(tmp_path, capsys, monkeypatch):
     # the committed excerpts stand in for ../shared/data (absent on a clean CI machine)
-    data = Path(__file__).parent / "data"
+    data = Path(__file__).parents[1] / "data"
     (tmp_path / "data" / "orlib_mknap").mkdir(parents=True)
     shutil.copy(data / "mknap1.txt", tmp_path / "data" / "orlib_mknap" / "mknap1.txt")
     shutil.copytree(data / "alibaba_gpu_v2023_excerpt", tmp_path / "data" / "alibaba_gpu_v2023")

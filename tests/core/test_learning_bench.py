@@ -7,7 +7,7 @@ from pathlib import Path
 from librex_alloc.cli import main as cli_main
 from librex_alloc.evaluation import learning_bench
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_measure_is_seeded_and_sane():

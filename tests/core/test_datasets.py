@@ -15,7 +15,7 @@ import pytest
 from librex_alloc import datasets
 from librex_alloc.datasets import DATA_ENV_VAR, DataNotFoundError, find_data
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXCERPTS = ROOT / "tests" / "data"
 FILES = [("orlib_mknap", "mknap1.txt"), ("alibaba_gpu_v2023", "openb_pod_list_default.csv"),
          ("alibaba_gpu_v2023", "openb_node_list_all_node.csv"), ("bitbrains_rnd", "2013-7/1.csv")]

@@ -32,7 +32,7 @@ from librex_alloc.environments.base import SHARED_DATA
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.simulation import simulate, summarize
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 MKNAP = DATA / "mknap1.txt"
 ALIBABA = DATA / "alibaba_gpu_v2023_excerpt"
 BITBRAINS = DATA / "bitbrains_rnd_excerpt"

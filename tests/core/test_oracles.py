@@ -6,7 +6,7 @@ in other summation orders too), at most one selected row (positive fraction) per
 with value <= 0 selected, ``objective`` equal to the value of the selection, ``bound >=
 objective``, and the certificate of ``status == "optimal"``. Optimality is checked against
 OR-Library's proven optima and against brute-force enumeration; magnitudes, scale invariance
-and honest statuses in tests/test_oracle_scale.py.
+and honest statuses in tests/core/test_oracle_scale.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from librex_alloc.datasets import MknapInstance, load_mknap, parse_mknap
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, LibrexError
 from librex_alloc.oracles import OracleResult, solve
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 MKNAP1 = DATA / "mknap1.txt"
 #: (n, m, opt) of the 7 mknap1 instances, from tests/data/SOURCE.md.
 MKNAP1_SHAPES = [

@@ -88,7 +88,7 @@ def test_the_knob_is_compared_with_alphas_curve_at_the_same_gini_cut():
 
 @pytest.mark.slow
 def test_quick_knob_run_writes_its_report_and_resumes(tmp_path, monkeypatch):
-    data = Path(__file__).parent / "data"
+    data = Path(__file__).parents[1] / "data"
     (tmp_path / "data" / "orlib_mknap").mkdir(parents=True)
     shutil.copy(data / "mknap1.txt", tmp_path / "data" / "orlib_mknap" / "mknap1.txt")
     shutil.copytree(data / "alibaba_gpu_v2023_excerpt", tmp_path / "data" / "alibaba_gpu_v2023")

@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "cluster_configs"
 LAUNCHER_FILES = sorted((CONFIGS / "launcher").glob("*.yaml"))
 KUBERAY_FILES = sorted((CONFIGS / "kuberay").glob("*.yaml"))

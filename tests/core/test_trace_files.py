@@ -13,7 +13,7 @@ from librex_alloc.environments import AlibabaGpuEnvironment, BitbrainsEnvironmen
 from librex_alloc.environments.traces import NODE_FILE, POD_FILE, load_alibaba, load_bitbrains
 from librex_alloc.errors import InvalidInputError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 ALIBABA = DATA / "alibaba_gpu_v2023_excerpt"
 BITBRAINS = DATA / "bitbrains_rnd_excerpt" / "2013-7" / "1.csv"
 

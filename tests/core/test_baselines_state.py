@@ -68,7 +68,7 @@ def _play(policy, requests, rng, family):
         a = policy.allocate(req)
         b = req.budget
         assert np.all(a.fractions >= 0) and np.all(a.fractions <= 1)
-        # both modes, exactly: the BLAS order and Allocation.usage (tests/test_budget_exact.py
+        # both modes, exactly: the BLAS order and Allocation.usage (tests/core/test_budget_exact.py
         # checks every other summation order)
         assert np.all(a.fractions @ req.requests <= b), (policy.name, req)
         assert np.all(a.usage <= b), (policy.name, req)

@@ -35,7 +35,7 @@ from librex_alloc.oracles._problem import Groups, lagrangian_bound
 from librex_alloc.oracles.enumeration import ALL_MAX_ROWS, _sum_up
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- references
