@@ -59,14 +59,12 @@ from coordinator.credentials import load_admin_credential
 from coordinator.errors import CredentialError, OwnershipError, ReplayError
 from coordinator.journal import (
     Journal,
-    JournalDamageError,
     Record,
     config_diff,
-    cut_torn_tail,
     decode_ids,
-    encode_ids,
 )
 from coordinator.metrics_log import MetricsLog
+from coordinator.recovery import History, other_configuration
 from coordinator.submitters import KEPT, PROVED, SWITCHED, SubmitterEntry, SubmitterTable
 from coordinator.transport import LocalTransport, Transport
 from coordinator.wire import (
@@ -149,7 +147,6 @@ class Coordinator:
         self._collect_round = 1
         self._prev_request: RoundRequest | None = None
         self._prev_key: tuple | None = None
-        self._journal_has_request = False
         self._reference: tuple | None = None
         self._acc_reward = 0.0
         self._acc_outcomes = 0
@@ -163,19 +160,25 @@ class Coordinator:
         self.store.acquire()
         self.metrics = MetricsLog(os.path.join(self.store.directory, "metrics"),
                                   self.n_resources, config.rows_per_part)
-        self._seq = 0
-        self.journal: Journal | None = None
+        self.history = History(self.store, config.fsync, self._crash)
         try:
             self._restore()
             # the job's admin credential: issued at the first start, read back after a
             # restart (after the restore: a refused one changes nothing in the folder)
             self._admin_hash = hash_token(load_admin_credential(self.store.directory, create=True))
         except BaseException:  # a refused restore leaves the directory free
-            if self.journal is not None:
-                self.journal.discard()
-                self.journal.close()
+            self.history.discard()
             self.store.release()
             raise
+
+    @property
+    def journal(self) -> Journal | None:
+        """The open journal (see :class:`coordinator.recovery.History`)."""
+        return self.history.journal
+
+    @property
+    def _replaying(self) -> bool:
+        return self.history.replaying
 
     # ======================================================================= registration
     def register(self, name: str, agent_ids, handle=None, token: str | None = None
@@ -705,7 +708,7 @@ class Coordinator:
         parts = [s for s in self.submitters.values() if s.request_round == t and s.requesting]
         key = tuple((s.name, s.version) for s in parts)
         if key == self._prev_key and self._prev_request is not None:
-            request, same = self._prev_request, self._journal_has_request
+            request, same = self._prev_request, self.history.has_request
         else:
             request = RoundRequest.concat([s.part for s in parts], self.budget,
                                           n_resources=self.n_resources)
@@ -738,7 +741,7 @@ class Coordinator:
         if alloc.round != t:  # pragma: no cover - the policy counts rounds with us
             raise StateError(f"policy round {alloc.round} != coordinator round {t}")
         self._prev_request, self._prev_key = request, key
-        self._journal_has_request = True
+        self.history.has_request = True
         self._decided_at[t] = time.monotonic()
         self._decided = _Decided(t, request, alloc, layout, expected, key)
         return self._decided
@@ -881,20 +884,12 @@ class Coordinator:
 
     # ======================================================================= journal
     def _log(self, kind: str, meta: dict, ids=None, arrays: dict | None = None) -> None:
-        if self._replaying:
-            return
-        arrays = dict(arrays or {})
-        if ids is not None:
-            id_meta, id_arrays = encode_ids(ids)
-            meta = dict(meta, **id_meta)
-            arrays.update(id_arrays)
-        self.journal.append(kind, meta, arrays)
+        self.history.log(kind, meta, ids, arrays)
 
     def _commit(self) -> None:
         """Make every logged change durable, then release the acknowledgements it covers."""
-        if self._replaying:
+        if not self.history.commit():
             return
-        self.journal.commit()
         for sub in self.submitters.entries.values():
             if sub.acks_uncommitted:
                 sub.acks_ready.extend(a for a in sub.acks_uncommitted if a is not None)
@@ -932,24 +927,8 @@ class Coordinator:
                 return None
             self._commit()  # the old journal stays complete: a fallback replays it
             self.metrics.flush()
-            state = {"policy": self.policy.get_state(), "coordinator": self._own_state()}
-            seq = max([self._seq, *self.store.snapshots(), *self.store.journals()]) + 1
-            # the pair's journal first: a snapshot without its journal then means a lost one
-            journal = Journal(self.store.journal_path(seq), fsync=self.config.fsync)
-            try:
-                self.store.sync_dir()
-                path = self.store.write(seq, state)
-            except BaseException:
-                journal.close()
-                raise
-            self._crash("snapshot_written")
-            self.journal.close()
-            self.journal = journal
-            self._journal_has_request = False
-            previous = [s for s in self.store.snapshots() if s < seq]
-            self.store.prune(previous[-1] if previous else seq)
-            self._seq = seq
-            return path
+            return self.history.snapshot({"policy": self.policy.get_state(),
+                                          "coordinator": self._own_state()})
 
     def _own_state(self) -> dict:
         dedup = [(r, n, rid, self._dedup[(n, rid)]) for r, keys in self._dedup_rounds.items()
@@ -975,9 +954,7 @@ class Coordinator:
         mine = self.config.to_dict()
         if st["config"] != mine:
             diff = sorted(k for k in mine if st["config"].get(k) != mine[k])
-            raise StateError(f"checkpoint {self.store.directory!r} belongs to a coordinator "
-                             f"with another configuration (differs in {diff}); use another "
-                             f"checkpoint directory")
+            raise other_configuration(self.store.directory, diff)
         self.round = int(st["round"])
         self.budget = np.asarray(st["budget"], dtype=np.float64)
         self.counters.update({k: int(v) for k, v in st["counters"].items()})
@@ -989,42 +966,28 @@ class Coordinator:
             self._dedup_rounds.setdefault(r, []).append((n, rid))
 
     # ======================================================================= restore
-    _replaying = False
-
-    def _open_journal(self, seq: int, next_index: int = 0) -> None:
-        self.journal = Journal(self.store.journal_path(seq), fsync=self.config.fsync,
-                               next_index=next_index)
-        self._journal_has_request = False
-
     def _restore(self) -> None:
-        """Load the newest readable snapshot and replay the journals after it.
+        """Load the newest readable snapshot and replay the journals after it
+        (:meth:`History.restore`: nothing committed is dropped silently)."""
+        done = self.history.restore(self.config.to_dict(), self.config.accept_loss,
+                                    self._load, self._replay_record, self._replay_tentatively)
+        if done.fresh:  # a new job: the journal says whose history it holds
+            self._log("CONFIG", {"config": self.config.to_dict()})
+            self._commit()
+        if done.problems:
+            self.counters["lost_records"] += done.lost
+            self.recovery = done.problems
+            logging.getLogger(__name__).warning(
+                "%s: resumed with the loss accepted: %d journal record(s) dropped, state at "
+                "round %d; %s", self.store.directory, done.lost, self.round,
+                "; ".join(self.recovery))
+            self._log("REJ", {"counter": "lost_records", "n": done.lost})
+        if done.restored or done.problems:
+            self.counters["restarts"] += 1
+            self._log("REJ", {"counter": "restarts", "n": 1})
+            self._commit()
 
-        Nothing committed is dropped silently: a journal missing beside its snapshot, or a
-        damaged record (not a torn tail, see :mod:`coordinator.journal`), raises
-        :class:`JournalDamageError` naming the file, the byte offset and the rounds at stake,
-        before anything changes — unless ``config.accept_loss``. Then the intact records before
-        the first problem are replayed, the records after it are replayed while they stay
-        consistent (each decision must reproduce its recorded digest), the first one that does
-        not ends the replay, and what was not replayed is counted in
-        ``counters["lost_records"]`` and logged. The journals from the first problem on are then
-        rewritten to hold exactly what was replayed (so the next restore gives the same state);
-        each original is kept beside it as ``<name>.damaged-<time>`` (or ``.dropped-<time>``).
-        A torn tail of the last journal is cut off, as it never held an acknowledged record."""
-        plan = self.store.plan()
-        problems = plan.problems()
-        if problems and not self.config.accept_loss:
-            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-            raise JournalDamageError(
-                f"cannot resume from {self.store.directory}: {plan.describe(problems[0])}"
-                f"{more}; nothing was changed. Accept the loss explicitly (accept_loss=True, "
-                f"--accept-loss) to replay what is intact and drop the rest")
-        diff = plan.config_diff(self.config.to_dict())
-        if diff:  # checked here too for a history without a snapshot: before any change
-            raise StateError(f"checkpoint {self.store.directory!r} belongs to a coordinator "
-                             f"with another configuration (differs in {diff}); use another "
-                             f"checkpoint directory")
-        seq, state = plan.seq, plan.state
-        restored = state is not None
+    def _load(self, state: dict | None, damaged: bool) -> None:
         if state is not None:
             policy = self.config.policy_class.from_state(state["policy"])
             if policy.config != self.config.policy:
@@ -1033,72 +996,7 @@ class Coordinator:
             self.policy = policy
             self._set_own_state(state["coordinator"])
         self.counters.setdefault("lost_records", 0)
-        self.metrics.drop_after(self.round, set_aside="lost" if problems else None)
-        first_bad = {(p.seq, p.offset) for p in problems}
-        kept: dict[int, list[Record]] = {}
-        lost, stopped, tentative = 0, False, False
-        self._replaying = True
-        try:
-            for jseq in plan.chain:
-                scan = plan.scans.get(jseq)
-                kept[jseq] = []
-                if scan is None:  # a missing journal: what follows may not fit
-                    tentative = True
-                    continue
-                self._journal_has_request = False
-                bad = sorted(d.offset for d in scan.damage if (jseq, d.offset) in first_bad)
-                for d in scan.damage:
-                    if (jseq, d.offset) in first_bad:
-                        lost += d.lost_records if d.lost_records is not None else 1
-                for r in scan.records:
-                    if stopped:
-                        lost += 1
-                        continue
-                    if bad and bad[0] < r.offset:
-                        tentative = True
-                    if tentative and not self._replay_tentatively(r):
-                        stopped = True
-                        lost += 1
-                        continue
-                    if not tentative:
-                        self._replay(r.kind, r.meta, r.arrays)
-                    kept[jseq].append(r)
-                    restored = True
-                if bad:
-                    tentative = True
-        finally:
-            self._replaying = False
-        self._seq = seq
-        next_index = 0
-        if plan.chain:
-            last = plan.chain[-1]
-            if problems:
-                self._rewrite_journals(plan, kept, problems[0].seq)
-            elif plan.scans[last].torn_tail is not None:
-                cut = cut_torn_tail(plan.scans[last])
-                logging.getLogger(__name__).warning(
-                    "%s: cut a torn tail of %d bytes (an interrupted, unacknowledged write)",
-                    plan.scans[last].path, cut)
-            indexes = [r.index for r in kept[last] if r.index is not None]
-            next_index = max(indexes) + 1 if indexes else len(kept[last])
-            self._open_journal(last, next_index)
-        else:
-            self._open_journal(seq)
-            if state is None:  # a fresh start: the journal says whose history it holds
-                self._log("CONFIG", {"config": self.config.to_dict()})
-                self._commit()
-        if problems:
-            self.counters["lost_records"] += lost
-            self.recovery = [plan.describe(p) for p in problems]
-            logging.getLogger(__name__).warning(
-                "%s: resumed with the loss accepted: %d journal record(s) dropped, state at "
-                "round %d; %s", self.store.directory, lost, self.round,
-                "; ".join(self.recovery))
-            self._log("REJ", {"counter": "lost_records", "n": lost})
-        if restored or problems:
-            self.counters["restarts"] += 1
-            self._log("REJ", {"counter": "restarts", "n": 1})
-            self._commit()
+        self.metrics.drop_after(self.round, set_aside="lost" if damaged else None)
 
     #: what the last restore accepted to lose (descriptions), empty when nothing
     recovery: list = []
@@ -1117,46 +1015,27 @@ class Coordinator:
         saved = None
         if r.kind == "ALLOC":
             saved = (self.policy.get_state(), self._prev_request, self._prev_key,
-                     self._journal_has_request, self._decided, self._reference)
+                     self.history.has_request, self._decided, self._reference)
         try:
             self._replay(r.kind, meta, r.arrays)
             return True
         except Exception:
             if saved is not None:
                 self.policy = self.config.policy_class.from_state(saved[0])
-                (_, self._prev_request, self._prev_key, self._journal_has_request,
+                (_, self._prev_request, self._prev_key, self.history.has_request,
                  self._decided, self._reference) = saved
                 for sub in self.submitters.values():
                     sub.slots = None
             return False
 
-    def _rewrite_journals(self, plan, kept: dict, first_seq: int) -> None:
-        """Journals from ``first_seq`` on get exactly the records replayed; originals that
-        change are kept beside them with a suffix."""
-        for jseq in plan.chain:
-            if jseq < first_seq:
-                continue
-            path = self.store.journal_path(jseq)
-            scan = plan.scans.get(jseq)
-            data = b""
-            if scan is not None:
-                with open(path, "rb") as f:
-                    data = f.read()
-            content = b"".join(data[r.offset:r.end] for r in kept[jseq])
-            if scan is not None and content == data:
-                continue
-            if scan is not None:
-                label = "damaged" if scan.damage else "dropped"
-                self.store.set_aside(path, label)
-            self.store.replace_journal(jseq, content)
+    def _replay_record(self, r: Record) -> None:
+        self._replay(r.kind, r.meta, r.arrays)
 
     def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
         if kind == "CONFIG":
             diff = config_diff(meta["config"], self.config.to_dict())
             if diff:
-                raise StateError(f"checkpoint {self.store.directory!r} belongs to a "
-                                 f"coordinator with another configuration (differs in {diff});"
-                                 f" use another checkpoint directory")
+                raise other_configuration(self.store.directory, diff)
         elif kind == "REG":
             self._apply_register(meta["name"], meta["token_hash"], decode_ids(meta, arrays))
         elif kind == "UNREG":
@@ -1270,12 +1149,11 @@ class Coordinator:
             self._closed = True
             if self._decided is None:
                 self.snapshot()
-            self.journal.close()
+            self.history.close()
             self.store.release()
 
     def abandon(self) -> None:
         """Drop the journal's uncommitted records and release the directory, as a crash of
         the process would (in-process tests of recovery)."""
-        self.journal.discard()
-        self.journal.close()
+        self.history.discard()
         self.store.release()
