@@ -33,6 +33,17 @@ def default_options(codes: np.ndarray) -> np.ndarray:
     return options
 
 
+def _budget_and_pace(budget, n_resources: int | None, pace):
+    """The validated budget (K,), K, and pace (K,) or None."""
+    budget = as_float_array(budget, "budget", ndim=1, nonnegative=True)
+    k = budget.shape[0] if n_resources is None else n_resources
+    if budget.shape != (k,):
+        raise InvalidInputError(f"budget: expected shape ({k},), got {budget.shape}")
+    if pace is not None:
+        pace = as_float_array(pace, "pace", shape=(k,), nonnegative=True)
+    return budget, k, pace
+
+
 @dataclass(frozen=True)
 class RoundRequest:
     """One round's option rows and budget.
@@ -65,10 +76,7 @@ class RoundRequest:
         ids = check_ids(agent_ids)
         codes, uniques = factorize_ids(ids)
         n = len(ids)
-        budget = as_float_array(budget, "budget", ndim=1, nonnegative=True)
-        k = budget.shape[0] if n_resources is None else n_resources
-        if budget.shape != (k,):
-            raise InvalidInputError(f"budget: expected shape ({k},), got {budget.shape}")
+        budget, k, pace = _budget_and_pace(budget, n_resources, pace)
         requests = as_float_array(requests, "requests", nonnegative=True,
                                   shape=(n, k)) if n else np.zeros((0, k))
         if options is None:
@@ -78,8 +86,6 @@ class RoundRequest:
             check_options(options)
             if n and len(np.unique(codes * (int(options.max()) + 1) + options)) != n:
                 raise InvalidInputError("options: an (agent, option) pair appears twice")
-        if pace is not None:
-            pace = as_float_array(pace, "pace", shape=(k,), nonnegative=True)
         return cls(ids, options, np.ascontiguousarray(requests), budget, codes, uniques, pace)
 
     @classmethod
@@ -87,10 +93,26 @@ class RoundRequest:
                n_resources: int | None = None, pace=None) -> RoundRequest:
         """One round from several submissions (e.g. one per shard) and the round's budget.
 
-        An agent may appear in only one part (its options must arrive together)."""
+        An agent may appear in only one part (its options must arrive together). Parts made
+        by :meth:`build` were validated there: their rows are not checked again, only the
+        budget, and their factorized ids are joined (the result equals :meth:`build` of the
+        joined rows). Otherwise (an agent in two parts, parts made another way) the joined
+        rows are built and validated as one request."""
         parts = list(parts)
         k = n_resources if n_resources is not None else (
             parts[0].requests.shape[1] if parts else len(np.atleast_1d(budget)))
+        if parts and all(type(p) is cls and p.codes is not None and p.uniques is not None
+                         and p.requests.shape[1:] == (k,) for p in parts):
+            uniques = [a for p in parts for a in p.uniques]
+            if len(set(uniques)) == len(uniques):
+                budget, k, pace = _budget_and_pace(budget, k, pace)
+                sizes = np.array([len(p.uniques) for p in parts[:-1]], np.int64)
+                offsets = np.concatenate([[0], np.cumsum(sizes)])
+                codes = np.concatenate([p.codes + o for p, o in zip(parts, offsets)])
+                return cls([a for p in parts for a in p.agent_ids],
+                           np.concatenate([p.options for p in parts]),
+                           np.ascontiguousarray(np.vstack([p.requests for p in parts])),
+                           budget, codes, uniques, pace)
         ids = [a for p in parts for a in p.agent_ids]
         req = np.vstack([p.requests for p in parts]) if parts else np.zeros((0, k))
         opts = np.concatenate([p.options for p in parts]) if parts else np.zeros(0, np.int64)
