@@ -51,7 +51,6 @@ from agents.protocol import (
     Registration,
     Reply,
     Report,
-    Submission,
 )
 from coordinator.checkpoints import CheckpointStore
 from coordinator.config import CoordinatorConfig
@@ -68,18 +67,16 @@ from coordinator.recovery import History, other_configuration
 from coordinator.submitters import KEPT, PROVED, SWITCHED, SubmitterEntry, SubmitterTable
 from coordinator.transport import LocalTransport, Transport
 from coordinator.wire import (
-    MAX_EXPECTED,
     MAX_ID_CHARS,
-    MAX_REPORTS_PER_REPLY,
-    MAX_REQUEST,
     check_ids,
     hash_token,
-    plain_array,
     plain_ids,
     plain_int,
     plain_str,
     plain_values,
+    reply_parts,
     safe_str,
+    submission_rows,
 )
 from librex_alloc import (
     InvalidConfigError,
@@ -616,13 +613,7 @@ class Coordinator:
             return
         self.submitters.answered(sub)
         try:
-            proof, reports, submission = result.proof, result.reports, result.submission
-            if type(reports) is not list or len(reports) > MAX_REPORTS_PER_REPLY:
-                raise InvalidInputError(f"reports: expected a list of at most "
-                                        f"{MAX_REPORTS_PER_REPLY:,} Reports")
-            if submission is not None and type(submission) is not Submission:
-                raise InvalidInputError(f"submission: expected a Submission or None, got "
-                                        f"{type(submission).__name__}")
+            proof, reports, submission = reply_parts(result)
         except Exception as exc:  # noqa: BLE001 - a hostile reply may raise anything
             self._reject("rejected_invalid")
             sub.notices.append(f"reply rejected: {safe_str(exc)}")
@@ -668,32 +659,8 @@ class Coordinator:
                 sub.version = None  # we do not hold these rows: ask for them in full
             return
         try:
-            raw = plain_ids(s.agent_ids)
-            ids = check_ids(raw, distinct=False)  # an id repeats per option
-            arr = raw if isinstance(raw, np.ndarray) else ids
-            if np.any(sub.owned_index().get_indexer(arr) < 0):
-                raise OwnershipError(f"submission of {sub.name!r} names agents it does not "
-                                     f"own")
-            requests = s.requests
-            if type(requests) is not np.ndarray or requests.ndim != 2 or \
-                    requests.dtype.kind not in "iuf":
-                raise InvalidInputError("requests: expected an (N, K) numeric array")
-            requests = requests.astype(np.float64)
-            if requests.size and not np.all(requests <= MAX_REQUEST):
-                raise InvalidInputError(f"requests: values above {MAX_REQUEST:g} (or NaN)")
-            options = s.options
-            if options is not None and not plain_array(options, "iu"):
-                raise InvalidInputError("options: expected a 1-D int array or None")
-            part = RoundRequest.build(ids, requests, self.budget, options,
-                                      n_resources=self.n_resources)
-            expected = None
-            if s.expected is not None:
-                expected = plain_values(s.expected)
-                if expected.shape != (len(ids),) or not np.all(np.abs(expected) <=
-                                                               MAX_EXPECTED):
-                    raise InvalidInputError("submission: expected values do not match its "
-                                            "rows (one finite value per row, |x| ≤ "
-                                            f"{MAX_EXPECTED:g})")
+            part, expected = submission_rows(s, sub.name, sub.owned_index(), self.budget,
+                                             self.n_resources)
         except Exception as exc:  # noqa: BLE001 - a hostile submission may raise anything
             self._reject("rejected_submissions")
             sub.notices.append(f"round {rnd}: submission rejected: {safe_str(exc)}")

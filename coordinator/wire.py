@@ -9,7 +9,9 @@ import hashlib
 
 import numpy as np
 
-from librex_alloc import InvalidInputError
+from agents.protocol import Submission
+from coordinator.errors import OwnershipError
+from librex_alloc import InvalidInputError, RoundRequest
 
 #: largest number of reports one reply may carry (a submitter's outbox holds 10,000)
 MAX_REPORTS_PER_REPLY = 100_000
@@ -110,3 +112,48 @@ def check_ids(agent_ids, *, distinct: bool = True) -> list:
     if distinct and len(set(ids)) != len(ids):
         raise InvalidInputError("agent_ids: an id appears twice")
     return ids
+
+
+def reply_parts(reply) -> tuple:
+    """``(proof, reports, submission)`` of a :class:`~agents.protocol.Reply`;
+    ``InvalidInputError`` unless its reports are a list of at most
+    ``MAX_REPORTS_PER_REPLY`` and its submission a ``Submission`` or None (a hostile reply may
+    raise anything else: the caller catches all)."""
+    proof, reports, submission = reply.proof, reply.reports, reply.submission
+    if type(reports) is not list or len(reports) > MAX_REPORTS_PER_REPLY:
+        raise InvalidInputError(f"reports: expected a list of at most "
+                                f"{MAX_REPORTS_PER_REPLY:,} Reports")
+    if submission is not None and type(submission) is not Submission:
+        raise InvalidInputError(f"submission: expected a Submission or None, got "
+                                f"{type(submission).__name__}")
+    return proof, reports, submission
+
+
+def submission_rows(s: Submission, name: str, owned, budget, n_resources: int) -> tuple:
+    """``(part, expected)``: a submission's rows as a validated :class:`RoundRequest` (its
+    one validation) and its expected values (or None). ``owned``: a ``pandas.Index`` of the
+    submitter's agents; naming another agent is an :class:`OwnershipError`, anything
+    malformed an ``InvalidInputError``."""
+    raw = plain_ids(s.agent_ids)
+    ids = check_ids(raw, distinct=False)  # an id repeats per option
+    arr = raw if isinstance(raw, np.ndarray) else ids
+    if np.any(owned.get_indexer(arr) < 0):
+        raise OwnershipError(f"submission of {name!r} names agents it does not own")
+    requests = s.requests
+    if type(requests) is not np.ndarray or requests.ndim != 2 or \
+            requests.dtype.kind not in "iuf":
+        raise InvalidInputError("requests: expected an (N, K) numeric array")
+    requests = requests.astype(np.float64)
+    if requests.size and not np.all(requests <= MAX_REQUEST):
+        raise InvalidInputError(f"requests: values above {MAX_REQUEST:g} (or NaN)")
+    options = s.options
+    if options is not None and not plain_array(options, "iu"):
+        raise InvalidInputError("options: expected a 1-D int array or None")
+    part = RoundRequest.build(ids, requests, budget, options, n_resources=n_resources)
+    expected = None
+    if s.expected is not None:
+        expected = plain_values(s.expected)
+        if expected.shape != (len(ids),) or not np.all(np.abs(expected) <= MAX_EXPECTED):
+            raise InvalidInputError("submission: expected values do not match its rows (one "
+                                    f"finite value per row, |x| ≤ {MAX_EXPECTED:g})")
+    return part, expected
