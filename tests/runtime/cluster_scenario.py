@@ -40,7 +40,9 @@ def main(checkpoint_dir: str) -> dict:
         cluster.add_node(num_cpus=1, resources={"coordinator": 1})
         cluster.wait_for_nodes()
         running = coord.run.remote(until_round=40, admin=adm)
+        end = time.monotonic() + 120
         while ray.get(coord.status.remote())["round"] < 15:
+            assert time.monotonic() < end, "the run did not reach round 15"
             time.sleep(0.05)
         t_remove = time.monotonic()
         cluster.remove_node(first)
