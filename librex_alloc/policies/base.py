@@ -49,6 +49,8 @@ from librex_alloc.fairness import (
 )
 from librex_alloc.ledger import OutcomeLedger
 from librex_alloc.oracles.lagrangian import reference_bound
+from librex_alloc.policies import outcomes
+from librex_alloc.policies.outcomes import OutcomeCheck, Reason
 from librex_alloc.posteriors import make_posterior
 from librex_alloc.registry import AgentRegistry, check_ids, check_options, factorize_ids
 from librex_alloc.request import RoundRequest
@@ -294,31 +296,34 @@ class AllocationPolicy(ABC):
         rewards: (m,) floats (in [0, 1] for the Bernoulli family) or successes: (m,) 0/1 flags.
         Every agent must have been allocated in that round. Reports already applied for the
         same (round, agent) are skipped: the return value counts those newly applied.
-        Everything is validated before anything changes.
+        Everything is validated before anything changes (:meth:`check_outcomes`, then
+        :meth:`observe_checked`); the first problem raises its error.
         """
-        ids = check_ids(agent_ids)
-        codes, uniques = factorize_ids(ids)
-        if (rewards is None) == (successes is None):
-            raise InvalidInputError("observe: give exactly one of rewards or successes")
-        if len(uniques) != len(ids):
-            raise InvalidInputError("observe: an agent appears twice in one call")
-        if successes is not None:
-            values = as_float_array(successes, "successes", shape=(len(ids),))
-            if np.any((values != 0) & (values != 1)):
-                raise InvalidInputError("successes: expected 0/1 flags")
-        else:
-            values = as_float_array(rewards, "rewards", shape=(len(ids),))
-            values = self.posterior.validate_rewards(values)
-        slots = self.registry.slots_of(codes, uniques)
-        pending, pos = self.ledger.locate(round_id, slots, ids)
-        fresh = ~pending.reported[pos]
-        pos, values = pos[fresh], values[fresh]
-        if not len(pos):
-            return 0
-        self.ledger.mark(int(round_id), pos)
-        self._learn(pending.arms[pos], values, successes is not None)
-        self.fairness.record_rewards(pending.agents[pos], values, pending.fractions[pos])
-        return int(len(pos))
+        check = self.check_outcomes(round_id, agent_ids, rewards, successes=successes)
+        error = check.first_error(ignore=(Reason.ALREADY_REPORTED,))
+        if error is not None:
+            raise error
+        return self.observe_checked(check)
+
+    def check_outcomes(self, round_id: int, agent_ids, rewards=None, *, successes=None
+                       ) -> OutcomeCheck:
+        """Whether each outcome row of this batch (the arguments of :meth:`observe`) would be
+        accepted, and why not: an :class:`~librex_alloc.policies.outcomes.OutcomeCheck` with
+        a mask of accepted rows, a :class:`~librex_alloc.policies.outcomes.Reason` per row
+        (unknown agent, not allocated in that round, already reported, round not pending,
+        value not finite or out of range for the reward family, wrong shape, repeated agent)
+        and the errors ``observe`` would raise. Changes nothing; raises
+        :class:`InvalidInputError` only for ids that are not a list of ids, or unless exactly
+        one of rewards / successes is given."""
+        return outcomes.check_outcomes(self, round_id, agent_ids, rewards, successes=successes)
+
+    def observe_checked(self, checks) -> int:
+        """Apply the accepted rows of one :meth:`check_outcomes` result or a sequence of them
+        (one update per (round, kind), rows in the order given) without validating the rows
+        again; returns how many were applied. :class:`StateError` (nothing applied) if a
+        check no longer describes the policy's state (its round changed since, or its rows
+        were applied already); :class:`InvalidInputError` if an item is not a check."""
+        return outcomes.observe_checked(self, checks)
 
     def observe_one(self, round_id: int, agent_id, reward=None, *, success=None) -> bool:
         """:meth:`observe` for one agent (the per-agent API's path: dict look-ups, no arrays).
