@@ -62,7 +62,8 @@ class DesignPolicy(ConstrainedThompsonSampling):
         flags = values if are_flags else (values > self.params["threshold"]).astype(float)
         self.posterior.update_success(arms, flags)
 
-    def _decide(self, values, requests, budget, agent_slots, index) -> OracleResult:
+    def _decide(self, ctx, values, index) -> OracleResult:
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         mode = self.params["mode"]
         if mode == "maxmin":
             return _big_m_maxmin(index, requests, budget)

@@ -51,21 +51,6 @@ def state_scalar(extra: dict, key: str, name: str, *, kind: type, low: float = 0
     return v
 
 
-class IncomingState:
-    """Mixin for policies whose extra state must be checked against the rest of the state
-    (its registry, its round): during :meth:`set_state`, ``self._incoming`` is the state being
-    restored. The base validates everything else before it calls ``_check_extra_state``."""
-
-    _incoming: dict | None = None
-
-    def set_state(self, state: dict) -> None:
-        self._incoming = state if isinstance(state, dict) else None
-        try:
-            super().set_state(state)
-        finally:
-            self._incoming = None
-
-
 # ---------------------------------------------------------------------------- arithmetic
 def safe_budget(budget: np.ndarray) -> np.ndarray:
     """(K,) budget with 0 replaced by inf: ``r / safe_budget(B)`` is 0 where B is 0."""

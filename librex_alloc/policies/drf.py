@@ -32,6 +32,7 @@ from librex_alloc.policies._common import (
     make_result,
 )
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
 def drf_levels(requests: np.ndarray, budget: np.ndarray, groups: np.ndarray,
@@ -122,10 +123,12 @@ class DominantResourceFairness(AllocationPolicy):
     name = "drf"
     follows_values = False  # its rule ignores the values: refuses max_reward_loss
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.mean(arm_slots)  # not used by the rule; reported as values
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
         weights = self.fairness.weight[agent_slots]
         frac = np.zeros(len(values))

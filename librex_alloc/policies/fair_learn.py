@@ -34,6 +34,7 @@ from librex_alloc.policies._common import (
     make_result,
 )
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
 class FairLearn(AllocationPolicy):
@@ -63,10 +64,12 @@ class FairLearn(AllocationPolicy):
         f = self.fairness
         return f.min_share[agent_slots] * f.active[agent_slots] - f.served[agent_slots]
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
         deficit = self.deficits(agent_slots)
         urgent = np.flatnonzero(deficit > self.params["alpha"])

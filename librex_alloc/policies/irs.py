@@ -34,6 +34,7 @@ import numpy as np
 from librex_alloc.policies._common import check_number, normalized_size
 from librex_alloc.policies.base import AllocationPolicy
 from librex_alloc.policies.bts import pace_of, ratio_fill
+from librex_alloc.policies.context import RoundContext
 
 #: Horizons are capped here (μ̂ equals θ̃ to ~1e-6 well before): binomial draws stay exact.
 MAX_HORIZON = 2.0**40
@@ -91,14 +92,16 @@ class IRSFH(AllocationPolicy):
                      allow_none=True)
         return params
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
-        req = self.current_request
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
+        req = ctx.request
         horizon = self.params["horizon"]
         left = np.inf if horizon is None else float(max(horizon - self.round, 0))
         h = remaining_plays(req.requests, req.budget, req.pace, left)
         return lookahead_sample(self.posterior, arm_slots, h, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        cap, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        cap, ref = pace_of(ctx)
         return ratio_fill(self, values, normalized_size(requests, ref), requests, budget,
                           agent_slots, cap)

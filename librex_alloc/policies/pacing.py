@@ -30,8 +30,8 @@ from librex_alloc.errors import StateError
 from librex_alloc.policies._common import check_number, safe_budget
 from librex_alloc.policies.base import Allocation, AllocationPolicy
 from librex_alloc.policies.bts import pace_of, ratio_fill
+from librex_alloc.policies.context import RoundContext
 from librex_alloc.policies.ucb import ucb_index
-from librex_alloc.request import RoundRequest
 
 #: Log-weights of PD-BwK are kept in [LOG_FLOOR, 0] (the largest is 0).
 LOG_FLOOR = -700.0
@@ -40,17 +40,14 @@ MAX_PRICE = 1e12
 
 
 class _Paced(AllocationPolicy):
-    """Calls :meth:`_after_round` with the round's spend (K,), budget (K,) and pace (K,)
-    once a round has been decided (not on a call that raised)."""
+    """Calls :meth:`_pay` with the round's spend (K,), budget (K,) and pace (K,) once a round
+    has been decided (not on a call that raised)."""
 
-    def allocate(self, request: RoundRequest) -> Allocation:
-        out = super().allocate(request)
-        req = self.current_request
-        pace = req.budget if req.pace is None else req.pace
-        self._after_round(out.usage, req.budget, pace)
-        return out
+    def _after_round(self, ctx: RoundContext, allocation: Allocation) -> None:
+        pace = ctx.budget if ctx.pace is None else ctx.pace
+        self._pay(allocation.usage, ctx.budget, pace)
 
-    def _after_round(self, spend: np.ndarray, budget: np.ndarray, pace: np.ndarray) -> None:
+    def _pay(self, spend: np.ndarray, budget: np.ndarray, pace: np.ndarray) -> None:
         raise NotImplementedError
 
     @staticmethod
@@ -87,15 +84,17 @@ class PrimalDualBwK(_Paced):
         w = np.exp(self.log_weights - self.log_weights.max())
         return w / w.sum()
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return ucb_index(self.posterior, arm_slots, self.round + 1, self.params["exploration"])
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        cap, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        cap, ref = pace_of(ctx)
         cost = (requests / safe_budget(ref)) @ self.dual_weights
         return ratio_fill(self, values, cost, requests, budget, agent_slots, cap)
 
-    def _after_round(self, spend, budget, pace) -> None:
+    def _pay(self, spend, budget, pace) -> None:
         used = np.clip(spend / self._reference(budget, pace), 0.0, 1.0)
         logw = self.log_weights + np.log1p(self.params["epsilon"]) * used
         self.log_weights = np.maximum(logw - logw.max(), LOG_FLOOR)
@@ -103,7 +102,7 @@ class PrimalDualBwK(_Paced):
     def _extra_state(self) -> dict:
         return {"log_weights": self.log_weights.copy()}
 
-    def _check_extra_state(self, extra) -> dict:
+    def _check_extra_state(self, extra, state: dict) -> dict:
         logw = self._check_vector(extra, "log_weights", LOG_FLOOR, 0.0)
         if logw.max() != 0.0:
             raise StateError("extra.log_weights: the largest must be 0 (normalized)")
@@ -132,24 +131,26 @@ class ConstrainedTSPacing(_Paced):
         #: (K,) dual price λ of each resource, in value units per pace of the resource
         self.price = np.full(self.n_resources, self.params["initial_price"])
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        _, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        _, ref = pace_of(ctx)
         net = values - (requests / safe_budget(ref)) @ self.price
         return oracles.solve(net, requests, budget, groups=agent_slots, method=self.oracle,
                              time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
                              divisible=self.divisible)
 
-    def _after_round(self, spend, budget, pace) -> None:
+    def _pay(self, spend, budget, pace) -> None:
         step = self.params["eta"] * (spend - pace) / self._reference(budget, pace)
         self.price = np.clip(self.price + step, 0.0, MAX_PRICE)
 
     def _extra_state(self) -> dict:
         return {"price": self.price.copy()}
 
-    def _check_extra_state(self, extra) -> dict:
+    def _check_extra_state(self, extra, state: dict) -> dict:
         return {"price": self._check_vector(extra, "price", 0.0, MAX_PRICE)}
 
     def _set_extra_state(self, extra: dict) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from librex_alloc.policies._common import check_number, empirical_stats
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
 def ucb_index(posterior, arm_slots: np.ndarray, t: int, exploration: float) -> np.ndarray:
@@ -46,5 +47,6 @@ class CUCB(AllocationPolicy):
         check_number(params, "exploration", cls.name, low=0.0, high=1e6)
         return params
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return ucb_index(self.posterior, arm_slots, self.round + 1, self.params["exploration"])
