@@ -55,6 +55,8 @@ from librex_alloc.oracles.lagrangian import reference_bound
 from librex_alloc.policies import outcomes
 from librex_alloc.policies.context import RoundContext
 from librex_alloc.policies.outcomes import OutcomeCheck, Reason
+from librex_alloc.policies.params import Params, check_params
+from librex_alloc.policies.params import defaults as param_defaults
 from librex_alloc.posteriors import make_posterior
 from librex_alloc.registry import AgentRegistry, check_ids, check_options, factorize_ids
 from librex_alloc.request import RoundRequest
@@ -131,7 +133,7 @@ class AllocationPolicy(ABC):
             raise InvalidConfigError(f"config: expected a PolicyConfig, got {type(config)!r}")
         elif n_resources is not None and n_resources != config.n_resources:
             raise InvalidConfigError("n_resources disagrees with config.n_resources")
-        self.params = self._check_params(dict(config.params))
+        self.params = check_params(self.Params, config.params, self.name)
         if config.fairness.max_reward_loss is not None and not self.follows_values:
             raise InvalidConfigError(
                 f"{self.name}: max_reward_loss cannot be honoured: this policy's rule ignores "
@@ -161,18 +163,15 @@ class AllocationPolicy(ABC):
         policy.set_state(state)
         return policy
 
-    #: Policy-specific hyper-parameters (``config.params``) and their defaults.
+    #: Policy-specific hyper-parameters (``config.params``): a frozen dataclass of
+    #: :mod:`librex_alloc.policies.params` (the base: none). ``self.params`` is an instance.
+    Params: type[Params] = Params
+    #: ``{name: default}`` of :attr:`Params` (set for every subclass; read-only).
     PARAMS: dict = {}
 
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        """Validate ``config.params`` for this policy; returns them with defaults filled in.
-        The base accepts exactly the keys of :attr:`PARAMS` (subclasses check the values)."""
-        unknown = set(params) - set(cls.PARAMS)
-        if unknown:
-            raise InvalidConfigError(f"{cls.name}: unknown params {sorted(unknown)}; expected "
-                                     f"a subset of {sorted(cls.PARAMS)}")
-        return {**cls.PARAMS, **params}
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.PARAMS = param_defaults(cls.Params)
 
     def _reset_state(self) -> None:
         self._slots_cache: tuple | None = None

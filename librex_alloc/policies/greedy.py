@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from librex_alloc._validation import expect_keys
 from librex_alloc.policies._common import (
-    check_number,
     enforce_budget,
     greedy_fill,
     make_result,
@@ -27,6 +27,7 @@ from librex_alloc.policies._common import (
 )
 from librex_alloc.policies.base import AllocationPolicy
 from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.params import Params, param
 
 
 def density_order(values: np.ndarray, requests: np.ndarray, reference: np.ndarray
@@ -57,18 +58,19 @@ class Greedy(AllocationPolicy):
         return make_result(frac, values, agent_slots, self.name, t0, self.divisible)
 
 
+@dataclass(frozen=True)
+class EpsilonGreedyParams(Params):
+    """epsilon: the probability that a round explores, in [0, 1]."""
+
+    epsilon: float = param(0.1, low=0.0, high=1.0)
+
+
 class EpsilonGreedy(AllocationPolicy):
     """Posterior means on the shared oracle; a round explores with probability ε
     (uniform random values). params: ``epsilon`` in [0, 1] (default 0.1)."""
 
     name = "epsilon-greedy"
-    PARAMS = {"epsilon": 0.1}
-
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "epsilon", cls.name, low=0.0, high=1.0)
-        return params
+    Params = EpsilonGreedyParams
 
     def _reset_state(self) -> None:
         super()._reset_state()
@@ -78,7 +80,7 @@ class EpsilonGreedy(AllocationPolicy):
 
     def _index(self, ctx: RoundContext) -> np.ndarray:
         arm_slots = ctx.arm_slots
-        self._exploring = bool(self.rng.random() < self.params["epsilon"])
+        self._exploring = bool(self.rng.random() < self.params.epsilon)
         if self._exploring:
             return self.rng.random(len(arm_slots))
         return self.posterior.mean(arm_slots)
