@@ -69,7 +69,7 @@ class DesignPolicy(ConstrainedThompsonSampling):
         if mode == "maxmin":
             return _big_m_maxmin(index, requests, budget)
         if mode == "proportional":
-            count = self.fairness.served[agent_slots]
+            count = self.fairness.service(agent_slots)
             index = index / (count / max(self.round, 1) + 0.1)
         return solve(index, requests, budget, groups=agent_slots, method=self.oracle,
                      time_limit=self.time_limit)

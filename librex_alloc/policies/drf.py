@@ -130,7 +130,7 @@ class DominantResourceFairness(AllocationPolicy):
     def _decide(self, ctx: RoundContext, values, index):
         requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
-        weights = self.fairness.weight[agent_slots]
+        weights = self.fairness.weights(agent_slots)
         frac = np.zeros(len(values))
         if self.divisible:
             share = dominant_share(requests, budget)
@@ -142,7 +142,7 @@ class DominantResourceFairness(AllocationPolicy):
             priority = lead[np.argsort(share[lead], kind="stable")]
         else:
             sel = drf_levels(requests, budget, agent_slots, weights,
-                             self.fairness.served[agent_slots])
+                             self.fairness.service(agent_slots))
             frac[sel] = 1.0
             priority = np.flatnonzero(sel)
         frac = enforce_budget(frac, requests, budget, priority, divisible=self.divisible)

@@ -63,8 +63,7 @@ class FairLearn(AllocationPolicy):
 
     def deficits(self, agent_slots: np.ndarray) -> np.ndarray:
         """(m,) ``ρ_i t_i − N_i`` of agent slots (before the current round)."""
-        f = self.fairness
-        return f.min_share[agent_slots] * f.active[agent_slots] - f.served[agent_slots]
+        return self.fairness.deficits(agent_slots)
 
     def _index(self, ctx: RoundContext) -> np.ndarray:
         arm_slots = ctx.arm_slots
@@ -80,7 +79,7 @@ class FairLearn(AllocationPolicy):
         frac = greedy_fill(order, requests, budget, agent_slots, divisible=self.divisible)
         served = np.isin(agent_slots, agent_slots[frac > 0])
         rest = np.flatnonzero(~served)
-        learner = index * self.fairness.weight[agent_slots]
+        learner = index * self.fairness.weights(agent_slots)
         left = np.maximum(budget - frac @ requests, 0.0)
         priority = order[frac[order] > 0]
         if len(rest):

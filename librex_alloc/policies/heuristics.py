@@ -67,8 +67,8 @@ class RoundRobin(AllocationPolicy):
     def _decide(self, ctx: RoundContext, values, index):
         requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
-        served = self.fairness.served[agent_slots]
-        last = self.ledger.last_round[agent_slots]
+        served = self.fairness.service(agent_slots)
+        last = self.ledger.last_rounds(agent_slots)
         size = normalized_size(requests, budget)
         order = group_rank([served, last, agent_slots, size])
         frac = greedy_fill(order, requests, budget, agent_slots, divisible=self.divisible)

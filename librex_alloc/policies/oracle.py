@@ -69,7 +69,7 @@ class OraclePolicy(AllocationPolicy):
     def remove_agents(self, agent_ids) -> None:
         ids = check_ids(agent_ids)
         slots = self.registry.agent_slots(ids)  # raises before any change
-        arms = np.flatnonzero(np.isin(self.registry.arm_agent, slots))
+        arms = self.registry.arms_of_agents(slots)
         super().remove_agents(ids)
         self._grow()
         self._means[arms] = 0.0
