@@ -15,6 +15,7 @@ from librex_alloc import (
     InvalidConfigError,
     PolicyConfig,
 )
+from librex_alloc.oracles.methods import check_method
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class CoordinatorConfig:
     survives the coordinator's node on a cluster). round_deadline_s: how long a round waits for
     submitters. checkpoint_every: rounds between full snapshots (the journal covers the rest).
     fairness_every: rounds between Gini/Jain computations (NaN in between).
-    reference_oracle: oracle method for the regret reference on true means ("fast", "auto",
-    "exact"), or None for no regret. rows_per_part: metrics rows per Parquet part.
+    reference_oracle: oracle method for the regret reference on true means (one of
+    :data:`~librex_alloc.oracles.methods.METHODS`), or None for no regret. rows_per_part:
+    metrics rows per Parquet part.
     fsync: False only to measure the journal's cost. policy_class: an AllocationPolicy class.
     accept_loss: resume even when records that may have been committed are lost (a damaged
     journal record followed by others, a missing journal): replay what is intact, drop and
@@ -85,9 +87,7 @@ class CoordinatorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidConfigError(f"{name}: expected an int ≥ 1, got {value!r}")
-        if self.reference_oracle not in (None, "fast", "auto", "exact"):
-            raise InvalidConfigError("reference_oracle: expected None, 'fast', 'auto' or "
-                                     "'exact'")
+        check_method(self.reference_oracle, "reference_oracle", allow_none=True)
         if not (isinstance(self.policy_class, type) and
                 issubclass(self.policy_class, AllocationPolicy)):
             raise InvalidConfigError("policy_class: expected an AllocationPolicy subclass")

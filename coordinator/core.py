@@ -45,7 +45,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.protocol import (
-    KINDS,
     Exchange,
     GrantBatch,
     Registration,
@@ -55,7 +54,8 @@ from agents.protocol import (
 from coordinator.checkpoints import CheckpointStore
 from coordinator.config import CoordinatorConfig
 from coordinator.credentials import load_admin_credential
-from coordinator.errors import CredentialError, OwnershipError, ReplayError
+from coordinator.errors import CredentialError, OwnershipError
+from coordinator.intake import OutcomeIntake
 from coordinator.journal import (
     Journal,
     Record,
@@ -82,7 +82,6 @@ from librex_alloc import (
     InvalidConfigError,
     InvalidInputError,
     LibrexError,
-    NotAllocatedError,
     RoundRequest,
     StateError,
     UnknownAgentError,
@@ -116,7 +115,7 @@ def _digest(alloc) -> int:
 
 
 # --------------------------------------------------------------------------- coordinator
-class Coordinator:
+class Coordinator(OutcomeIntake):
     """The round loop around one policy (see the module docstring).
 
     config: a :class:`CoordinatorConfig`. transport: how submitters are reached (default: an
@@ -283,21 +282,7 @@ class Coordinator:
             self._commit()
 
     # ======================================================================= outcomes
-    def report(self, token: str, report: Report) -> dict:
-        """Report outcomes directly (outside the round loop). The outcome is durable when this
-        returns: ``{"report_id", "applied", "duplicate"}``. A retransmission of the same
-        report id returns its first answer with ``duplicate=True`` and applies nothing.
-        Raises :class:`CredentialError`, :class:`OwnershipError`, ``NotAllocatedError``,
-        :class:`ReplayError` or ``InvalidInputError`` (each counted, nothing applied)."""
-        with self._lock:
-            name = self._auth(token)
-            try:
-                applied, dup = self._apply_report(name, report)
-            finally:
-                self._commit()
-            self._crash("report_committed")
-            return {"report_id": report.report_id, "applied": applied, "duplicate": dup}
-
+    # report and the rest of the outcome intake: coordinator/intake.py (OutcomeIntake)
     def _auth(self, token) -> str:
         name = self.submitters.name_of(token)
         if name is None:
@@ -309,158 +294,6 @@ class Coordinator:
     def _reject(self, counter: str, n: int = 1) -> None:
         self.counters[counter] += n
         self._log("REJ", {"counter": counter, "n": n})
-
-    def _apply_report(self, name: str, rep: Report) -> tuple[int, bool]:
-        """Validate one report of submitter ``name`` completely, then apply it; raises the
-        rejection's error."""
-        result = self._apply_reports([(name, rep)])[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _check_report(self, name: str, rep) -> tuple | LibrexError:
-        """Checks that need no ledger: ``(round, ids, values, owned positions)`` to go on
-        with, a duplicate's first answer ``(applied, True)``, or the error (counted)."""
-        # only exact types are used (a subclass or a foreign object could run code on any
-        # access); anything else is malformed, counted in rejected_invalid
-        if type(rep) is not Report:
-            self._reject("rejected_invalid")
-            return InvalidInputError(f"report: expected a Report, got {type(rep).__name__}")
-        rid = plain_str(rep.report_id)
-        if rid is None:
-            self._reject("rejected_invalid")
-            return InvalidInputError(f"report: the report id must be a non-empty str of at "
-                                     f"most {MAX_ID_CHARS} characters")
-        seen = self._dedup.get((name, rid))
-        if seen is not None:
-            self.counters["duplicate_reports"] += 1
-            self._log("DUP", {})
-            return seen, True
-        rnd = plain_int(rep.round)
-        try:
-            raw_ids = plain_ids(rep.agent_ids)
-            ids = check_ids(raw_ids)
-            values = plain_values(rep.values)
-            if type(rep.kind) is not str or rep.kind not in KINDS or \
-                    values.shape != (len(ids),) or rnd is None:
-                raise InvalidInputError(f"report {rid!r}: malformed (kind "
-                                        f"{safe_str(rep.kind, 40)}, {values.shape} values for "
-                                        f"{len(ids)} agents, round {safe_str(rep.round, 40)})")
-            if rep.kind == "success":
-                if np.any((values != 0) & (values != 1)):
-                    raise InvalidInputError("successes: expected 0/1 flags")
-            else:
-                self.policy.posterior.validate_rewards(values)
-        except (LibrexError, TypeError, ValueError) as exc:
-            self._reject("rejected_invalid")
-            return InvalidInputError(str(exc))
-        arr = raw_ids if isinstance(raw_ids, np.ndarray) and raw_ids.dtype.kind in "iu" \
-            else ids
-        pos = self.submitters[name].owned_index().get_indexer(arr) if len(ids) else \
-            np.zeros(0, np.int64)
-        if np.any(pos < 0):
-            self._reject("rejected_not_owner")
-            return OwnershipError(f"report {rep.report_id!r}: {name!r} does not own every "
-                                  f"agent it reports for")
-        return int(rnd), ids, values, pos
-
-    def _slots_of(self, name: str, pos: np.ndarray, ids: list) -> np.ndarray:
-        """Policy slots (m,) of submitter ``name``'s agents at positions ``pos`` of its owned
-        list (-1: unknown to the policy), from a per-submitter cache; ids the cache does not
-        know yet are looked up once (``registry.lookup``). A slot stays valid until its agent
-        is removed, which resets every cache."""
-        sub = self.submitters[name]
-        if sub.slots is None or len(sub.slots) != len(sub.agents):
-            sub.slots = np.full(len(sub.agents), -1, np.int64)
-        slots = sub.slots[pos]
-        missing = np.nonzero(slots < 0)[0]
-        if len(missing):
-            found = np.asarray(self.policy.registry.lookup([ids[i] for i in missing]),
-                               np.int64)
-            sub.slots[pos[missing]] = found
-            slots[missing] = found
-        return slots
-
-    def _apply_reports(self, items: list[tuple[str, Report]]) -> list:
-        """Validate every report (name, Report) completely, then apply the accepted ones with
-        one ``policy.observe`` per (round, kind), in order. Returns per item ``(applied,
-        duplicate)`` or the rejection's error (counted in the metrics, nothing applied)."""
-        results: list = [None] * len(items)
-        checked = []
-        for j, (name, rep) in enumerate(items):
-            c = self._check_report(name, rep)
-            if isinstance(c, tuple) and len(c) == 4:
-                checked.append((j, *c))
-            else:
-                results[j] = c
-        if not checked:
-            return results
-        groups: OrderedDict[tuple, list] = OrderedDict()
-        taken: dict[int, list] = {}  # round -> ledger positions accepted in this batch
-        for j, rnd, ids, values, owned in checked:
-            name, rep = items[j]
-            n = len(ids)
-            slots = self._slots_of(name, owned, ids)
-            try:
-                pending = self.policy.ledger.pending(rnd)
-            except NotAllocatedError as exc:
-                self._reject("rejected_not_allocated")
-                results[j] = NotAllocatedError(f"report {rep.report_id!r}: {exc}")
-                continue
-            pos = pending.find(slots) if n else np.zeros(0, np.int64)
-            if np.any((pos < 0) | (slots < 0)):
-                self._reject("rejected_not_allocated")
-                bad = ids[int(np.argmax((pos < 0) | (slots < 0)))]
-                results[j] = NotAllocatedError(f"report {rep.report_id!r}: agent {bad!r} was "
-                                               f"not allocated in round {rnd}")
-                continue
-            earlier = taken.get(rnd)
-            if np.any(pending.reported[pos]) or (earlier and np.any(
-                    np.isin(pos, np.concatenate(earlier)))):
-                self._reject("rejected_replay")
-                results[j] = ReplayError(f"report {rep.report_id!r}: round {rnd} outcomes "
-                                         f"were already reported for some of its agents")
-                continue
-            taken.setdefault(rnd, []).append(pos)
-            groups.setdefault((rnd, rep.kind), []).append((j, name, rep.report_id, ids, values))
-        for (rnd, kind), members in groups.items():
-            ids = [a for m in members for a in m[3]]
-            values = np.concatenate([m[4] for m in members])
-            arrays = [items[m[0]][1].agent_ids for m in members]
-            logged = np.concatenate(arrays) if all(
-                isinstance(a, np.ndarray) and a.dtype.kind in "iu" for a in arrays) else ids
-            try:
-                applied = self._observe(rnd, ids, values, kind) if ids else 0
-            except LibrexError as exc:  # pragma: no cover - everything was checked above
-                for m in members:
-                    self._reject("rejected_invalid")
-                    results[m[0]] = InvalidInputError(f"report {m[2]!r}: {exc}")
-                continue
-            if applied != len(ids):  # pragma: no cover - replays were rejected above
-                raise StateError(f"round {rnd}: {applied} outcomes applied of {len(ids)}")
-            names = [m[1] for m in members]
-            rids = [m[2] for m in members]
-            sizes = [len(m[3]) for m in members]
-            self._record_reports(rnd, names, rids, sizes, values)
-            self._log("OBS", {"round": rnd, "kind": kind, "names": names, "report_ids": rids,
-                              "sizes": sizes}, logged, {"values": values})
-            for m in members:
-                results[m[0]] = (len(m[3]), False)
-        return results
-
-    def _observe(self, rnd: int, ids: list, values: np.ndarray, kind: str) -> int:
-        if kind == "success":
-            return self.policy.observe(rnd, ids, successes=values)
-        return self.policy.observe(rnd, ids, rewards=values)
-
-    def _record_reports(self, rnd, names, report_ids, sizes, values) -> None:
-        keys = self._dedup_rounds.setdefault(rnd, [])
-        for name, rid, size in zip(names, report_ids, sizes):
-            self._dedup[(name, rid)] = int(size)
-            keys.append((name, rid))
-        self.counters["outcomes_applied"] += int(sum(sizes))
-        self._acc_reward += float(values.sum())
-        self._acc_outcomes += int(sum(sizes))
 
     # ======================================================================= the round loop
     def run(self, until_round: int | None = None, max_seconds: float | None = None,
@@ -991,8 +824,6 @@ class Coordinator:
                 self.policy = self.config.policy_class.from_state(saved[0])
                 (_, self._prev_request, self._prev_key, self.history.has_request,
                  self._decided, self._reference) = saved
-                for sub in self.submitters.values():
-                    sub.slots = None
             return False
 
     def _replay_record(self, r: Record) -> None:

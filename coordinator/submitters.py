@@ -35,7 +35,6 @@ class SubmitterEntry:
     agents: list = field(default_factory=list)
     # runtime only (rebuilt after a restart)
     index: pd.Index | None = None
-    slots: np.ndarray | None = None  # policy slot per owned agent, -1 unknown (a cache)
     version: str | None = None
     part: RoundRequest | None = None
     expected: np.ndarray | None = None
@@ -131,7 +130,7 @@ class SubmitterTable:
         for a in new_ids:
             self.owner[a] = name
         entry.agents.extend(new_ids)
-        entry.index, entry.slots = None, None
+        entry.index = None
         return entry
 
     def unregister(self, name: str) -> list:
@@ -149,12 +148,9 @@ class SubmitterTable:
         entry.index, entry.part, entry.version = None, None, None
 
     def release(self, ids: list) -> None:
-        """Agents ``ids`` are owned by nobody; the policy may reuse their slots, so every
-        cached slot is forgotten."""
+        """Agents ``ids`` are owned by nobody."""
         for a in ids:
             self.owner.pop(a, None)
-        for entry in self.entries.values():
-            entry.slots = None
 
     # -- durable state ---------------------------------------------------------------------
     def state(self) -> dict:

@@ -42,6 +42,7 @@ import pandas as pd
 
 from librex_alloc import cli_args
 from librex_alloc.errors import LibrexError
+from librex_alloc.oracles.methods import METHODS, describe
 from librex_alloc.sweep_space import (
     FAIRNESS,
     REWARD,
@@ -98,8 +99,8 @@ class TrialSettings:
             raise SweepSpaceError(f"runner: expected one of {RUNNERS}, got {self.runner!r}")
         if not isinstance(self.cpus, (int, float)) or not 0 < self.cpus <= 1024:
             raise SweepSpaceError(f"cpus: expected a number > 0, got {self.cpus!r}")
-        if self.reference_oracle not in ("auto", "fast", "exact"):
-            raise SweepSpaceError(f"reference_oracle: expected auto, fast or exact, got "
+        if self.reference_oracle not in METHODS:
+            raise SweepSpaceError(f"reference_oracle: expected {describe()}, got "
                                   f"{self.reference_oracle!r}")
 
     def runner_for(self, env: dict) -> str:

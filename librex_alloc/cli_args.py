@@ -204,11 +204,18 @@ def _check_tightness(value: float) -> None:
 tightness = checked(lambda t: _parse_float(t, "a number >= 0"), _check_tightness, "tightness")
 
 
+def describe_oracles() -> str:
+    """The oracle methods in words, for help texts."""
+    from librex_alloc.oracles.methods import describe
+
+    return describe()
+
+
 def oracle_choices() -> tuple[str, ...]:
     """The oracle methods a policy accepts (``--oracle`` choices)."""
-    from librex_alloc.config import ORACLES
+    from librex_alloc.oracles.methods import METHODS
 
-    return tuple(ORACLES)
+    return METHODS
 
 
 def fairness_label(mode: str | float) -> str:
@@ -301,7 +308,8 @@ def add_policy_options(p: argparse.ArgumentParser, defaults: dict) -> None:
                    help="bound on the price of fairness: keep >= (1 - EPS) of the utilitarian "
                    "reward, 0 <= EPS <= 1 (default: no bound)")
     p.add_argument("--oracle", default=None, choices=oracle_choices(),
-                   help=f"the policy's allocation oracle (default: {defaults['oracle']})")
+                   help=f"the policy's allocation oracle, {describe_oracles()} "
+                   f"(default: {defaults['oracle']})")
     p.add_argument("--seed", type=seed, default=None,
                    help=f"random seed, 0 <= seed < 2**63 (default: {defaults['seed']})")
     p.add_argument("--round-deadline", type=finite_positive_float, default=None,

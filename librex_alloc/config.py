@@ -19,9 +19,10 @@ import numpy as np
 from librex_alloc._validation import check_scalar
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.fairness import FairnessConfig
+from librex_alloc.oracles.methods import METHODS, check_method
 from librex_alloc.posteriors import make_posterior
 
-ORACLES = ("auto", "exact", "fast")
+ORACLES = METHODS  # the oracle registry's names (librex_alloc.oracles.methods)
 REWARD_FAMILIES = ("bernoulli", "gaussian")
 #: Largest ``max_pending_rounds``: the ledger keeps this many rounds of allocations.
 MAX_PENDING_ROUNDS = 1_000_000
@@ -82,7 +83,8 @@ class PolicyConfig:
     """Hyper-parameters of a policy (validated once, immutable).
 
     n_resources: K. fairness: a :class:`~librex_alloc.fairness.FairnessConfig` (a preset name
-    or a number α is accepted and converted). oracle: "auto" | "exact" | "fast"; time_limit:
+    or a number α is accepted and converted). oracle: one of
+    :data:`~librex_alloc.oracles.methods.METHODS` ("auto" | "exact" | "fast"); time_limit:
     seconds of CP-SAT deterministic time (None: the oracle's default); gap_tolerance: relative
     certified gap at which the oracle's search stops (None: the oracle's default, 1 % for
     "auto", 0 for "exact"; see :func:`~librex_alloc.oracles.solve`). round_deadline: seconds
@@ -120,8 +122,7 @@ class PolicyConfig:
         elif not isinstance(fairness, FairnessConfig):
             fairness = FairnessConfig(mode=fairness)
         put(self, "fairness", fairness)
-        if not isinstance(self.oracle, str) or self.oracle not in ORACLES:
-            raise InvalidConfigError(f"oracle: expected one of {ORACLES}, got {self.oracle!r}")
+        check_method(self.oracle, "oracle")
         if self.time_limit is not None:
             put(self, "time_limit", check_scalar(self.time_limit, "time_limit", low=0.0,
                                                  high=86_400.0, low_open=True))

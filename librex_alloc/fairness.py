@@ -265,6 +265,19 @@ class FairnessState:
         for name in self.FIELDS:
             setattr(self, name, getattr(self, name)[:n].copy())
 
+    # -- public reads (what rules other than this one use: copies) -------------------------
+    def weights(self, slots: np.ndarray) -> np.ndarray:
+        """(m,) priority weights w_i of agent ``slots``."""
+        return self.weight[slots]
+
+    def service(self, slots: np.ndarray) -> np.ndarray:
+        """(m,) service N_i of agent ``slots``: rounds served (fractions summed)."""
+        return self.served[slots]
+
+    def deficits(self, slots: np.ndarray) -> np.ndarray:
+        """(m,) ``ρ_i t_i − N_i`` of agent ``slots``: service owed to the minimum shares."""
+        return self.min_share[slots] * self.active[slots] - self.served[slots]
+
     # -- the rule ---------------------------------------------------------------------------
     def average_utility(self, slots: np.ndarray) -> np.ndarray:
         if self.config.horizon is not None:

@@ -150,6 +150,11 @@ class OutcomeLedger:
             raise NotAllocatedError(f"agent {bad!r} was not allocated in round {rnd}")
         return p, pos
 
+    def last_rounds(self, slots: np.ndarray) -> np.ndarray:
+        """(m,) the newest round each agent slot was allocated in (0: never), pending or
+        not (a copy)."""
+        return self.last_round[slots]
+
     def newest_round(self, slot: int) -> int | None:
         """The newest round in which agent ``slot`` was allocated, if it is still pending."""
         rnd = int(self.last_round[slot]) if 0 <= slot < len(self.last_round) else 0

@@ -269,6 +269,11 @@ class BetaPosterior(_SlotPosterior):
         np.add.at(self._stats["successes"], idx, flags)
         np.add.at(self._stats["failures"], idx, 1.0 - flags)
 
+    def rewards_ok(self, rewards: np.ndarray) -> np.ndarray:
+        """bool, per reward (a float64 array): finite and in [0, 1] (what
+        :meth:`validate_rewards` accepts)."""
+        return (rewards >= 0.0) & (rewards <= 1.0)
+
     def check_reward(self, reward) -> float:
         """One reward as a float in [0, 1]; :class:`InvalidInputError` otherwise."""
         r = as_float(reward, "reward")
@@ -432,6 +437,11 @@ class GaussianPosterior(_SlotPosterior):
         idx = self._slots(slots)
         flags = self._check_success_flags(successes, idx.shape[0])
         self._add(idx, flags)
+
+    def rewards_ok(self, rewards: np.ndarray) -> np.ndarray:
+        """bool, per reward (a float64 array): finite with ``|y| ≤ MAX_GAUSSIAN_REWARD`` (what
+        :meth:`validate_rewards` accepts)."""
+        return np.abs(rewards) <= MAX_GAUSSIAN_REWARD
 
     def check_reward(self, reward) -> float:
         """One reward as a float with ``|y| ≤ MAX_GAUSSIAN_REWARD``; :class:`InvalidInputError`."""

@@ -1,4 +1,10 @@
-"""Agent registry: any hashable agent id ↦ a dense agent slot; (agent, option) ↦ an arm slot.
+"""Registries: agents (any hashable id ↦ a dense slot) and policies (a name ↦ a class).
+
+:data:`POLICIES` maps every policy name to its class; :func:`register_policy` adds one (the
+one registration a new policy needs, see README "Adding a policy") and :func:`make_policy`
+builds one by name.
+
+Agent registry: any hashable agent id ↦ a dense agent slot; (agent, option) ↦ an arm slot.
 
 Slots index the dense state arrays (posteriors per arm, fairness per agent). Agents can join
 (first request) and leave (:meth:`AgentRegistry.remove`) between rounds; freed slots are
@@ -22,6 +28,35 @@ from librex_alloc.errors import InvalidInputError, StateError, UnknownAgentError
 
 if TYPE_CHECKING:  # pandas is imported where many ids are hashed: a light import of the core
     import pandas as pd
+
+    from librex_alloc.policies.base import AllocationPolicy
+
+#: name -> policy class; each class's ``name`` attribute is its key (the built-in policies
+#: are registered by :mod:`librex_alloc.policies`).
+POLICIES: dict[str, type[AllocationPolicy]] = {}
+
+
+def register_policy(cls: type[AllocationPolicy]) -> type[AllocationPolicy]:
+    """Add a policy class to :data:`POLICIES` under ``cls.name`` (usable as a decorator)."""
+    from librex_alloc.errors import InvalidConfigError
+
+    if not isinstance(getattr(cls, "name", None), str) or not cls.name:
+        raise InvalidConfigError(f"register_policy: {cls!r} has no name")
+    if cls.name in POLICIES and POLICIES[cls.name] is not cls:
+        raise InvalidConfigError(f"a policy named {cls.name!r} is already registered")
+    POLICIES[cls.name] = cls
+    return cls
+
+
+def make_policy(name: str, **kwargs) -> AllocationPolicy:
+    """A policy by name; ``kwargs`` are those of :class:`AllocationPolicy` (or ``config=``)."""
+    import librex_alloc.policies  # noqa: F401 - registers the built-in policies
+    from librex_alloc.errors import InvalidConfigError
+
+    cls = POLICIES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise InvalidConfigError(f"policy: expected one of {sorted(POLICIES)}, got {name!r}")
+    return cls(**kwargs)
 
 #: Option indices are 0 .. MAX_OPTIONS - 1 (the arm table is dense per agent).
 MAX_OPTIONS = 1024
@@ -193,6 +228,10 @@ class AgentRegistry:
         pos = index.get_indexer(query if query is not None else
                                 pd.Index(_as_series(uniques), tupleize_cols=False))
         return np.where(pos >= 0, slots[np.maximum(pos, 0)] if len(slots) else -1, -1)
+
+    def arms_of_agents(self, agent_slots: np.ndarray) -> np.ndarray:
+        """Arm slots (sorted) of every option of agent ``agent_slots``."""
+        return np.flatnonzero(np.isin(self.arm_agent, agent_slots))
 
     def slot_of(self, agent_id) -> int:
         """Slot of one known agent (a dict look-up); :class:`UnknownAgentError` if unknown."""

@@ -23,15 +23,26 @@ answer is repaired by dropping agents), because the budget is never exceeded her
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from ortools.linear_solver import pywraplp
 
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.oracles import OracleResult, solve
 from librex_alloc.policies import ConstrainedThompsonSampling, register_policy
+from librex_alloc.policies.params import Params, param
 
 MODES = ("none", "proportional", "maxmin")
 BIG_M = 1000.0
+
+
+@dataclass(frozen=True)
+class DesignParams(Params):
+    """mode: one of MODES; threshold: a reward above it counts as a success, in [0, 1]."""
+
+    mode: str = param("none", choices=MODES)
+    threshold: float = param(0.5, low=0.0, high=1.0)
 
 
 @register_policy
@@ -40,17 +51,7 @@ class DesignPolicy(ConstrainedThompsonSampling):
 
     name = "design"
     follows_values = False  # its rule ignores the values: refuses max_reward_loss
-    PARAMS = {"mode": "none", "threshold": 0.5}
-
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        if params["mode"] not in MODES:
-            raise InvalidConfigError(f"design: mode must be one of {MODES}")
-        t = params["threshold"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
-            raise InvalidConfigError("design: threshold must lie in [0, 1]")
-        return params
+    Params = DesignParams
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -59,15 +60,16 @@ class DesignPolicy(ConstrainedThompsonSampling):
                                      "(fairness='none') and it learns Beta posteriors")
 
     def _learn(self, arms: np.ndarray, values: np.ndarray, are_flags: bool) -> None:
-        flags = values if are_flags else (values > self.params["threshold"]).astype(float)
+        flags = values if are_flags else (values > self.params.threshold).astype(float)
         self.posterior.update_success(arms, flags)
 
-    def _decide(self, values, requests, budget, agent_slots, index) -> OracleResult:
-        mode = self.params["mode"]
+    def _decide(self, ctx, values, index) -> OracleResult:
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        mode = self.params.mode
         if mode == "maxmin":
             return _big_m_maxmin(index, requests, budget)
         if mode == "proportional":
-            count = self.fairness.served[agent_slots]
+            count = self.fairness.service(agent_slots)
             index = index / (count / max(self.round, 1) + 0.1)
         return solve(index, requests, budget, groups=agent_slots, method=self.oracle,
                      time_limit=self.time_limit)

@@ -39,8 +39,9 @@ import pandas as pd
 from librex_alloc import cli_args
 from librex_alloc.api import LibrexAlloc
 from librex_alloc.oracles import solve
+from librex_alloc.oracles.methods import CHEAPEST_FIRST
 
-METHODS = ("fast", "auto", "exact")
+METHODS = CHEAPEST_FIRST
 APIS = ("original", "batch")
 DEFAULT_NS = (10, 100, 1000, 10_000)
 #: the design's SCIP model runs only up to this n (it takes seconds beyond)
@@ -238,7 +239,7 @@ FAIRNESS_MODES = {
     "minshare": {"mode": "none", "min_share": 0.2},
 }
 FAIRNESS_INSTANCES = ("mixed", "alibaba", "bitbrains", "heterogeneous")
-FAIRNESS_METHODS = ("fast", "auto")
+FAIRNESS_METHODS = tuple(m for m in CHEAPEST_FIRST if m != "exact")
 #: ``exact``'s generous per-round limit (CP-SAT deterministic seconds) in the fairness table
 EXACT_LIMIT = 20.0
 

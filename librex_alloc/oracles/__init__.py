@@ -28,12 +28,13 @@ from librex_alloc.lazy import lazy_module
 
 if TYPE_CHECKING:
     from librex_alloc.oracles._problem import lagrangian_bound
-    from librex_alloc.oracles.solver import METHODS, OracleResult, solve
+    from librex_alloc.oracles.methods import METHODS
+    from librex_alloc.oracles.solver import OracleResult, solve
 
 # Imported on first use: importing the package loads neither SciPy nor CP-SAT.
 _WHERE = {
     "lagrangian_bound": "librex_alloc.oracles._problem",
-    "METHODS": "librex_alloc.oracles.solver",
+    "METHODS": "librex_alloc.oracles.methods",
     "OracleResult": "librex_alloc.oracles.solver",
     "solve": "librex_alloc.oracles.solver",
 }

@@ -65,9 +65,9 @@ from librex_alloc.oracles.fast import (
     round_relaxation,
     swaps_skipped,
 )
+from librex_alloc.oracles.methods import METHODS, check_method
 from librex_alloc.oracles.relaxation import solve_relaxation
 
-METHODS = ("auto", "exact", "fast")
 #: Default CP-SAT deterministic time limits (about seconds here). ``auto`` is meant for the
 #: round loop: it keeps CP-SAT short and falls back to the certified fast answer.
 DEFAULT_TIME_LIMIT = {"exact": 10.0, "auto": 0.25, "fast": 0.0}
@@ -308,8 +308,7 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     or the objective overflows float64.
     """
     t0 = time.perf_counter()
-    if not isinstance(method, str) or method not in METHODS:
-        raise InvalidConfigError(f"method: expected one of {METHODS}, got {method!r}")
+    check_method(method)
     # numbers: Python or numpy ints/floats, never bools or text (check_scalar)
     if time_limit is None:
         time_limit = DEFAULT_TIME_LIMIT[method]

@@ -29,11 +29,14 @@ constrained-ts-pacing      :mod:`.pacing`           samples − dual prices on t
 
 ``bts``, ``irs-fh``, ``pd-bwk`` and ``constrained-ts-pacing`` read ``request.pace`` in
 horizon-budget mode; every policy keeps within ``request.budget``.
+
+:data:`POLICIES`, :func:`register_policy` and :func:`make_policy` live in
+:mod:`librex_alloc.registry`; adding a policy is one module and one ``@register_policy``
+(README, "Adding a policy").
 """
 
 from __future__ import annotations
 
-from librex_alloc.errors import InvalidConfigError
 from librex_alloc.policies.base import Allocation, AllocationPolicy
 from librex_alloc.policies.bts import BudgetedThompsonSampling
 from librex_alloc.policies.drf import DominantResourceFairness
@@ -45,6 +48,7 @@ from librex_alloc.policies.oracle import OraclePolicy
 from librex_alloc.policies.pacing import ConstrainedTSPacing, PrimalDualBwK
 from librex_alloc.policies.thompson import ConstrainedThompsonSampling
 from librex_alloc.policies.ucb import CUCB
+from librex_alloc.registry import POLICIES, make_policy, register_policy
 
 #: The baselines of SPEC §5 (and constrained TS itself), in the order tables list them.
 BASELINES: tuple[type[AllocationPolicy], ...] = (
@@ -53,24 +57,8 @@ BASELINES: tuple[type[AllocationPolicy], ...] = (
     DominantResourceFairness, PrimalDualBwK, ConstrainedTSPacing,
 )
 
-#: name -> policy class; each class's ``name`` attribute is its key.
-POLICIES: dict[str, type[AllocationPolicy]] = {cls.name: cls for cls in BASELINES}
-
-
-def register_policy(cls: type[AllocationPolicy]) -> type[AllocationPolicy]:
-    """Add a policy class to :data:`POLICIES` under ``cls.name`` (usable as a decorator)."""
-    if cls.name in POLICIES and POLICIES[cls.name] is not cls:
-        raise InvalidConfigError(f"a policy named {cls.name!r} is already registered")
-    POLICIES[cls.name] = cls
-    return cls
-
-
-def make_policy(name: str, **kwargs) -> AllocationPolicy:
-    """A policy by name; ``kwargs`` are those of :class:`AllocationPolicy` (or ``config=``)."""
-    cls = POLICIES.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise InvalidConfigError(f"policy: expected one of {sorted(POLICIES)}, got {name!r}")
-    return cls(**kwargs)
+for _cls in BASELINES:
+    register_policy(_cls)
 
 
 __all__ = ["Allocation", "AllocationPolicy", "BASELINES", "BudgetedThompsonSampling", "CUCB",

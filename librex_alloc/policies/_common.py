@@ -1,4 +1,4 @@
-"""Shared pieces of the baseline policies: greedy fills, the budget guard, parameter checks.
+"""Shared pieces of the baseline policies: greedy fills, the budget guard, state checks.
 
 Every baseline that does not call the knapsack oracle builds its answer with
 :func:`greedy_fill` (rows taken in a priority order while they fit) and passes it through
@@ -15,32 +15,11 @@ import time
 import numpy as np
 
 from librex_alloc.budget_check import fits_any_order, repair
-from librex_alloc.errors import InvalidConfigError, StateError
+from librex_alloc.errors import StateError
 from librex_alloc.oracles import OracleResult
 
 
-# ---------------------------------------------------------------------------- parameters
-def check_number(params: dict, key: str, policy: str, *, low: float | None = None,
-                 high: float | None = None, low_open: bool = False, integer: bool = False,
-                 allow_none: bool = False) -> None:
-    """Check ``params[key]`` in place: a finite number (an int when ``integer``) in the
-    bounds, or None when ``allow_none``; :class:`InvalidConfigError` otherwise."""
-    v = params[key]
-    if v is None and allow_none:
-        return
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, kinds) or \
-            not np.isfinite(float(v) if abs(v) < 2**1023 else np.inf):
-        raise InvalidConfigError(f"{policy}: params[{key!r}] must be "
-                                 f"{'an int' if integer else 'a finite number'}, got {v!r}")
-    if (low is not None and (v < low or (low_open and v == low))) or \
-            (high is not None and v > high):
-        lo = "(" if low_open else "["
-        raise InvalidConfigError(f"{policy}: params[{key!r}] must lie in {lo}{low}, {high}], "
-                                 f"got {v!r}")
-    params[key] = int(v) if integer else float(v)
-
-
+# ---------------------------------------------------------------------------- state
 def state_scalar(extra: dict, key: str, name: str, *, kind: type, low: float = 0.0,
                  high: float = np.inf):
     """A scalar of an extra state: exactly ``kind`` (int or float), finite, in [low, high]."""
@@ -49,21 +28,6 @@ def state_scalar(extra: dict, key: str, name: str, *, kind: type, low: float = 0
         raise StateError(f"{name}.{key}: expected a finite {kind.__name__} in [{low}, {high}], "
                          f"got {v!r}")
     return v
-
-
-class IncomingState:
-    """Mixin for policies whose extra state must be checked against the rest of the state
-    (its registry, its round): during :meth:`set_state`, ``self._incoming`` is the state being
-    restored. The base validates everything else before it calls ``_check_extra_state``."""
-
-    _incoming: dict | None = None
-
-    def set_state(self, state: dict) -> None:
-        self._incoming = state if isinstance(state, dict) else None
-        try:
-            super().set_state(state)
-        finally:
-            self._incoming = None
 
 
 # ---------------------------------------------------------------------------- arithmetic

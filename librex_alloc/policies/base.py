@@ -8,10 +8,13 @@ applied once. Every public method validates all of its input before it changes a
 
 Subclasses supply :meth:`AllocationPolicy._index` (the per-row value fed to the oracle: a
 Thompson sample, a UCB index, a posterior mean...) and may override :meth:`_decide` (for
-policies that do not use the knapsack oracle) or :meth:`_learn` (then ``observe_one`` routes
-through ``_learn`` too). ``self.current_request`` is the round being decided. Extra learned
-state goes through ``_extra_state`` / ``_check_extra_state`` / ``_set_extra_state``; extra
-hyper-parameters through :attr:`AllocationPolicy.PARAMS` and ``config.params``.
+policies that do not use the knapsack oracle), :meth:`_after_round` (state that follows the
+decision) or :meth:`_learn` (then ``observe_one`` routes through ``_learn`` too). Every round
+hook receives the round's :class:`~librex_alloc.policies.context.RoundContext` (request,
+slots, deadline); nothing about a round is kept on the policy between calls. Extra learned
+state goes through ``_extra_state`` / ``_check_extra_state(extra, state)`` /
+``_set_extra_state``; hyper-parameters are a frozen dataclass :attr:`AllocationPolicy.Params`
+(:mod:`librex_alloc.policies.params`) read from ``config.params``.
 
 Configuration and learned state are separate: ``policy.config`` is a frozen
 :class:`~librex_alloc.config.PolicyConfig`; :meth:`get_state` / :meth:`set_state` carry the
@@ -49,6 +52,11 @@ from librex_alloc.fairness import (
 )
 from librex_alloc.ledger import OutcomeLedger
 from librex_alloc.oracles.lagrangian import reference_bound
+from librex_alloc.policies import outcomes
+from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.outcomes import OutcomeCheck, Reason
+from librex_alloc.policies.params import Params, check_params
+from librex_alloc.policies.params import defaults as param_defaults
 from librex_alloc.posteriors import make_posterior
 from librex_alloc.registry import AgentRegistry, check_ids, check_options, factorize_ids
 from librex_alloc.request import RoundRequest
@@ -125,7 +133,7 @@ class AllocationPolicy(ABC):
             raise InvalidConfigError(f"config: expected a PolicyConfig, got {type(config)!r}")
         elif n_resources is not None and n_resources != config.n_resources:
             raise InvalidConfigError("n_resources disagrees with config.n_resources")
-        self.params = self._check_params(dict(config.params))
+        self.params = check_params(self.Params, config.params, self.name)
         if config.fairness.max_reward_loss is not None and not self.follows_values:
             raise InvalidConfigError(
                 f"{self.name}: max_reward_loss cannot be honoured: this policy's rule ignores "
@@ -155,21 +163,17 @@ class AllocationPolicy(ABC):
         policy.set_state(state)
         return policy
 
-    #: Policy-specific hyper-parameters (``config.params``) and their defaults.
+    #: Policy-specific hyper-parameters (``config.params``): a frozen dataclass of
+    #: :mod:`librex_alloc.policies.params` (the base: none). ``self.params`` is an instance.
+    Params: type[Params] = Params
+    #: ``{name: default}`` of :attr:`Params` (set for every subclass; read-only).
     PARAMS: dict = {}
 
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        """Validate ``config.params`` for this policy; returns them with defaults filled in.
-        The base accepts exactly the keys of :attr:`PARAMS` (subclasses check the values)."""
-        unknown = set(params) - set(cls.PARAMS)
-        if unknown:
-            raise InvalidConfigError(f"{cls.name}: unknown params {sorted(unknown)}; expected "
-                                     f"a subset of {sorted(cls.PARAMS)}")
-        return {**cls.PARAMS, **params}
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.PARAMS = param_defaults(cls.Params)
 
     def _reset_state(self) -> None:
-        self.current_request: RoundRequest | None = None
         self._slots_cache: tuple | None = None
         cfg = self.config
         self.posterior = make_posterior(cfg.reward_family, discount=cfg.discount, **cfg.prior)
@@ -214,7 +218,6 @@ class AllocationPolicy(ABC):
             request = RoundRequest.build(request.agent_ids, request.requests, request.budget,
                                          request.options, n_resources=self.n_resources,
                                          pace=request.pace)
-        self.current_request = request  # for hooks that need more than the arrays
         cached = self._slots_cache
         if cached is not None and cached[0] is request and cached[1] is self.registry \
                 and cached[2] == self.registry.generation:
@@ -226,22 +229,23 @@ class AllocationPolicy(ABC):
         undo = self._undo_point(joining)
         # the round's deadline covers every oracle call of the round (two under the
         # reward-loss bound): each gets the time left
-        self._round_end = (time.perf_counter() + self.round_deadline
-                           if self.round_deadline is not None else None)
+        end = (time.perf_counter() + self.round_deadline
+               if self.round_deadline is not None else None)
         try:
             if joining:
                 agent_slots, arm_slots = self._register(request.agent_ids, request.options,
                                                         codes=request.codes,
                                                         uniques=request.uniques)
+            ctx = RoundContext(self.round + 1, request, agent_slots, arm_slots, end)
             self.posterior.decay()
-            index = self._index(arm_slots)
+            index = self._index(ctx)
             values = self.fairness.values(index, agent_slots)
-            r_star = self._reward_reference(request, arm_slots, agent_slots) \
+            r_star = self._reward_reference(ctx) \
                 if self.fairness.needs_reference() else None  # (R̂*, key if solved, prices)
             values = self.fairness.mix_reward_loss(values, index)
             if not np.all(np.isfinite(values)):  # pragma: no cover - guarded by the configs
                 raise InvalidInputError("oracle values are not finite")
-            result = self._decide(values, request.requests, request.budget, agent_slots, index)
+            result = self._decide(ctx, values, index)
             result = within_budget(result, values, request.requests, request.budget,
                                    self.divisible)
         except BaseException:
@@ -261,8 +265,10 @@ class AllocationPolicy(ABC):
         agent_slots.flags.writeable = arm_slots.flags.writeable = False
         self._slots_cache = (request, self.registry, self.registry.generation, agent_slots,
                              arm_slots)
-        return Allocation(rnd, request.agent_ids, request.options, request.requests,
-                          request.budget, result.selected, fractions, values, result)
+        out = Allocation(rnd, request.agent_ids, request.options, request.requests,
+                         request.budget, result.selected, fractions, values, result)
+        self._after_round(ctx, out)
+        return out
 
     def _undo_point(self, joining: bool) -> dict:
         """What :meth:`allocate` may change before its decision, saved cheaply: the RNG state,
@@ -294,31 +300,34 @@ class AllocationPolicy(ABC):
         rewards: (m,) floats (in [0, 1] for the Bernoulli family) or successes: (m,) 0/1 flags.
         Every agent must have been allocated in that round. Reports already applied for the
         same (round, agent) are skipped: the return value counts those newly applied.
-        Everything is validated before anything changes.
+        Everything is validated before anything changes (:meth:`check_outcomes`, then
+        :meth:`observe_checked`); the first problem raises its error.
         """
-        ids = check_ids(agent_ids)
-        codes, uniques = factorize_ids(ids)
-        if (rewards is None) == (successes is None):
-            raise InvalidInputError("observe: give exactly one of rewards or successes")
-        if len(uniques) != len(ids):
-            raise InvalidInputError("observe: an agent appears twice in one call")
-        if successes is not None:
-            values = as_float_array(successes, "successes", shape=(len(ids),))
-            if np.any((values != 0) & (values != 1)):
-                raise InvalidInputError("successes: expected 0/1 flags")
-        else:
-            values = as_float_array(rewards, "rewards", shape=(len(ids),))
-            values = self.posterior.validate_rewards(values)
-        slots = self.registry.slots_of(codes, uniques)
-        pending, pos = self.ledger.locate(round_id, slots, ids)
-        fresh = ~pending.reported[pos]
-        pos, values = pos[fresh], values[fresh]
-        if not len(pos):
-            return 0
-        self.ledger.mark(int(round_id), pos)
-        self._learn(pending.arms[pos], values, successes is not None)
-        self.fairness.record_rewards(pending.agents[pos], values, pending.fractions[pos])
-        return int(len(pos))
+        check = self.check_outcomes(round_id, agent_ids, rewards, successes=successes)
+        error = check.first_error(ignore=(Reason.ALREADY_REPORTED,))
+        if error is not None:
+            raise error
+        return self.observe_checked(check)
+
+    def check_outcomes(self, round_id: int, agent_ids, rewards=None, *, successes=None
+                       ) -> OutcomeCheck:
+        """Whether each outcome row of this batch (the arguments of :meth:`observe`) would be
+        accepted, and why not: an :class:`~librex_alloc.policies.outcomes.OutcomeCheck` with
+        a mask of accepted rows, a :class:`~librex_alloc.policies.outcomes.Reason` per row
+        (unknown agent, not allocated in that round, already reported, round not pending,
+        value not finite or out of range for the reward family, wrong shape, repeated agent)
+        and the errors ``observe`` would raise. Changes nothing; raises
+        :class:`InvalidInputError` only for ids that are not a list of ids, or unless exactly
+        one of rewards / successes is given."""
+        return outcomes.check_outcomes(self, round_id, agent_ids, rewards, successes=successes)
+
+    def observe_checked(self, checks) -> int:
+        """Apply the accepted rows of one :meth:`check_outcomes` result or a sequence of them
+        (one update per (round, kind), rows in the order given) without validating the rows
+        again; returns how many were applied. :class:`StateError` (nothing applied) if a
+        check no longer describes the policy's state (its round changed since, or its rows
+        were applied already); :class:`InvalidInputError` if an item is not a check."""
+        return outcomes.observe_checked(self, checks)
 
     def observe_one(self, round_id: int, agent_id, reward=None, *, success=None) -> bool:
         """:meth:`observe` for one agent (the per-agent API's path: dict look-ups, no arrays).
@@ -422,25 +431,25 @@ class AllocationPolicy(ABC):
 
     # -- hooks -------------------------------------------------------------------------------
     @abstractmethod
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
-        """Per-row value estimate (N,) before fairness weighting."""
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        """Per-row value estimate (N,) of the rows ``ctx.arm_slots``, before fairness
+        weighting."""
 
-    def _decide(self, values, requests, budget, agent_slots, index) -> oracles.OracleResult:
-        return oracles.solve(values, requests, budget, groups=agent_slots, method=self.oracle,
-                             time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
-                             divisible=self.divisible, deadline=self._deadline_left())
+    def _decide(self, ctx: RoundContext, values: np.ndarray, index: np.ndarray
+                ) -> oracles.OracleResult:
+        """The round's selection from the oracle ``values`` (N,) (``index``: the rows'
+        :meth:`_index` before fairness weighting)."""
+        return oracles.solve(values, ctx.requests, ctx.budget, groups=ctx.agent_slots,
+                             method=self.oracle, time_limit=self.time_limit,
+                             gap_tolerance=self.gap_tolerance, divisible=self.divisible,
+                             deadline=ctx.deadline_left())
 
-    def _deadline_left(self) -> float | None:
-        """Seconds left of the round's ``round_deadline`` (None: no deadline); at least 1 ns,
-        so a call past the deadline returns the oracle's quickest answer."""
-        end = getattr(self, "_round_end", None)
-        if end is None:
-            return None
-        return max(end - time.perf_counter(), 1e-9)
+    def _after_round(self, ctx: RoundContext, allocation: Allocation) -> None:
+        """Called once a round is decided and recorded (not on a call that raised)."""
 
-    def _estimate(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _estimate(self, ctx: RoundContext) -> np.ndarray:
         """Per-row reward estimate (N,) of the reward-loss reference: the posterior means."""
-        return self.posterior.mean(arm_slots)
+        return self.posterior.mean(ctx.arm_slots)
 
     #: Whether the reward-loss reference may be reused for a few rounds on the same rows (not
     #: with a discount, which moves every estimate every round).
@@ -450,8 +459,7 @@ class AllocationPolicy(ABC):
     #: solves every round whose rows are not reused.
     cheap_reference: bool = True
 
-    def _reward_reference(self, request: RoundRequest, arm_slots: np.ndarray,
-                          agent_slots: np.ndarray
+    def _reward_reference(self, ctx: RoundContext
                           ) -> tuple[float, float | None, np.ndarray | None]:
         """``(R̂*_t, key, prices)`` of the reward-loss bound (:mod:`librex_alloc.fairness`): a
         proven upper bound on the utilitarian optimum of the estimates under the round's budget
@@ -459,6 +467,7 @@ class AllocationPolicy(ABC):
         bound (``key``: the rows' fingerprint, -1 when they may not be reused), reused on the
         same rows, or between two oracle solves the Lagrangian bound at warm-started prices
         (``key`` None); ``prices``: the Lagrangian prices to keep (None: unchanged)."""
+        request, arm_slots, agent_slots = ctx.request, ctx.arm_slots, ctx.agent_slots
         budget = request.budget if request.pace is None else \
             np.minimum(request.budget, request.pace)
         fair = self.fairness
@@ -468,11 +477,11 @@ class AllocationPolicy(ABC):
             reused = fair.reusable_reference(key)
             if reused is not None:
                 return reused, None, None
-        estimate = self._estimate(arm_slots)
+        estimate = self._estimate(ctx)
         if not self.cheap_reference:
             res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
                                 method="fast", divisible=self.divisible,
-                                deadline=self._deadline_left())
+                                deadline=ctx.deadline_left())
             return float(res.bound), key, None
         warm = fair.warm_prices(request.requests.shape[1])
         if warm is not None and fair.cheap_reference_due():
@@ -482,7 +491,7 @@ class AllocationPolicy(ABC):
                 return bound, None, prices
         res = oracles.solve(estimate, request.requests, budget, groups=agent_slots,
                             method="fast", divisible=self.divisible,
-                            deadline=self._deadline_left())
+                            deadline=ctx.deadline_left())
         _, prices = reference_bound(estimate, request.requests, budget, agent_slots, warm,
                                     sweeps=1 if warm is not None else 3)
         return float(res.bound), key, prices
@@ -567,7 +576,7 @@ class AllocationPolicy(ABC):
             state["pending"], max_pending_rounds=config.max_pending_rounds,
             current_round=int(rnd), arm_agent=registry.arm_agent,
             agent_live=registry.live_mask())
-        extra = self._check_extra_state(state["extra"])
+        extra = self._check_extra_state(state["extra"], state)
         self.registry, self.posterior, self.fairness, self.rng = registry, posterior, fairness, rng
         self.ledger = ledger
         self.round = int(rnd)
@@ -576,8 +585,9 @@ class AllocationPolicy(ABC):
     def _extra_state(self) -> dict:
         return {}
 
-    def _check_extra_state(self, extra) -> dict:
-        """Validate a subclass's extra state (:class:`StateError`); returns what to apply."""
+    def _check_extra_state(self, extra, state: dict) -> dict:
+        """Validate a subclass's extra state (:class:`StateError`); returns what to apply.
+        ``state``: the whole state being restored, everything but ``extra`` validated."""
         if extra != {}:
             raise StateError("state: unexpected extra state for this policy")
         return extra

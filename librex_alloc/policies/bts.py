@@ -25,14 +25,14 @@ from librex_alloc.policies._common import (
     normalized_size,
 )
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
-def pace_of(policy: AllocationPolicy, budget: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pace_of(ctx: RoundContext) -> tuple[np.ndarray, np.ndarray]:
     """(cap, reference), both (K,): the round's spending cap ``min(budget, pace)`` and the
     normalization of costs (the pace where positive, else the budget, else 1). Without a
     pace (per-round budgets) both are the budget."""
-    req = policy.current_request
-    pace = None if req is None else req.pace
+    budget, pace = ctx.budget, ctx.pace
     if pace is None:
         return budget, budget
     cap = np.minimum(budget, pace)
@@ -62,11 +62,13 @@ class BudgetedThompsonSampling(AllocationPolicy):
 
     name = "bts"
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        cap, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        cap, ref = pace_of(ctx)
         cost = normalized_size(requests, ref)
         return ratio_fill(self, values, cost, requests, budget, agent_slots, cap)
 

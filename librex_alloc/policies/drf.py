@@ -32,6 +32,7 @@ from librex_alloc.policies._common import (
     make_result,
 )
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
 def drf_levels(requests: np.ndarray, budget: np.ndarray, groups: np.ndarray,
@@ -122,12 +123,14 @@ class DominantResourceFairness(AllocationPolicy):
     name = "drf"
     follows_values = False  # its rule ignores the values: refuses max_reward_loss
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.mean(arm_slots)  # not used by the rule; reported as values
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
-        weights = self.fairness.weight[agent_slots]
+        weights = self.fairness.weights(agent_slots)
         frac = np.zeros(len(values))
         if self.divisible:
             share = dominant_share(requests, budget)
@@ -139,7 +142,7 @@ class DominantResourceFairness(AllocationPolicy):
             priority = lead[np.argsort(share[lead], kind="stable")]
         else:
             sel = drf_levels(requests, budget, agent_slots, weights,
-                             self.fairness.served[agent_slots])
+                             self.fairness.service(agent_slots))
             frac[sel] = 1.0
             priority = np.flatnonzero(sel)
         frac = enforce_budget(frac, requests, budget, priority, divisible=self.divisible)

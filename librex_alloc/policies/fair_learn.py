@@ -20,13 +20,13 @@ Fair-Learn is its own fairness rule: it is refused with an α-fair mode or a rew
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from librex_alloc import oracles
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.policies._common import (
-    check_number,
     dominant_share,
     enforce_budget,
     greedy_fill,
@@ -34,6 +34,15 @@ from librex_alloc.policies._common import (
     make_result,
 )
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.params import Params, param
+
+
+@dataclass(frozen=True)
+class FairLearnParams(Params):
+    """alpha: the deficit tolerance ≥ 0, in rounds of service."""
+
+    alpha: float = param(0.0, low=0.0, high=1e12)
 
 
 class FairLearn(AllocationPolicy):
@@ -42,13 +51,7 @@ class FairLearn(AllocationPolicy):
 
     name = "fair-learn"
     follows_values = False  # its rule ignores the values: refuses max_reward_loss
-    PARAMS = {"alpha": 0.0}
-
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "alpha", cls.name, low=0.0, high=1e12)
-        return params
+    Params = FairLearnParams
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,22 +63,23 @@ class FairLearn(AllocationPolicy):
 
     def deficits(self, agent_slots: np.ndarray) -> np.ndarray:
         """(m,) ``ρ_i t_i − N_i`` of agent slots (before the current round)."""
-        f = self.fairness
-        return f.min_share[agent_slots] * f.active[agent_slots] - f.served[agent_slots]
+        return self.fairness.deficits(agent_slots)
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
         deficit = self.deficits(agent_slots)
-        urgent = np.flatnonzero(deficit > self.params["alpha"])
+        urgent = np.flatnonzero(deficit > self.params.alpha)
         share = dominant_share(requests, budget)
         order = urgent[group_rank([-deficit[urgent], agent_slots[urgent], share[urgent]])]
         frac = greedy_fill(order, requests, budget, agent_slots, divisible=self.divisible)
         served = np.isin(agent_slots, agent_slots[frac > 0])
         rest = np.flatnonzero(~served)
-        learner = index * self.fairness.weight[agent_slots]
+        learner = index * self.fairness.weights(agent_slots)
         left = np.maximum(budget - frac @ requests, 0.0)
         priority = order[frac[order] > 0]
         if len(rest):

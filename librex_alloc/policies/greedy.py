@@ -13,21 +13,21 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from librex_alloc._validation import expect_keys
 from librex_alloc.policies._common import (
-    IncomingState,
-    check_number,
     enforce_budget,
     greedy_fill,
     make_result,
     normalized_size,
     state_scalar,
 )
-from librex_alloc.policies.base import Allocation, AllocationPolicy
-from librex_alloc.request import RoundRequest
+from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.params import Params, param
 
 
 def density_order(values: np.ndarray, requests: np.ndarray, reference: np.ndarray
@@ -45,10 +45,12 @@ class Greedy(AllocationPolicy):
 
     name = "greedy"
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.mean(arm_slots)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
         order = density_order(values, requests, budget)
         frac = greedy_fill(order, requests, budget, agent_slots, divisible=self.divisible)
@@ -56,18 +58,19 @@ class Greedy(AllocationPolicy):
         return make_result(frac, values, agent_slots, self.name, t0, self.divisible)
 
 
-class EpsilonGreedy(IncomingState, AllocationPolicy):
+@dataclass(frozen=True)
+class EpsilonGreedyParams(Params):
+    """epsilon: the probability that a round explores, in [0, 1]."""
+
+    epsilon: float = param(0.1, low=0.0, high=1.0)
+
+
+class EpsilonGreedy(AllocationPolicy):
     """Posterior means on the shared oracle; a round explores with probability ε
     (uniform random values). params: ``epsilon`` in [0, 1] (default 0.1)."""
 
     name = "epsilon-greedy"
-    PARAMS = {"epsilon": 0.1}
-
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "epsilon", cls.name, low=0.0, high=1.0)
-        return params
+    Params = EpsilonGreedyParams
 
     def _reset_state(self) -> None:
         super()._reset_state()
@@ -75,24 +78,22 @@ class EpsilonGreedy(IncomingState, AllocationPolicy):
         self.explorations = 0
         self._exploring = False
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
-        self._exploring = bool(self.rng.random() < self.params["epsilon"])
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
+        self._exploring = bool(self.rng.random() < self.params.epsilon)
         if self._exploring:
             return self.rng.random(len(arm_slots))
         return self.posterior.mean(arm_slots)
 
-    def allocate(self, request: RoundRequest) -> Allocation:
-        self._exploring = False
-        out = super().allocate(request)
+    def _after_round(self, ctx: RoundContext, allocation) -> None:
         self.explorations += int(self._exploring)
-        return out
 
     def _extra_state(self) -> dict:
         return {"explorations": self.explorations}
 
-    def _check_extra_state(self, extra) -> dict:
+    def _check_extra_state(self, extra, state: dict) -> dict:
         extra = expect_keys(extra, ("explorations",), "extra")
-        state_scalar(extra, "explorations", "extra", kind=int, high=self._incoming["round"])
+        state_scalar(extra, "explorations", "extra", kind=int, high=state["round"])
         return dict(extra)
 
     def _set_extra_state(self, extra: dict) -> None:

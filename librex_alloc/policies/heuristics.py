@@ -31,6 +31,7 @@ from librex_alloc.policies._common import (
     normalized_size,
 )
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
 class TSUnconstrained(AllocationPolicy):
@@ -38,10 +39,12 @@ class TSUnconstrained(AllocationPolicy):
 
     name = "ts-unconstrained"
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
         rows = np.flatnonzero(values > 0)
         order = rows[np.argsort(-values[rows], kind="stable")]
@@ -57,13 +60,15 @@ class RoundRobin(AllocationPolicy):
     name = "round-robin"
     follows_values = False  # its rule ignores the values: refuses max_reward_loss
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.mean(arm_slots)  # not used by the rule; reported as values
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
-        served = self.fairness.served[agent_slots]
-        last = self.ledger.last_round[agent_slots]
+        served = self.fairness.service(agent_slots)
+        last = self.ledger.last_rounds(agent_slots)
         size = normalized_size(requests, budget)
         order = group_rank([served, last, agent_slots, size])
         frac = greedy_fill(order, requests, budget, agent_slots, divisible=self.divisible)
@@ -84,10 +89,12 @@ class ProportionalShare(AllocationPolicy):
             raise InvalidConfigError("proportional-share grants fractions of requests: build "
                                      "it with divisible=True")
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.mean(arm_slots)  # not used by the rule; reported as values
 
-    def _decide(self, values, requests, budget, agent_slots, index):
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
         t0 = time.perf_counter()
         share = dominant_share(requests, budget)
         ok = np.flatnonzero(np.isfinite(share))

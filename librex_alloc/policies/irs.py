@@ -29,11 +29,15 @@ not implemented.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from librex_alloc.policies._common import check_number, normalized_size
+from librex_alloc.policies._common import normalized_size
 from librex_alloc.policies.base import AllocationPolicy
 from librex_alloc.policies.bts import pace_of, ratio_fill
+from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.params import Params, param
 
 #: Horizons are capped here (μ̂ equals θ̃ to ~1e-6 well before): binomial draws stay exact.
 MAX_HORIZON = 2.0**40
@@ -77,28 +81,31 @@ def lookahead_sample(posterior, arm_slots: np.ndarray, horizon: np.ndarray,
     return np.where(finite, mu, theta)
 
 
+@dataclass(frozen=True)
+class IRSParams(Params):
+    """horizon: total rounds (an int ≥ 1), used when the request has no pace; None:
+    unknown."""
+
+    horizon: int | None = param(None, low=1, high=2**62, integer=True, allow_none=True)
+
+
 class IRSFH(AllocationPolicy):
     """TS with a remaining-horizon look-ahead, BTS's selection. params: ``horizon`` (total
     rounds, used when the request has no pace; None: unknown, then it is BTS)."""
 
     name = "irs-fh"
-    PARAMS = {"horizon": None}
+    Params = IRSParams
 
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "horizon", cls.name, low=1, high=2**62, integer=True,
-                     allow_none=True)
-        return params
-
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
-        req = self.current_request
-        horizon = self.params["horizon"]
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
+        req = ctx.request
+        horizon = self.params.horizon
         left = np.inf if horizon is None else float(max(horizon - self.round, 0))
         h = remaining_plays(req.requests, req.budget, req.pace, left)
         return lookahead_sample(self.posterior, arm_slots, h, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        cap, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        cap, ref = pace_of(ctx)
         return ratio_fill(self, values, normalized_size(requests, ref), requests, budget,
                           agent_slots, cap)

@@ -14,13 +14,13 @@ import numpy as np
 
 from librex_alloc._validation import as_float_array, as_int_array, expect_keys, state_array
 from librex_alloc.errors import InvalidInputError, StateError
-from librex_alloc.policies._common import IncomingState
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 from librex_alloc.posteriors import MAX_GAUSSIAN_REWARD
 from librex_alloc.registry import MAX_OPTIONS, check_ids, check_options, factorize_ids
 
 
-class OraclePolicy(IncomingState, AllocationPolicy):
+class OraclePolicy(AllocationPolicy):
     """Index = the true mean of each row (set with :meth:`set_true_means`); no params."""
 
     name = "oracle"
@@ -69,24 +69,26 @@ class OraclePolicy(IncomingState, AllocationPolicy):
     def remove_agents(self, agent_ids) -> None:
         ids = check_ids(agent_ids)
         slots = self.registry.agent_slots(ids)  # raises before any change
-        arms = np.flatnonzero(np.isin(self.registry.arm_agent, slots))
+        arms = self.registry.arms_of_agents(slots)
         super().remove_agents(ids)
         self._grow()
         self._means[arms] = 0.0
         self._known[arms] = False
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         self._grow()
         missing = ~self._known[arm_slots]
         if np.any(missing):
             i = int(np.argmax(missing))
-            req = self.current_request
-            who = (req.agent_ids[i], int(req.options[i])) if req is not None else i
+            req = ctx.request
+            who = (req.agent_ids[i], int(req.options[i]))
             raise InvalidInputError(f"oracle: no true mean for (agent, option) {who!r}; call "
                                     f"set_true_means first")
         return self._means[arm_slots].copy()
 
-    def _estimate(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _estimate(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         """The reward-loss reference uses the true means too (it knows them)."""
         return self._means[arm_slots].copy()
 
@@ -96,9 +98,9 @@ class OraclePolicy(IncomingState, AllocationPolicy):
         n = self.registry.n_arm_slots
         return {"means": self._means[:n].copy(), "known": self._known[:n].copy()}
 
-    def _check_extra_state(self, extra) -> dict:
+    def _check_extra_state(self, extra, state: dict) -> dict:
         extra = expect_keys(extra, ("means", "known"), "extra")
-        reg = self._incoming["registry"]  # validated by the base before this call
+        reg = state["registry"]  # validated by the base before this call
         arm_agent = reg["arm_agent"] if isinstance(reg, dict) else None
         if not isinstance(arm_agent, np.ndarray):  # pragma: no cover - base validated it
             raise StateError("extra: the state's registry is not available")

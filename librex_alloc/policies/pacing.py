@@ -22,16 +22,19 @@ target). Without a pace (per-round budgets) the pace is taken to be the round's 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from librex_alloc import oracles
 from librex_alloc._validation import expect_keys, state_array
 from librex_alloc.errors import StateError
-from librex_alloc.policies._common import check_number, safe_budget
+from librex_alloc.policies._common import safe_budget
 from librex_alloc.policies.base import Allocation, AllocationPolicy
 from librex_alloc.policies.bts import pace_of, ratio_fill
+from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.params import Params, param
 from librex_alloc.policies.ucb import ucb_index
-from librex_alloc.request import RoundRequest
 
 #: Log-weights of PD-BwK are kept in [LOG_FLOOR, 0] (the largest is 0).
 LOG_FLOOR = -700.0
@@ -40,17 +43,14 @@ MAX_PRICE = 1e12
 
 
 class _Paced(AllocationPolicy):
-    """Calls :meth:`_after_round` with the round's spend (K,), budget (K,) and pace (K,)
-    once a round has been decided (not on a call that raised)."""
+    """Calls :meth:`_pay` with the round's spend (K,), budget (K,) and pace (K,) once a round
+    has been decided (not on a call that raised)."""
 
-    def allocate(self, request: RoundRequest) -> Allocation:
-        out = super().allocate(request)
-        req = self.current_request
-        pace = req.budget if req.pace is None else req.pace
-        self._after_round(out.usage, req.budget, pace)
-        return out
+    def _after_round(self, ctx: RoundContext, allocation: Allocation) -> None:
+        pace = ctx.budget if ctx.pace is None else ctx.pace
+        self._pay(allocation.usage, ctx.budget, pace)
 
-    def _after_round(self, spend: np.ndarray, budget: np.ndarray, pace: np.ndarray) -> None:
+    def _pay(self, spend: np.ndarray, budget: np.ndarray, pace: np.ndarray) -> None:
         raise NotImplementedError
 
     @staticmethod
@@ -63,19 +63,28 @@ class _Paced(AllocationPolicy):
                            high=high)
 
 
+@dataclass(frozen=True)
+class PrimalDualParams(Params):
+    """epsilon: the Hedge step in (0, 1]; exploration: the UCB factor c ≥ 0."""
+
+    epsilon: float = param(0.1, low=0.0, high=1.0, low_open=True)
+    exploration: float = param(2.0, low=0.0, high=1e6)
+
+
+@dataclass(frozen=True)
+class PacingParams(Params):
+    """eta: the dual step > 0; initial_price: λ at the start, ≥ 0."""
+
+    eta: float = param(0.2, low=0.0, high=1e6, low_open=True)
+    initial_price: float = param(0.0, low=0.0, high=MAX_PRICE)
+
+
 class PrimalDualBwK(_Paced):
     """PD-BwK: UCB reward over Hedge-priced normalized cost, filled up to the pace.
     params: ``epsilon`` ∈ (0, 1] (Hedge step, default 0.1), ``exploration`` (UCB c, 2)."""
 
     name = "pd-bwk"
-    PARAMS = {"epsilon": 0.1, "exploration": 2.0}
-
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "epsilon", cls.name, low=0.0, high=1.0, low_open=True)
-        check_number(params, "exploration", cls.name, low=0.0, high=1e6)
-        return params
+    Params = PrimalDualParams
 
     def _reset_state(self) -> None:
         super()._reset_state()
@@ -87,23 +96,25 @@ class PrimalDualBwK(_Paced):
         w = np.exp(self.log_weights - self.log_weights.max())
         return w / w.sum()
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
-        return ucb_index(self.posterior, arm_slots, self.round + 1, self.params["exploration"])
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
+        return ucb_index(self.posterior, arm_slots, self.round + 1, self.params.exploration)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        cap, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        cap, ref = pace_of(ctx)
         cost = (requests / safe_budget(ref)) @ self.dual_weights
         return ratio_fill(self, values, cost, requests, budget, agent_slots, cap)
 
-    def _after_round(self, spend, budget, pace) -> None:
+    def _pay(self, spend, budget, pace) -> None:
         used = np.clip(spend / self._reference(budget, pace), 0.0, 1.0)
-        logw = self.log_weights + np.log1p(self.params["epsilon"]) * used
+        logw = self.log_weights + np.log1p(self.params.epsilon) * used
         self.log_weights = np.maximum(logw - logw.max(), LOG_FLOOR)
 
     def _extra_state(self) -> dict:
         return {"log_weights": self.log_weights.copy()}
 
-    def _check_extra_state(self, extra) -> dict:
+    def _check_extra_state(self, extra, state: dict) -> dict:
         logw = self._check_vector(extra, "log_weights", LOG_FLOOR, 0.0)
         if logw.max() != 0.0:
             raise StateError("extra.log_weights: the largest must be 0 (normalized)")
@@ -118,38 +129,33 @@ class ConstrainedTSPacing(_Paced):
     0.2), ``initial_price`` ≥ 0 (λ at the start, default 0)."""
 
     name = "constrained-ts-pacing"
-    PARAMS = {"eta": 0.2, "initial_price": 0.0}
-
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "eta", cls.name, low=0.0, high=1e6, low_open=True)
-        check_number(params, "initial_price", cls.name, low=0.0, high=MAX_PRICE)
-        return params
+    Params = PacingParams
 
     def _reset_state(self) -> None:
         super()._reset_state()
         #: (K,) dual price λ of each resource, in value units per pace of the resource
-        self.price = np.full(self.n_resources, self.params["initial_price"])
+        self.price = np.full(self.n_resources, self.params.initial_price)
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)
 
-    def _decide(self, values, requests, budget, agent_slots, index):
-        _, ref = pace_of(self, budget)
+    def _decide(self, ctx: RoundContext, values, index):
+        requests, budget, agent_slots = ctx.requests, ctx.budget, ctx.agent_slots
+        _, ref = pace_of(ctx)
         net = values - (requests / safe_budget(ref)) @ self.price
         return oracles.solve(net, requests, budget, groups=agent_slots, method=self.oracle,
                              time_limit=self.time_limit, gap_tolerance=self.gap_tolerance,
                              divisible=self.divisible)
 
-    def _after_round(self, spend, budget, pace) -> None:
-        step = self.params["eta"] * (spend - pace) / self._reference(budget, pace)
+    def _pay(self, spend, budget, pace) -> None:
+        step = self.params.eta * (spend - pace) / self._reference(budget, pace)
         self.price = np.clip(self.price + step, 0.0, MAX_PRICE)
 
     def _extra_state(self) -> dict:
         return {"price": self.price.copy()}
 
-    def _check_extra_state(self, extra) -> dict:
+    def _check_extra_state(self, extra, state: dict) -> dict:
         return {"price": self._check_vector(extra, "price", 0.0, MAX_PRICE)}
 
     def _set_extra_state(self, extra: dict) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
 
 
 class ConstrainedThompsonSampling(AllocationPolicy):
     name = "constrained-ts"
 
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
         return self.posterior.sample(arm_slots, self.rng)

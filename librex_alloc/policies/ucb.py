@@ -16,10 +16,14 @@ Bernoulli trick, as by constrained TS, so the empirical mean is of the same draw
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from librex_alloc.policies._common import check_number, empirical_stats
+from librex_alloc.policies._common import empirical_stats
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.policies.context import RoundContext
+from librex_alloc.policies.params import Params, param
 
 
 def ucb_index(posterior, arm_slots: np.ndarray, t: int, exploration: float) -> np.ndarray:
@@ -34,17 +38,19 @@ def ucb_index(posterior, arm_slots: np.ndarray, t: int, exploration: float) -> n
     return index
 
 
+@dataclass(frozen=True)
+class UCBParams(Params):
+    """exploration: the confidence width's factor c ≥ 0."""
+
+    exploration: float = param(2.0, low=0.0, high=1e6)
+
+
 class CUCB(AllocationPolicy):
     """UCB1 indices on the shared oracle. params: ``exploration`` c ≥ 0 (default 2)."""
 
     name = "cucb"
-    PARAMS = {"exploration": 2.0}
+    Params = UCBParams
 
-    @classmethod
-    def _check_params(cls, params: dict) -> dict:
-        params = super()._check_params(params)
-        check_number(params, "exploration", cls.name, low=0.0, high=1e6)
-        return params
-
-    def _index(self, arm_slots: np.ndarray) -> np.ndarray:
-        return ucb_index(self.posterior, arm_slots, self.round + 1, self.params["exploration"])
+    def _index(self, ctx: RoundContext) -> np.ndarray:
+        arm_slots = ctx.arm_slots
+        return ucb_index(self.posterior, arm_slots, self.round + 1, self.params.exploration)

@@ -5,6 +5,8 @@ Each test names the property it checks; budgets are checked with the canonical f
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -34,9 +36,9 @@ def test_every_baseline_is_made_by_name():
         p = make_policy(name, n_resources=2, seed=0,
                         divisible=name == "proportional-share")
         assert p.name == name and type(p) is POLICIES[name]
-        assert p.params == type(p).PARAMS  # defaults filled in
+        assert p.params == type(p).Params() and p.params.to_dict() == type(p).PARAMS
     p = make_policy("cucb", n_resources=3, oracle="fast", params={"exploration": 1.5})
-    assert p.params == {"exploration": 1.5}
+    assert p.params.to_dict() == {"exploration": 1.5} and p.params.exploration == 1.5
 
 
 # ------------------------------------------------------------------------------ heuristics
@@ -377,7 +379,9 @@ def test_bad_params_are_refused(name):
         with pytest.raises(InvalidConfigError, match=name):
             make_policy(name, params=bad, **kw)
     ok = make_policy(name, params=dict(POLICIES[name].PARAMS), **kw)
-    assert ok.params == POLICIES[name].PARAMS
+    assert ok.params.to_dict() == POLICIES[name].PARAMS
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ok.params.x = 1
 
 
 def test_fair_learn_refuses_a_reward_loss_bound():

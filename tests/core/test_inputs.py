@@ -179,7 +179,8 @@ def test_check_scalar_refuses_what_is_not_a_real_number():
 
 def test_policy_params_take_numpy_numbers_and_refuse_the_rest():
     p = make_policy("cucb", n_resources=1, params={"exploration": np.float64(1.5)})
-    assert p.params == {"exploration": 1.5} and type(p.config.params["exploration"]) is float
+    assert p.params.to_dict() == {"exploration": 1.5} and type(p.params.exploration) is float
+    assert type(p.config.params["exploration"]) is float
     for bad in (True, "1.5", 1.5 + 0j, float("inf"), 10**400, None):
         with pytest.raises(InvalidConfigError):
             make_policy("cucb", n_resources=1, params={"exploration": bad})
