@@ -91,9 +91,8 @@ from librex_alloc import (
     RoundRequest,
     StateError,
     UnknownAgentError,
-    metrics,
-    solve,
 )
+from librex_alloc.round_step import Reference, fairness_columns, round_row
 
 FORMAT = "librex-alloc-coordinator/1"
 COUNTERS = ("outcomes_applied", "duplicate_reports", "rejected_forged", "rejected_not_owner",
@@ -150,7 +149,8 @@ class Coordinator:
         self._prev_request: RoundRequest | None = None
         self._prev_key: tuple | None = None
         self._journal_has_request = False
-        self._reference: tuple | None = None
+        self._reference = None if config.reference_oracle is None else \
+            Reference(config.reference_oracle, quiet=True)
         self._acc_reward = 0.0
         self._acc_outcomes = 0
         self._last_checkpoint_s = 0.0
@@ -774,28 +774,19 @@ class Coordinator:
         ungranted = [n for n, _, _, _ in d.layout
                      if n in self.submitters and self.submitters[n].ungranted_round == d.round]
         self._withdraw(d, ungranted)
-        alloc = d.allocation
-        sel = alloc.fractions > 0
-        row = {"round": d.round, "n_submitters": len(self.submitters),
-               "n_missing": len(self.submitters) - len(d.layout), "n_rows": d.request.n_rows,
-               "n_allocated": int(sel.sum()), "reward": self._acc_reward,
-               "n_outcomes": self._acc_outcomes, "solve_gap": float(alloc.oracle.gap)}
-        if d.expected is not None:
-            row["expected_reward"] = float(alloc.fractions @ d.expected)
-            ref = self._reference_reward(d)
-            if ref is not None:
-                row["oracle_reward"] = ref
-                row["regret"] = ref - row["expected_reward"]
+        alloc, req = d.allocation, d.request
+        row = round_row(d.round, alloc.fractions, req.requests, req.budget, d.expected,
+                        self._reference_reward(d))
+        row.pop("_used")
+        row.update({"n_submitters": len(self.submitters),
+                    "n_missing": len(self.submitters) - len(d.layout),
+                    "reward": self._acc_reward, "n_outcomes": self._acc_outcomes,
+                    "solve_gap": float(alloc.oracle.gap)})
         if d.round % self.config.fairness_every == 0:
             _, rew = self.policy.utilities("reward")
             _, serv = self.policy.utilities("service")
             if len(rew):
-                rew = np.maximum(rew, 0.0)
-                row.update(gini_reward=metrics.gini(rew), jain_reward=metrics.jain(rew),
-                           gini_service=metrics.gini(serv), jain_service=metrics.jain(serv))
-        used = metrics.utilization(alloc.usage, d.request.budget)
-        for k in range(self.n_resources):
-            row[f"utilization_{k}"] = float(used[k])
+                row.update(fairness_columns(rew, serv))
         row.update({c: self.counters[c] for c in COUNTERS})
         row["ungranted"] = ungranted
         row["pending_from"] = self._pending_from(d.round)
@@ -844,21 +835,14 @@ class Coordinator:
         self.counters["ungranted_rows"] += int(len(rows))
 
     def _reference_reward(self, d: _Decided) -> float | None:
-        """Best expected reward on the true means (utilitarian; solved again only when the
-        rows change)."""
-        if self.config.reference_oracle is None:
+        """Best expected reward on the submitters' true means (the shared
+        :class:`~librex_alloc.round_step.Reference`: utilitarian, solved again only when the
+        rows, budget or means change; a failed solve is a missing metric, never a reason to
+        stop the loop)."""
+        if self._reference is None or d.expected is None:
             return None
-        if self._reference is not None and self._reference[0] is d.request:
-            return self._reference[1]
-        try:  # the submitters' true means: a metric only, never a reason to stop the loop
-            res = solve(d.expected, d.request.requests, d.request.budget,
-                        groups=d.request.codes, method=self.config.reference_oracle,
-                        divisible=self.config.policy.divisible)
-            value = float(res.objective)
-        except LibrexError:
-            value = None
-        self._reference = (d.request, value)
-        return self._reference[1]
+        return self._reference.objective(d.expected, d.request.requests, d.request.budget,
+                                         d.request.codes, self.config.policy.divisible)
 
     def _apply_metrics(self, row: dict) -> None:
         rnd = int(row["round"])

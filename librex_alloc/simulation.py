@@ -38,11 +38,18 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from librex_alloc import metrics, oracles
+from librex_alloc import oracles
 from librex_alloc._validation import as_float_array, check_scalar
 from librex_alloc.environments import Environment
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.round_step import (
+    FAIRNESS_COLUMNS,
+    FeedbackSampler,
+    Reference,
+    fairness_columns,
+    round_row,
+)
 
 BUDGET_MODES = ("round", "horizon")
 #: columns counting outcomes per round (see :func:`simulate`)
@@ -133,12 +140,12 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     else:  # a later chunk of a run: streams of its own
         rng = np.random.default_rng([seed, 2, first_round])
         feedback_rng = np.random.default_rng([seed, 3, first_round])
-    delays_of = getattr(env, "feedback_delays", None)
+    sampler = FeedbackSampler(env)
+    reference = Reference(oracle_method, time_limit=oracle_time_limit, gap_tolerance=0.0)
     set_true_means = getattr(policy, "set_true_means", None)
     set_true_means = set_true_means if callable(set_true_means) else None
     window = getattr(policy, "max_pending_rounds", None)
     registry = getattr(policy, "registry", None)
-    method = oracle_method
     n = env.n_agents
     if horizon:
         if horizon_budget is None:
@@ -150,9 +157,8 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         "gini_reward", "jain_reward", "gini_service", "jain_service", "solve_time",
         "oracle_gap", "oracle_status", "n_active", "n_rows", "n_joined", "n_left",
         *FEEDBACK_COLUMNS)}
-    caps, spends, lefts = (np.zeros((rounds, k)) for _ in range(3))
+    caps, spends, lefts, utils = (np.zeros((rounds, k)) for _ in range(4))
     lefts[:] = np.nan
-    cached = None
     reward_sum = np.zeros(n)
     service = np.zeros(n)
     left_round = np.zeros(n, dtype=np.int64)  # the latest round in which each agent left
@@ -178,18 +184,23 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         alloc = policy.allocate(req)
         rows = np.nonzero(alloc.fractions > 0)[0]
         frac = alloc.fractions[rows]
-        expected = float(mu_all[rows] @ frac)
         rewards = env.sample(agent_index[rows], req.options[rows], rng)
         values = np.clip(rewards, 0.0, 1.0) if env.reward_family != "gaussian" else rewards
-        used = frac @ req.requests[rows] if len(rows) else np.zeros(k)
+        if horizon:
+            ref_budget, divisible = reference_budget, True
+        else:
+            ref_budget, divisible = req.budget, policy.divisible
+        best = reference.solve(mu_all, req.requests, ref_budget, agent_index, divisible)
+        row = round_row(t, alloc.fractions, req.requests, req.budget, mu_all, best.objective,
+                        util_budget=reference_budget if horizon else None)
+        used = row.pop("_used")
+        utils[step - 1] = [row[f"utilization_{j}"] for j in range(k)]
         caps[step - 1], spends[step - 1] = req.budget, used
         if horizon:
             remaining = np.maximum(remaining - used, 0.0)
             lefts[step - 1] = remaining
         # feedback: queue this round's outcomes by arrival round, then deliver round t's
-        delays = np.zeros(len(rows), np.int64) if delays_of is None or not len(rows) else \
-            np.asarray(delays_of(agent_index[rows], req.options[rows], feedback_rng),
-                       dtype=np.int64)
+        delays = sampler.draw(agent_index[rows], req.options[rows], feedback_rng)
         ids = [req.agent_ids[i] for i in rows]
         n_lost = int(np.count_nonzero(delays < 0))
         if len(rows) and not delays.any():
@@ -220,32 +231,14 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
                 counts["n_expired"] += len(out_ids)
         np.add.at(reward_sum, agent_index[rows], rewards * frac)
         np.add.at(service, agent_index[rows], frac)
-        if horizon:
-            ref_budget, divisible = reference_budget, True
-        else:
-            ref_budget, divisible = req.budget, policy.divisible
-        key = (req.requests, ref_budget, agent_index, mu_all)
-        if cached is None or not all(np.array_equal(a, b) for a, b in zip(key, cached[0])):
-            best = oracles.solve(mu_all, req.requests, ref_budget, groups=agent_index,
-                                 method=method, time_limit=oracle_time_limit,
-                                 gap_tolerance=0.0, divisible=divisible)
-            cached = (key, best)  # static environments solve the reference once
-        best = cached[1]
-        rec["round"].append(t)
-        rec["reward"].append(float(rewards @ frac))
-        rec["expected_reward"].append(expected)
-        rec["oracle_reward"].append(best.objective)
+        for c in ("round", "expected_reward", "oracle_reward", "regret", "n_allocated"):
+            rec[c].append(row[c])
+        rec["reward"].append(float(np.sum(rewards * frac)))  # summed as the runtime sums
         rec["oracle_status"].append(best.status)
-        rec["regret"].append(best.objective - expected)
-        rec["n_allocated"].append(len(rows))
         if step % metrics_every == 0 or step == rounds:
-            rec["gini_reward"].append(metrics.gini(np.maximum(reward_sum, 0)))
-            rec["jain_reward"].append(metrics.jain(np.maximum(reward_sum, 0)))
-            rec["gini_service"].append(metrics.gini(service))
-            rec["jain_service"].append(metrics.jain(service))
-        else:
-            for c in ("gini_reward", "jain_reward", "gini_service", "jain_service"):
-                rec[c].append(np.nan)
+            row.update(fairness_columns(reward_sum, service))
+        for c in FAIRNESS_COLUMNS:
+            rec[c].append(row.get(c, np.nan))
         rec["solve_time"].append(alloc.oracle.solve_time)
         rec["oracle_gap"].append(alloc.oracle.gap)
         rec["n_active"].append(len(np.unique(agent_index)))
@@ -259,11 +252,8 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     extra = {c: rec.pop(c) for c in ("n_active", "n_rows", "n_joined", "n_left",
                                      *FEEDBACK_COLUMNS)}
     df = pd.DataFrame(rec)
-    ref = np.broadcast_to(reference_budget, caps.shape) if horizon else caps
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(ref > 0, spends / np.where(ref > 0, ref, 1.0), 0.0)
     for j in range(k):
-        df[f"utilization_{j}"] = util[:, j]
+        df[f"utilization_{j}"] = utils[:, j]
     df["cum_regret"] = df["regret"].cumsum()
     df["budget_mode"] = budget_mode
     for c, v in extra.items():
