@@ -512,20 +512,20 @@ class Coordinator:
         if decided is None:
             t = self.round + 1
             self._gather(t)
-            times["t_submit"] = time.perf_counter() - t_start
+            times["submit_s"] = time.perf_counter() - t_start
             with self._lock:
                 decided = self._decide(t, times)
         t0 = time.perf_counter()
         report_s = self._push(decided)
-        times["t_push"] = time.perf_counter() - t0 - report_s
-        times["t_report"] = report_s
+        times["push_s"] = time.perf_counter() - t0 - report_s
+        times["report_s"] = report_s
         with self._lock:
             self._crash("pushed")
             t0 = time.perf_counter()
             row = self._metrics_row(decided)
-            times["t_metrics"] = time.perf_counter() - t0
-            times["t_checkpoint"] = self._last_checkpoint_s
-            times["t_round"] = time.perf_counter() - t_start
+            times["metrics_s"] = time.perf_counter() - t0
+            times["checkpoint_s"] = self._last_checkpoint_s
+            times["round_s"] = time.perf_counter() - t_start
             row.update(times)
             self._apply_metrics(row)
             self._log("METRICS", {"row": row})
@@ -718,7 +718,7 @@ class Coordinator:
         if parts and all(s.expected is not None for s in parts):
             expected = np.concatenate([s.expected for s in parts])
         decided = self._allocate(t, request, layout, expected, key)
-        times["t_solve"] = time.perf_counter() - t0
+        times["decide_s"] = time.perf_counter() - t0
         self._crash("decided")
         arrays = {} if same else {"options": request.options, "requests": request.requests,
                                   "budget": request.budget}
@@ -729,7 +729,7 @@ class Coordinator:
         self._log("ALLOC", meta, None if same else request.agent_ids, arrays)
         t0 = time.perf_counter()
         self._commit()
-        times["t_commit"] = time.perf_counter() - t0
+        times["commit_s"] = time.perf_counter() - t0
         self._crash("decision_committed")
         return decided
 
@@ -776,12 +776,11 @@ class Coordinator:
         self._withdraw(d, ungranted)
         alloc, req = d.allocation, d.request
         row = round_row(d.round, alloc.fractions, req.requests, req.budget, d.expected,
-                        self._reference_reward(d))
+                        self._reference_reward(d), oracle=alloc.oracle)
         row.pop("_used")
         row.update({"n_submitters": len(self.submitters),
                     "n_missing": len(self.submitters) - len(d.layout),
-                    "reward": self._acc_reward, "n_outcomes": self._acc_outcomes,
-                    "solve_gap": float(alloc.oracle.gap)})
+                    "reward": self._acc_reward, "n_reported": self._acc_outcomes})
         if d.round % self.config.fairness_every == 0:
             _, rew = self.policy.utilities("reward")
             _, serv = self.policy.utilities("service")

@@ -45,12 +45,12 @@ import pyarrow.parquet as pq
 
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import JobError
-from coordinator.metrics_log import columns
+from coordinator.metrics_log import columns, phase_label
 from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment
 from librex_alloc.errors import InvalidConfigError, LibrexError
 
 ROW_GROUP = 1000
-PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics", "t_checkpoint")
+PHASES = ("submit_s", "decide_s", "commit_s", "push_s", "report_s", "metrics_s", "checkpoint_s")
 
 
 @dataclass
@@ -730,11 +730,11 @@ def summarize(df, status: dict, *, wall: float, setup: float, first_round: int =
         "reward_vs_oracle": expected_total / oracle_total if oracle_total > 0 else float("nan"),
         "cum_regret": float(df["regret"].sum()) if n else float("nan"),
         "utilization": [float(df[c].mean()) for c in util],
-        "phases_ms": {p[2:]: float(df[p].median() * 1e3) if n else float("nan")
+        "phases_ms": {phase_label(p): float(df[p].median() * 1e3) if n else float("nan")
                       for p in PHASES},
-        "round_ms": float(df["t_round"].median() * 1e3) if n else float("nan"),
-        "checkpoint_ms": float(df.loc[df["t_checkpoint"] > 0, "t_checkpoint"].median() * 1e3)
-        if n and (df["t_checkpoint"] > 0).any() else float("nan"),
+        "round_ms": float(df["round_s"].median() * 1e3) if n else float("nan"),
+        "checkpoint_ms": float(df.loc[df["checkpoint_s"] > 0, "checkpoint_s"].median() * 1e3)
+        if n and (df["checkpoint_s"] > 0).any() else float("nan"),
         "missing_rounds": int((df["n_missing"] > 0).sum()) if n else 0,
         "counters": status["counters"],
     }
@@ -810,9 +810,9 @@ def plot_run(parquet: Path, png: Path, title: str = "") -> None:
     for col in ("jain_reward", "gini_reward", "jain_service"):
         ax[1, 0].plot(fair["round"], fair[col], label=col)
     ax[1, 0].set(title="fairness of cumulative utilities", xlabel="round", ylim=(0, 1.02))
-    phases = [p for p in PHASES if p != "t_checkpoint"]
+    phases = [p for p in PHASES if p != "checkpoint_s"]
     smooth = [df[p].rolling(w, min_periods=1).median() * 1e3 for p in phases]
-    ax[1, 1].stackplot(r, np.vstack(smooth), labels=[p[2:] for p in phases])
+    ax[1, 1].stackplot(r, np.vstack(smooth), labels=[phase_label(p) for p in phases])
     top = float(np.nanpercentile(np.sum(smooth, axis=0), 95)) if len(df) else 1.0
     ax[1, 1].set(title=f"round phases, ms (rolling median of {w})", xlabel="round",
                  ylim=(0, 1.5 * top if top > 0 else 1.0))

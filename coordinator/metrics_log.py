@@ -24,18 +24,31 @@ _PART = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
 BASE_COLUMNS = (
     ("round", "int64"), ("n_submitters", "int64"), ("n_missing", "int64"),
     ("n_rows", "int64"), ("n_allocated", "int64"), ("reward", "float64"),
-    ("n_outcomes", "int64"), ("expected_reward", "float64"), ("oracle_reward", "float64"),
+    ("n_reported", "int64"), ("expected_reward", "float64"), ("oracle_reward", "float64"),
     ("regret", "float64"), ("gini_reward", "float64"), ("jain_reward", "float64"),
-    ("gini_service", "float64"), ("jain_service", "float64"), ("solve_gap", "float64"),
-    ("t_submit", "float64"), ("t_solve", "float64"), ("t_commit", "float64"),
-    ("t_push", "float64"), ("t_report", "float64"), ("t_metrics", "float64"),
-    ("t_checkpoint", "float64"), ("t_round", "float64"),
+    ("gini_service", "float64"), ("jain_service", "float64"), ("oracle_gap", "float64"),
+    ("oracle_s", "float64"),
+    ("submit_s", "float64"), ("decide_s", "float64"), ("commit_s", "float64"),
+    ("push_s", "float64"), ("report_s", "float64"), ("metrics_s", "float64"),
+    ("checkpoint_s", "float64"), ("round_s", "float64"),
     ("outcomes_applied", "int64"), ("duplicate_reports", "int64"),
     ("rejected_forged", "int64"), ("rejected_not_owner", "int64"),
     ("rejected_not_allocated", "int64"), ("rejected_replay", "int64"),
     ("rejected_invalid", "int64"), ("rejected_submissions", "int64"),
     ("restarts", "int64"), ("rejected_control", "int64"), ("ungranted_rows", "int64"),
 )
+
+
+#: The phase-time columns (seconds) and the short labels the printed tables and the
+#: telemetry tags use for them (``decide_s`` keeps its historical label "solve").
+PHASE_LABELS = {"submit_s": "submit", "decide_s": "solve", "commit_s": "commit",
+                "push_s": "push", "report_s": "report", "metrics_s": "metrics",
+                "checkpoint_s": "checkpoint", "round_s": "round"}
+
+
+def phase_label(column: str) -> str:
+    """The printed label of a phase-time column (``decide_s`` -> ``solve``)."""
+    return PHASE_LABELS[column]
 
 
 def columns(n_resources: int) -> list[tuple[str, str]]:

@@ -28,24 +28,29 @@ FAIRNESS_COLUMNS = ("gini_reward", "jain_reward", "gini_service", "jain_service"
 
 
 def resource_names(env_or_names, k: int) -> list[str]:
-    """Column suffixes of the K resources: the environment's ``resource_names`` when it names
-    them (trace environments do), else ``0 … K−1``."""
+    """Column suffixes of the K resources: the environment's ``resource_names`` (or
+    ``resources``) when it names them (the trace environments do), else ``0 … K−1``."""
     names = env_or_names if isinstance(env_or_names, (list, tuple)) else \
-        getattr(env_or_names, "resource_names", None)
-    if names is None or len(names) != k:
+        getattr(env_or_names, "resource_names", None) or getattr(env_or_names, "resources", None)
+    if not isinstance(names, (list, tuple)) or len(names) != k or \
+            not all(isinstance(n, str) and n for n in names) or len(set(names)) != k:
         return [str(j) for j in range(k)]
     return [str(n) for n in names]
 
 
 def round_row(rnd: int, fractions: np.ndarray, requests: np.ndarray, budget: np.ndarray,
               expected: np.ndarray | None = None, oracle_reward: float | None = None,
-              util_budget: np.ndarray | None = None, resources: list[str] | None = None
-              ) -> dict:
+              util_budget: np.ndarray | None = None, resources: list[str] | None = None,
+              oracle=None) -> dict:
     """The columns of round ``rnd`` its decision fixes (see the module docstring).
 
     fractions (n,), requests (n, K), budget (K,): the decision and its request. expected (n,):
     the true means of the rows, when known. oracle_reward: the reference's value (see
     :class:`Reference`). util_budget: what utilization is relative to (default ``budget``).
+    resources: the resource names (default ``0 … K−1``). oracle: the decision's
+    ``OracleResult``, for ``oracle_s`` (seconds in the policy's oracle) and ``oracle_gap``
+    (its certificate). The row's ``_used`` (K,) is the spend (resource units), for the
+    caller to pop.
     """
     rows = np.nonzero(fractions > 0)[0]
     frac = fractions[rows]
@@ -62,6 +67,8 @@ def round_row(rnd: int, fractions: np.ndarray, requests: np.ndarray, budget: np.
         util = np.where(ref > 0, used / np.where(ref > 0, ref, 1.0), 0.0)
     for name, u in zip(resources or resource_names(None, k), util.tolist()):
         row[f"utilization_{name}"] = u
+    if oracle is not None:
+        row["oracle_s"], row["oracle_gap"] = float(oracle.solve_time), float(oracle.gap)
     row["_used"] = used
     return row
 

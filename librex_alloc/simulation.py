@@ -48,6 +48,7 @@ from librex_alloc.round_step import (
     FeedbackSampler,
     Reference,
     fairness_columns,
+    resource_names,
     round_row,
 )
 
@@ -126,6 +127,7 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         raise InvalidConfigError(f"budget_mode: expected one of {BUDGET_MODES}, got "
                                  f"{budget_mode!r}")
     k = env.n_resources
+    names = resource_names(env, k)
     horizon = budget_mode == "horizon"
     if horizon and first_round != 1:
         raise InvalidConfigError("first_round: only with budget_mode='round'")
@@ -154,7 +156,7 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         reference_budget = horizon_budget / max(rounds, 1)
     rec: dict[str, list] = {c: [] for c in (
         "round", "reward", "expected_reward", "oracle_reward", "regret", "n_allocated",
-        "gini_reward", "jain_reward", "gini_service", "jain_service", "solve_time",
+        "gini_reward", "jain_reward", "gini_service", "jain_service", "oracle_s",
         "oracle_gap", "oracle_status", "n_active", "n_rows", "n_joined", "n_left",
         *FEEDBACK_COLUMNS)}
     caps, spends, lefts, utils = (np.zeros((rounds, k)) for _ in range(4))
@@ -192,9 +194,10 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
             ref_budget, divisible = req.budget, policy.divisible
         best = reference.solve(mu_all, req.requests, ref_budget, agent_index, divisible)
         row = round_row(t, alloc.fractions, req.requests, req.budget, mu_all, best.objective,
-                        util_budget=reference_budget if horizon else None)
+                        util_budget=reference_budget if horizon else None, oracle=alloc.oracle,
+                        resources=names)
         used = row.pop("_used")
-        utils[step - 1] = [row[f"utilization_{j}"] for j in range(k)]
+        utils[step - 1] = [row[f"utilization_{r}"] for r in names]
         caps[step - 1], spends[step - 1] = req.budget, used
         if horizon:
             remaining = np.maximum(remaining - used, 0.0)
@@ -239,8 +242,8 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
             row.update(fairness_columns(reward_sum, service))
         for c in FAIRNESS_COLUMNS:
             rec[c].append(row.get(c, np.nan))
-        rec["solve_time"].append(alloc.oracle.solve_time)
-        rec["oracle_gap"].append(alloc.oracle.gap)
+        rec["oracle_s"].append(row["oracle_s"])
+        rec["oracle_gap"].append(row["oracle_gap"])
         rec["n_active"].append(len(np.unique(agent_index)))
         rec["n_rows"].append(len(agent_index))
         rec["n_joined"].append(len(getattr(env_round, "joined", ())))
@@ -252,15 +255,15 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     extra = {c: rec.pop(c) for c in ("n_active", "n_rows", "n_joined", "n_left",
                                      *FEEDBACK_COLUMNS)}
     df = pd.DataFrame(rec)
-    for j in range(k):
-        df[f"utilization_{j}"] = utils[:, j]
+    for j, r in enumerate(names):
+        df[f"utilization_{r}"] = utils[:, j]
     df["cum_regret"] = df["regret"].cumsum()
     df["budget_mode"] = budget_mode
     for c, v in extra.items():
         df[c] = np.asarray(v, dtype=np.int64)
     for name, arr in (("budget", caps), ("spend", spends), ("remaining", lefts)):
-        for j in range(k):
-            df[f"{name}_{j}"] = arr[:, j]
+        for j, r in enumerate(names):
+            df[f"{name}_{r}"] = arr[:, j]
     return df
 
 
@@ -282,7 +285,7 @@ def summarize(df: pd.DataFrame) -> dict:
         "gini_service": float(last["gini_service"]) if last is not None else float("nan"),
         "jain_service": float(last["jain_service"]) if last is not None else float("nan"),
         "utilization": [float(df[c].mean()) for c in util_cols],
-        "median_solve_ms": float(df["solve_time"].median() * 1000) if len(df) else float("nan"),
+        "median_solve_ms": float(df["oracle_s"].median() * 1000) if len(df) else float("nan"),
         "oracle_proved": float((df["oracle_status"] == "optimal").mean()) if len(df)
         else float("nan"),
     }
@@ -291,12 +294,11 @@ def summarize(df: pd.DataFrame) -> dict:
     for c in FEEDBACK_COLUMNS:
         if c in df.columns:
             out[c] = int(df[c].sum())
-    spend_cols = sorted((c for c in df.columns if c.startswith("spend_")),
-                        key=lambda c: int(c.split("_")[1]))
+    spend_cols = [c for c in df.columns if c.startswith("spend_")]  # in resource order
     if spend_cols:
         out["spend"] = [float(df[c].sum()) for c in spend_cols]
         if out.get("budget_mode") == "horizon" and len(df):
-            total = [s + float(df[f"remaining_{c.split('_')[1]}"].iloc[-1])
+            total = [s + float(df["remaining_" + c[len("spend_"):]].iloc[-1])
                      for s, c in zip(out["spend"], spend_cols)]
             out["budget_spent"] = [s / h if h > 0 else float("nan")
                                    for s, h in zip(out["spend"], total)]
