@@ -162,7 +162,8 @@ class Coordinator:
         self.store = CheckpointStore(config.checkpoint_dir)
         self.store.acquire()
         self.metrics = MetricsLog(os.path.join(self.store.directory, "metrics"),
-                                  self.n_resources, config.rows_per_part)
+                                  self.n_resources, config.rows_per_part,
+                                  config=config.to_dict())
         self._seq = 0
         self.journal: Journal | None = None
         try:

@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import JobError
 from coordinator.metrics_log import columns, phase_label
-from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment
+from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment, round_step
 from librex_alloc.errors import InvalidConfigError, LibrexError
 
 ROW_GROUP = 1000
@@ -520,9 +520,9 @@ def _rounds_dataset(out: Path, resume: bool) -> tuple[Path, int, int]:
 
 def read_rounds(path) -> pd.DataFrame:
     """All rounds of a run's ``rounds.parquet`` (every part), one row per round: when a resume
-    that accepted a loss played rounds again, the newer part's rows replace the older."""
-    df = pq.read_table(path).to_pandas()
-    return df.drop_duplicates("round", keep="last").sort_values("round").reset_index(drop=True)
+    that accepted a loss played rounds again, the newer part's rows replace the older
+    (:func:`librex_alloc.round_step.read_rounds`)."""
+    return round_step.read_rounds(path)
 
 
 def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
@@ -649,7 +649,12 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             parquet, part, saved = _rounds_dataset(out, resume)
             schema = pa.schema(columns(resources))
             in_progress = parquet / f".part-{part:05d}.parquet.inprogress"
-            writer = pq.ParquetWriter(in_progress, schema)
+            # row groups of ROW_GROUP_ROWS rows, whatever the polls return; the run's
+            # configuration in the file's metadata
+            writer = round_step.RoundsWriter(in_progress, schema, config={
+                "command": "run", "coordinator": config.to_dict(), "environment": spec,
+                "agents": agents, "shards": shards, "rounds": rounds,
+                "duration_s": duration_s})
             written, pending = min(saved, first), None
             total = rounds if rounds is not None else (math.ceil(duration_s) if duration_s
                                                        else 0)
@@ -666,7 +671,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
                                                                       admin=admin))
                             if not rows["round"]:
                                 break
-                            writer.write_table(pa.table(rows, schema=schema))
+                            writer.append(rows)
                             written = rows["round"][-1]
                         elapsed = time.perf_counter() - t_run
                         bar.update(info["round"] - first if rounds is not None else elapsed)

@@ -5,7 +5,8 @@ every coordinator snapshot) is written as one Parquet part file ``part-<first>-<
 (temp file + ``os.replace``), then the buffer is reused. Memory stays at one buffer whatever
 the number of rounds. After a restart the parts newer than the restored snapshot are deleted
 (the journal replays their rows), so no row is written twice. :func:`consolidate` streams the
-parts into one file with ``pyarrow.parquet.ParquetWriter``, one row group per part.
+parts into one file in row groups sized for analysis (``round_step.ROW_GROUP_ROWS``). Every
+part carries the coordinator's configuration (JSON) in its metadata (``read_config``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from librex_alloc.round_step import RoundsWriter, read_config, write_rounds
 
 _PART = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
 
@@ -58,10 +61,12 @@ def columns(n_resources: int) -> list[tuple[str, str]]:
 class MetricsLog:
     """Column buffers of ``rows_per_part`` rows, flushed to part files in ``directory``."""
 
-    def __init__(self, directory: str, n_resources: int, rows_per_part: int = 1000):
+    def __init__(self, directory: str, n_resources: int, rows_per_part: int = 1000,
+                 config: dict | None = None):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
         self.columns = columns(n_resources)
+        self.config = config
         self.schema = pa.schema([(name, dtype) for name, dtype in self.columns])
         self.rows_per_part = int(rows_per_part)
         self._buf = {name: np.zeros(self.rows_per_part, dtype) for name, dtype in self.columns}
@@ -87,7 +92,7 @@ class MetricsLog:
         first, last = int(self._buf["round"][0]), int(self._buf["round"][n - 1])
         path = os.path.join(self.directory, f"part-{first:012d}-{last:012d}.parquet")
         tmp = path + ".tmp"
-        pq.write_table(table, tmp)
+        write_rounds(table, tmp, config=self.config)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -144,23 +149,18 @@ class MetricsLog:
 
 
 def consolidate(directory: str, path: str) -> int:
-    """Stream every part of ``directory`` into one Parquet file (one row group per part) with
-    ``ParquetWriter``; returns the number of rows. Memory: one part at a time."""
+    """Stream every part of ``directory`` into one Parquet file with a
+    :class:`~librex_alloc.round_step.RoundsWriter` (row groups of ``ROW_GROUP_ROWS`` rows, not
+    one per part; the configuration of the newest part in the metadata); returns the number
+    of rows. Memory: about one row group."""
     log_parts = sorted(
         (p for p in glob.glob(os.path.join(directory, "part-*.parquet")) if _PART.search(p)),
         key=lambda p: int(_PART.search(p).group(1)))
-    rows = 0
-    writer = None
-    try:
+    if not log_parts:
+        return 0
+    config = read_config(log_parts[-1])
+    with RoundsWriter(path + ".tmp", config=config) as writer:
         for p in log_parts:
-            t = pq.read_table(p)
-            if writer is None:
-                writer = pq.ParquetWriter(path + ".tmp", t.schema)
-            writer.write_table(t)
-            rows += t.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is not None:
-        os.replace(path + ".tmp", path)
-    return rows
+            writer.append(pq.read_table(p).replace_schema_metadata(None))
+    os.replace(path + ".tmp", path)
+    return writer.rows

@@ -170,3 +170,158 @@ class FeedbackSampler:
         keep = rng.random(n) < self.report_prob
         delays = rng.integers(self.delay[0], self.delay[1] + 1, size=n)
         return np.where(keep, delays, -1).astype(np.int64)
+
+
+# -- the rounds file: one schema for simulate, demo, run and the evaluation -----------------
+#: rows per Parquet row group (sized for analysis: a column chunk of ~0.5 MB per float column)
+ROW_GROUP_ROWS = 65_536
+#: the key of the run's configuration (JSON) in the file's key-value metadata
+CONFIG_KEY = b"librex_alloc.config"
+
+
+def _table(rows, schema=None):
+    import pyarrow as pa
+
+    if isinstance(rows, pa.Table):
+        return rows if schema is None or rows.schema.equals(schema) else rows.cast(schema)
+    if isinstance(rows, dict):
+        return pa.table(rows, schema=schema)
+    return pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
+
+
+def _with_config(schema, config: dict | None):
+    import json
+
+    meta = dict(schema.metadata or {})
+    if config is not None:
+        meta[CONFIG_KEY] = json.dumps(config, sort_keys=True, default=str).encode()
+    return schema.with_metadata(meta)
+
+
+class RoundsWriter:
+    """Append rows to one Parquet file in row groups of ``row_group_rows`` (however small the
+    appends), with the run's ``config`` (a JSON-able dict) in the file's metadata.
+
+    ``append`` takes a pandas DataFrame, a pyarrow Table or a {column: list} dict; the first
+    append fixes the schema unless ``schema`` is given. ``close`` writes the last, partial row
+    group. Usable as a context manager.
+    """
+
+    def __init__(self, path, schema=None, config: dict | None = None,
+                 row_group_rows: int = ROW_GROUP_ROWS):
+        self.path, self.config = str(path), config
+        self.row_group_rows = int(row_group_rows)
+        if self.row_group_rows < 1:
+            raise InvalidConfigError("row_group_rows: expected an int ≥ 1")
+        self.schema = None if schema is None else _with_config(schema, config)
+        self._writer = None
+        self._pending: list = []
+        self._n = 0
+        self.rows = 0
+
+    def append(self, rows) -> None:
+        t = _table(rows, None if self.schema is None else self.schema.remove_metadata())
+        if self.schema is None:
+            self.schema = _with_config(t.schema, self.config)
+        if not t.num_rows:
+            return
+        self._pending.append(t)
+        self._n += t.num_rows
+        self.rows += t.num_rows
+        if self._n >= self.row_group_rows:
+            self._write(final=False)
+
+    def _write(self, final: bool) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, self.schema)
+        if not self._pending:
+            return
+        t = pa.concat_tables(self._pending).replace_schema_metadata(self.schema.metadata)
+        full = t.num_rows if final else t.num_rows - t.num_rows % self.row_group_rows
+        if full:
+            self._writer.write_table(t.slice(0, full), row_group_size=self.row_group_rows)
+        rest = t.slice(full)
+        self._pending, self._n = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> None:
+        if self.schema is None:  # nothing appended and no schema: no file
+            return
+        self._write(final=True)
+        self._writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_rounds(rows, path, config: dict | None = None,
+                 row_group_rows: int = ROW_GROUP_ROWS) -> str:
+    """Write ``rows`` (a DataFrame, Table or {column: list}) as one Parquet file at ``path``
+    atomically (a temporary file in the same folder, then ``os.replace``), the run's
+    ``config`` in its metadata; returns the path."""
+    import os
+    import tempfile
+
+    path = str(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        with RoundsWriter(tmp, config=config, row_group_rows=row_group_rows) as w:
+            w.append(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _files(path) -> list[str]:
+    import glob
+    import os
+
+    path = str(path)
+    if os.path.isdir(path):  # a dataset of parts (a resumed run appends one per part)
+        return sorted(glob.glob(os.path.join(path, "part-*.parquet")))
+    return [path]
+
+
+def read_rounds(path, columns: list[str] | None = None):
+    """The rows of a rounds file as a DataFrame, or of a folder of parts
+    (``part-*.parquet``, a resumed run's dataset) one row per round, sorted by round: when a
+    resume played rounds again, the newer part's rows replace the older."""
+    import os
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    files = _files(path)
+    frames = [pq.read_table(f, columns=columns).to_pandas() for f in files]
+    if not frames:
+        return pd.DataFrame(columns=columns or [])
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if os.path.isdir(str(path)) and "round" in df.columns:
+        df = df.drop_duplicates("round", keep="last").sort_values("round", kind="stable")
+        df = df.reset_index(drop=True)
+    return df
+
+
+def read_config(path) -> dict | None:
+    """The run's configuration stored in a rounds file (the newest part of a folder), or
+    ``None`` when it has none."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    files = _files(path)
+    if not files:
+        return None
+    meta = pq.read_schema(files[-1]).metadata or {}
+    text = meta.get(CONFIG_KEY)
+    return None if text is None else json.loads(text)

@@ -358,7 +358,11 @@ def test_metrics_stream_to_parquet_in_bounded_memory(tmp_path):
     assert consolidate(coord.metrics.directory, str(out)) == 28
     table = pq.read_table(out)
     assert table.column("round").to_pylist() == list(range(1, 29))
-    assert pq.ParquetFile(out).metadata.num_row_groups == 4
+    assert pq.ParquetFile(out).metadata.num_row_groups == 1  # sized for analysis, not per part
+    from librex_alloc.round_step import read_config
+    for path in (out, coord.metrics.parts()[0][0]):  # the run's configuration travels along
+        assert read_config(path)["rows_per_part"] == 7
+        assert read_config(path)["policy"]["fairness"] == coord.config.policy.to_dict()["fairness"]
     assert metrics_rounds(coord) == list(range(1, 31))
 
 
