@@ -163,7 +163,7 @@ class Coordinator:
         self.store.acquire()
         self.metrics = MetricsLog(os.path.join(self.store.directory, "metrics"),
                                   self.n_resources, config.rows_per_part,
-                                  config=config.to_dict())
+                                  config=config.to_dict(), resources=config.resource_names)
         self._seq = 0
         self.journal: Journal | None = None
         try:
@@ -777,7 +777,8 @@ class Coordinator:
         self._withdraw(d, ungranted)
         alloc, req = d.allocation, d.request
         row = round_row(d.round, alloc.fractions, req.requests, req.budget, d.expected,
-                        self._reference_reward(d), oracle=alloc.oracle)
+                        self._reference_reward(d), oracle=alloc.oracle,
+                        resources=self.metrics.resources)
         row.pop("_used")
         row.update({"n_submitters": len(self.submitters),
                     "n_missing": len(self.submitters) - len(d.layout),

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from librex_alloc.round_step import RoundsWriter, read_config, write_rounds
+from librex_alloc.round_step import RoundsWriter, read_config, resource_names, write_rounds
 
 _PART = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
 
@@ -54,18 +54,21 @@ def phase_label(column: str) -> str:
     return PHASE_LABELS[column]
 
 
-def columns(n_resources: int) -> list[tuple[str, str]]:
-    return list(BASE_COLUMNS) + [(f"utilization_{k}", "float64") for k in range(n_resources)]
+def columns(n_resources: int, names=None) -> list[tuple[str, str]]:
+    """The metrics columns; ``names``: the resources' names (default ``0 … K−1``)."""
+    return list(BASE_COLUMNS) + [(f"utilization_{r}", "float64")
+                                 for r in resource_names(names, n_resources)]
 
 
 class MetricsLog:
     """Column buffers of ``rows_per_part`` rows, flushed to part files in ``directory``."""
 
     def __init__(self, directory: str, n_resources: int, rows_per_part: int = 1000,
-                 config: dict | None = None):
+                 config: dict | None = None, resources=None):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
-        self.columns = columns(n_resources)
+        self.resources = resource_names(resources, n_resources)
+        self.columns = columns(n_resources, self.resources)
         self.config = config
         self.schema = pa.schema([(name, dtype) for name, dtype in self.columns])
         self.rows_per_part = int(rows_per_part)

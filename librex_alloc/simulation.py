@@ -86,15 +86,15 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     Columns: round, reward (realized), expected_reward, oracle_reward, regret, cum_regret,
     n_allocated, gini_reward, jain_reward, gini_service, jain_service (cumulative vectors over
     all agents, computed every ``metrics_every`` rounds, NaN in between), utilization_<r> for
-    each resource r (named after the environment's resources when it names them, else 0 …
-    K−1; spend over the round's budget; horizon mode: over H / rounds),
-    oracle_s (seconds in the policy's oracle call), oracle_gap (its certificate),
-    oracle_status (the reference oracle's status: "optimal" when proved); budget_mode; n_active (agents
-    requesting), n_rows (option rows), n_joined, n_left; n_reported (outcomes applied this
-    round, of any round), n_lost (this round's outcomes that will never arrive), n_expired and
-    n_orphaned (outcomes dropped this round, see the module docstring); budget_<r> (the round's
-    cap as the policy saw it, resource units), spend_<r> (granted), remaining_<r> (horizon mode:
-    what is left of H after the round; NaN in round mode).
+    each resource r (named after the environment's resources when it names them, else 0 … K−1;
+    spend over the round's budget; horizon mode: over H / rounds), oracle_s (seconds in the
+    policy's oracle call), oracle_gap (its certificate), oracle_status (the reference oracle's
+    status: "optimal" when proved); budget_mode; n_active (agents requesting), n_rows (option
+    rows), n_joined, n_left; n_reported (outcomes applied this round, of any round), n_lost
+    (this round's outcomes that will never arrive), n_expired and n_orphaned (outcomes dropped
+    this round, see the module docstring); budget_<r> (the round's cap as the policy saw it,
+    resource units), spend_<r> (granted), remaining_<r> (horizon mode: what is left of H after
+    the round; NaN in round mode).
 
     budget_mode: "round" or "horizon"; horizon_budget: (K,) resource units, horizon mode only
     (default ``rounds`` × round 1's budget). progress: called with the number of rounds done

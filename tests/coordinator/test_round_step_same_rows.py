@@ -88,3 +88,30 @@ def test_reference_solves_again_only_when_the_rows_change(monkeypatch):
     assert len(calls) == 2
     with pytest.raises(InvalidConfigError):
         Reference("nope")
+
+
+def test_named_resources_name_the_same_columns_in_both(tmp_path):
+    names = ("cpu", "memory", "gpu")
+
+    def named_env():
+        env = make_env(**ENV)
+        object.__setattr__(env, "resource_names", names)  # as a trace environment names them
+        return env
+
+    cfg = PolicyConfig(3, fairness="proportional", oracle="fast", seed=7,
+                       max_pending_rounds=20)
+    coord, _, _ = local_run(named_env(), tmp_path, policy=cfg, resource_names=list(names))
+    try:
+        coord.run(until_round=4)
+        rt = pd.DataFrame(coord.metrics_since(0, 1000))
+    finally:
+        coord.close()
+    sim = simulate(POLICIES["constrained-ts"].from_config(cfg), named_env(), 4, seed=0,
+                   oracle_method="fast")
+    cols = [f"utilization_{r}" for r in names]
+    assert not any(c.startswith("utilization_0") for c in (*rt.columns, *sim.columns))
+    np.testing.assert_array_equal(sim[cols].to_numpy(), rt[cols].to_numpy())
+    assert (sim[cols].to_numpy() > 0).any()
+    for bad in (("cpu", "cpu", "gpu"), ("cpu", "gpu"), ("cpu", "a b", "gpu"), "cpu"):
+        with pytest.raises(InvalidConfigError, match="resource_names"):
+            local_run(make_env(**ENV), tmp_path / "bad", policy=cfg, resource_names=bad)
