@@ -218,6 +218,10 @@ class RoundsWriter:
         self._pending: list = []
         self._n = 0
         self.rows = 0
+        if self.schema is not None:  # the file exists from the start (a run's part in progress)
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(self.path, self.schema)
 
     def append(self, rows) -> None:
         t = _table(rows, None if self.schema is None else self.schema.remove_metadata())
