@@ -25,6 +25,7 @@ import numpy as np
 
 from agents.protocol import Submission, Submitter
 from librex_alloc import Environment
+from librex_alloc.round_step import FeedbackSampler
 
 
 def _ids_array(ids) -> np.ndarray | list:
@@ -59,17 +60,7 @@ class AgentShard(Submitter):
         self.agent_index = idx
         self._hosted = np.zeros(env.n_agents, dtype=bool)
         self._hosted[idx] = True
-        self.env_delays = delay is None and report_prob is None and \
-            callable(getattr(env, "feedback_delays", None))
-        delay = 0 if delay is None else delay
-        lo, hi = (delay, delay) if np.isscalar(delay) else delay
-        if not 0 <= int(lo) <= int(hi):
-            raise ValueError(f"delay: expected 0 ≤ low ≤ high, got {delay!r}")
-        self.delay = (int(lo), int(hi))
-        report_prob = 1.0 if report_prob is None else report_prob
-        if not 0.0 <= float(report_prob) <= 1.0:
-            raise ValueError(f"report_prob: expected a probability, got {report_prob!r}")
-        self.report_prob = float(report_prob)
+        self.feedback = FeedbackSampler(env, delay, report_prob)
         self.static = bool(getattr(env, "is_static", False)) if static is None else bool(static)
         self._at_round = {f: "t" in inspect.signature(getattr(env, f)).parameters
                           for f in ("expected", "sample")}
@@ -135,17 +126,8 @@ class AgentShard(Submitter):
             values = np.clip(values, 0.0, 1.0)
         ids = sub.agent_ids[rows] if isinstance(sub.agent_ids, np.ndarray) else \
             [sub.agent_ids[i] for i in rows.tolist()]
-        lo, hi = self.delay
-        if self.env_delays:
-            delays = np.asarray(self.env.feedback_delays(env_index[rows], sub.options[rows],
-                                                         rng), dtype=np.int64)
-            keep = delays >= 0
-        elif lo == hi and self.report_prob == 1.0:
-            self._pending.setdefault(rnd + lo, []).append((rnd, ids, values))
-            return
-        else:
-            keep = rng.random(len(rows)) < self.report_prob
-            delays = rng.integers(lo, hi + 1, size=len(rows))
+        delays = self.feedback.draw(env_index[rows], sub.options[rows], rng)
+        keep = delays >= 0
         if keep.all() and len(np.unique(delays)) == 1:
             self._pending.setdefault(rnd + int(delays[0]), []).append((rnd, ids, values))
             return

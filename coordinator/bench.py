@@ -32,9 +32,10 @@ import time
 import numpy as np
 
 from coordinator.config import CoordinatorConfig
+from coordinator.metrics_log import phase_label
 from librex_alloc import PolicyConfig, SyntheticEnvironment, cli_args
 
-PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics")
+PHASES = ("submit_s", "decide_s", "commit_s", "push_s", "report_s", "metrics_s")
 
 
 def _config(env, directory, checkpoint_every: int, deadline: float = 30.0, budget=None):
@@ -58,11 +59,11 @@ def _measure(coord, warmup: int, rounds: int, admin: str) -> dict:
     rows = ray.get(coord.metrics_since.remote(warmup, 1_000_000, admin=admin))
     out = {"rounds": rounds, "rounds_per_s": rounds / (t2 - t0),
            "tail_rounds_per_s": (rounds - head) / (t2 - t1),
-           "round_ms": float(np.mean(rows["t_round"]) * 1e3),
+           "round_ms": float(np.mean(rows["round_s"]) * 1e3),
            "missing": int(np.sum(np.asarray(rows["n_missing"]) > 0))}
     for p in PHASES:
-        out[p[2:]] = float(np.median(rows[p]) * 1e3)
-    snaps = [t for t in rows["t_checkpoint"] if t > 0]
+        out[phase_label(p)] = float(np.median(rows[p]) * 1e3)
+    snaps = [t for t in rows["checkpoint_s"] if t > 0]
     out["snapshot_ms"] = float(np.median(snaps) * 1e3) if snaps else float("nan")
     return out
 

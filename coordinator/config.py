@@ -40,6 +40,8 @@ class CoordinatorConfig:
     :data:`~librex_alloc.oracles.methods.METHODS`), or None for no regret. rows_per_part:
     metrics rows per Parquet part.
     fsync: False only to measure the journal's cost. policy_class: an AllocationPolicy class.
+    resource_names: the K resources' names (e.g. ``env.resources`` of a trace environment):
+    the metrics columns are then ``utilization_<name>``; default ``utilization_0`` ….
     accept_loss: resume even when records that may have been committed are lost (a damaged
     journal record followed by others, a missing journal): replay what is intact, drop and
     count the rest (``counters["lost_records"]``). Not part of :meth:`to_dict` (an operator's
@@ -61,6 +63,7 @@ class CoordinatorConfig:
     pending_window_s: float | None = None
     pending_max_rounds: int | None = None
     accept_loss: bool = False
+    resource_names: tuple | None = None
 
     def __post_init__(self):
         put = object.__setattr__
@@ -113,6 +116,16 @@ class CoordinatorConfig:
         put(self, "pending_max_rounds", cap)
         if policy.max_pending_rounds != cap:
             put(self, "policy", policy.replace(max_pending_rounds=cap))
+        names = self.resource_names
+        if names is not None:
+            names = tuple(names) if isinstance(names, (list, tuple)) else None
+            if names is None or len(names) != policy.n_resources or len(set(names)) != \
+                    len(names) or not all(isinstance(n, str) and n.isidentifier()
+                                          for n in names):
+                raise InvalidConfigError(f"resource_names: expected {policy.n_resources} "
+                                         f"distinct names (letters, digits, _), got "
+                                         f"{self.resource_names!r}")
+            put(self, "resource_names", names)
         if not isinstance(self.accept_loss, bool):
             raise InvalidConfigError(f"accept_loss: expected a bool, got {self.accept_loss!r}")
 

@@ -81,13 +81,11 @@ from coordinator.wire import (
 from librex_alloc import (
     InvalidConfigError,
     InvalidInputError,
-    LibrexError,
     RoundRequest,
     StateError,
     UnknownAgentError,
-    metrics,
-    solve,
 )
+from librex_alloc.round_step import Reference, fairness_columns, round_row
 
 FORMAT = "librex-alloc-coordinator/1"
 COUNTERS = ("outcomes_applied", "duplicate_reports", "rejected_forged", "rejected_not_owner",
@@ -143,7 +141,8 @@ class Coordinator(OutcomeIntake):
         self._collect_round = 1
         self._prev_request: RoundRequest | None = None
         self._prev_key: tuple | None = None
-        self._reference: tuple | None = None
+        self._reference = None if config.reference_oracle is None else \
+            Reference(config.reference_oracle, quiet=True)
         self._acc_reward = 0.0
         self._acc_outcomes = 0
         self._last_checkpoint_s = 0.0
@@ -155,7 +154,8 @@ class Coordinator(OutcomeIntake):
         self.store = CheckpointStore(config.checkpoint_dir)
         self.store.acquire()
         self.metrics = MetricsLog(os.path.join(self.store.directory, "metrics"),
-                                  self.n_resources, config.rows_per_part)
+                                  self.n_resources, config.rows_per_part,
+                                  config=config.to_dict(), resources=config.resource_names)
         self.history = History(self.store, config.fsync, self._crash)
         try:
             self._restore()
@@ -345,20 +345,20 @@ class Coordinator(OutcomeIntake):
         if decided is None:
             t = self.round + 1
             self._gather(t)
-            times["t_submit"] = time.perf_counter() - t_start
+            times["submit_s"] = time.perf_counter() - t_start
             with self._lock:
                 decided = self._decide(t, times)
         t0 = time.perf_counter()
         report_s = self._push(decided)
-        times["t_push"] = time.perf_counter() - t0 - report_s
-        times["t_report"] = report_s
+        times["push_s"] = time.perf_counter() - t0 - report_s
+        times["report_s"] = report_s
         with self._lock:
             self._crash("pushed")
             t0 = time.perf_counter()
             row = self._metrics_row(decided)
-            times["t_metrics"] = time.perf_counter() - t0
-            times["t_checkpoint"] = self._last_checkpoint_s
-            times["t_round"] = time.perf_counter() - t_start
+            times["metrics_s"] = time.perf_counter() - t0
+            times["checkpoint_s"] = self._last_checkpoint_s
+            times["round_s"] = time.perf_counter() - t_start
             row.update(times)
             self._apply_metrics(row)
             self._log("METRICS", {"row": row})
@@ -521,7 +521,7 @@ class Coordinator(OutcomeIntake):
         if parts and all(s.expected is not None for s in parts):
             expected = np.concatenate([s.expected for s in parts])
         decided = self._allocate(t, request, layout, expected, key)
-        times["t_solve"] = time.perf_counter() - t0
+        times["decide_s"] = time.perf_counter() - t0
         self._crash("decided")
         arrays = {} if same else {"options": request.options, "requests": request.requests,
                                   "budget": request.budget}
@@ -532,7 +532,7 @@ class Coordinator(OutcomeIntake):
         self._log("ALLOC", meta, None if same else request.agent_ids, arrays)
         t0 = time.perf_counter()
         self._commit()
-        times["t_commit"] = time.perf_counter() - t0
+        times["commit_s"] = time.perf_counter() - t0
         self._crash("decision_committed")
         return decided
 
@@ -577,28 +577,19 @@ class Coordinator(OutcomeIntake):
         ungranted = [n for n, _, _, _ in d.layout
                      if n in self.submitters and self.submitters[n].ungranted_round == d.round]
         self._withdraw(d, ungranted)
-        alloc = d.allocation
-        sel = alloc.fractions > 0
-        row = {"round": d.round, "n_submitters": len(self.submitters),
-               "n_missing": len(self.submitters) - len(d.layout), "n_rows": d.request.n_rows,
-               "n_allocated": int(sel.sum()), "reward": self._acc_reward,
-               "n_outcomes": self._acc_outcomes, "solve_gap": float(alloc.oracle.gap)}
-        if d.expected is not None:
-            row["expected_reward"] = float(alloc.fractions @ d.expected)
-            ref = self._reference_reward(d)
-            if ref is not None:
-                row["oracle_reward"] = ref
-                row["regret"] = ref - row["expected_reward"]
+        alloc, req = d.allocation, d.request
+        row = round_row(d.round, alloc.fractions, req.requests, req.budget, d.expected,
+                        self._reference_reward(d), oracle=alloc.oracle,
+                        resources=self.metrics.resources)
+        row.pop("_used")
+        row.update({"n_submitters": len(self.submitters),
+                    "n_missing": len(self.submitters) - len(d.layout),
+                    "reward": self._acc_reward, "n_reported": self._acc_outcomes})
         if d.round % self.config.fairness_every == 0:
             _, rew = self.policy.utilities("reward")
             _, serv = self.policy.utilities("service")
             if len(rew):
-                rew = np.maximum(rew, 0.0)
-                row.update(gini_reward=metrics.gini(rew), jain_reward=metrics.jain(rew),
-                           gini_service=metrics.gini(serv), jain_service=metrics.jain(serv))
-        used = metrics.utilization(alloc.usage, d.request.budget)
-        for k in range(self.n_resources):
-            row[f"utilization_{k}"] = float(used[k])
+                row.update(fairness_columns(rew, serv))
         row.update({c: self.counters[c] for c in COUNTERS})
         row["ungranted"] = ungranted
         row["pending_from"] = self._pending_from(d.round)
@@ -647,21 +638,14 @@ class Coordinator(OutcomeIntake):
         self.counters["ungranted_rows"] += int(len(rows))
 
     def _reference_reward(self, d: _Decided) -> float | None:
-        """Best expected reward on the true means (utilitarian; solved again only when the
-        rows change)."""
-        if self.config.reference_oracle is None:
+        """Best expected reward on the submitters' true means (the shared
+        :class:`~librex_alloc.round_step.Reference`: utilitarian, solved again only when the
+        rows, budget or means change; a failed solve is a missing metric, never a reason to
+        stop the loop)."""
+        if self._reference is None or d.expected is None:
             return None
-        if self._reference is not None and self._reference[0] is d.request:
-            return self._reference[1]
-        try:  # the submitters' true means: a metric only, never a reason to stop the loop
-            res = solve(d.expected, d.request.requests, d.request.budget,
-                        groups=d.request.codes, method=self.config.reference_oracle,
-                        divisible=self.config.policy.divisible)
-            value = float(res.objective)
-        except LibrexError:
-            value = None
-        self._reference = (d.request, value)
-        return self._reference[1]
+        return self._reference.objective(d.expected, d.request.requests, d.request.budget,
+                                         d.request.codes, self.config.policy.divisible)
 
     def _apply_metrics(self, row: dict) -> None:
         rnd = int(row["round"])

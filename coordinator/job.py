@@ -45,12 +45,12 @@ import pyarrow.parquet as pq
 
 from coordinator.config import CoordinatorConfig
 from coordinator.errors import JobError
-from coordinator.metrics_log import columns
-from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment
+from coordinator.metrics_log import columns, phase_label
+from librex_alloc import PolicyConfig, StateError, SyntheticEnvironment, round_step
 from librex_alloc.errors import InvalidConfigError, LibrexError
 
 ROW_GROUP = 1000
-PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics", "t_checkpoint")
+PHASES = ("submit_s", "decide_s", "commit_s", "push_s", "report_s", "metrics_s", "checkpoint_s")
 
 
 @dataclass
@@ -520,9 +520,9 @@ def _rounds_dataset(out: Path, resume: bool) -> tuple[Path, int, int]:
 
 def read_rounds(path) -> pd.DataFrame:
     """All rounds of a run's ``rounds.parquet`` (every part), one row per round: when a resume
-    that accepted a loss played rounds again, the newer part's rows replace the older."""
-    df = pq.read_table(path).to_pandas()
-    return df.drop_duplicates("round", keep="last").sort_values("round").reset_index(drop=True)
+    that accepted a loss played rounds again, the newer part's rows replace the older
+    (:func:`librex_alloc.round_step.read_rounds`)."""
+    return round_step.read_rounds(path)
 
 
 def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
@@ -649,7 +649,12 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
             parquet, part, saved = _rounds_dataset(out, resume)
             schema = pa.schema(columns(resources))
             in_progress = parquet / f".part-{part:05d}.parquet.inprogress"
-            writer = pq.ParquetWriter(in_progress, schema)
+            # row groups of ROW_GROUP_ROWS rows, whatever the polls return; the run's
+            # configuration in the file's metadata
+            writer = round_step.RoundsWriter(in_progress, schema, config={
+                "command": "run", "coordinator": config.to_dict(), "environment": spec,
+                "agents": agents, "shards": shards, "rounds": rounds,
+                "duration_s": duration_s})
             written, pending = min(saved, first), None
             total = rounds if rounds is not None else (math.ceil(duration_s) if duration_s
                                                        else 0)
@@ -666,7 +671,7 @@ def run_job(*, agents: int = 10_000, shards: int = 4, rounds: int | None = 1000,
                                                                       admin=admin))
                             if not rows["round"]:
                                 break
-                            writer.write_table(pa.table(rows, schema=schema))
+                            writer.append(rows)
                             written = rows["round"][-1]
                         elapsed = time.perf_counter() - t_run
                         bar.update(info["round"] - first if rounds is not None else elapsed)
@@ -730,11 +735,11 @@ def summarize(df, status: dict, *, wall: float, setup: float, first_round: int =
         "reward_vs_oracle": expected_total / oracle_total if oracle_total > 0 else float("nan"),
         "cum_regret": float(df["regret"].sum()) if n else float("nan"),
         "utilization": [float(df[c].mean()) for c in util],
-        "phases_ms": {p[2:]: float(df[p].median() * 1e3) if n else float("nan")
+        "phases_ms": {phase_label(p): float(df[p].median() * 1e3) if n else float("nan")
                       for p in PHASES},
-        "round_ms": float(df["t_round"].median() * 1e3) if n else float("nan"),
-        "checkpoint_ms": float(df.loc[df["t_checkpoint"] > 0, "t_checkpoint"].median() * 1e3)
-        if n and (df["t_checkpoint"] > 0).any() else float("nan"),
+        "round_ms": float(df["round_s"].median() * 1e3) if n else float("nan"),
+        "checkpoint_ms": float(df.loc[df["checkpoint_s"] > 0, "checkpoint_s"].median() * 1e3)
+        if n and (df["checkpoint_s"] > 0).any() else float("nan"),
         "missing_rounds": int((df["n_missing"] > 0).sum()) if n else 0,
         "counters": status["counters"],
     }
@@ -810,9 +815,9 @@ def plot_run(parquet: Path, png: Path, title: str = "") -> None:
     for col in ("jain_reward", "gini_reward", "jain_service"):
         ax[1, 0].plot(fair["round"], fair[col], label=col)
     ax[1, 0].set(title="fairness of cumulative utilities", xlabel="round", ylim=(0, 1.02))
-    phases = [p for p in PHASES if p != "t_checkpoint"]
+    phases = [p for p in PHASES if p != "checkpoint_s"]
     smooth = [df[p].rolling(w, min_periods=1).median() * 1e3 for p in phases]
-    ax[1, 1].stackplot(r, np.vstack(smooth), labels=[p[2:] for p in phases])
+    ax[1, 1].stackplot(r, np.vstack(smooth), labels=[phase_label(p) for p in phases])
     top = float(np.nanpercentile(np.sum(smooth, axis=0), 95)) if len(df) else 1.0
     ax[1, 1].set(title=f"round phases, ms (rolling median of {w})", xlabel="round",
                  ylim=(0, 1.5 * top if top > 0 else 1.0))

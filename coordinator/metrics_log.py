@@ -5,7 +5,8 @@ every coordinator snapshot) is written as one Parquet part file ``part-<first>-<
 (temp file + ``os.replace``), then the buffer is reused. Memory stays at one buffer whatever
 the number of rounds. After a restart the parts newer than the restored snapshot are deleted
 (the journal replays their rows), so no row is written twice. :func:`consolidate` streams the
-parts into one file with ``pyarrow.parquet.ParquetWriter``, one row group per part.
+parts into one file in row groups sized for analysis (``round_step.ROW_GROUP_ROWS``). Every
+part carries the coordinator's configuration (JSON) in its metadata (``read_config``).
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from librex_alloc.round_step import RoundsWriter, read_config, resource_names, write_rounds
+
 _PART = re.compile(r"part-(\d{12})-(\d{12})\.parquet$")
 
 #: Columns every metrics row has (the utilization_k columns follow, one per resource).
 BASE_COLUMNS = (
     ("round", "int64"), ("n_submitters", "int64"), ("n_missing", "int64"),
     ("n_rows", "int64"), ("n_allocated", "int64"), ("reward", "float64"),
-    ("n_outcomes", "int64"), ("expected_reward", "float64"), ("oracle_reward", "float64"),
+    ("n_reported", "int64"), ("expected_reward", "float64"), ("oracle_reward", "float64"),
     ("regret", "float64"), ("gini_reward", "float64"), ("jain_reward", "float64"),
-    ("gini_service", "float64"), ("jain_service", "float64"), ("solve_gap", "float64"),
-    ("t_submit", "float64"), ("t_solve", "float64"), ("t_commit", "float64"),
-    ("t_push", "float64"), ("t_report", "float64"), ("t_metrics", "float64"),
-    ("t_checkpoint", "float64"), ("t_round", "float64"),
+    ("gini_service", "float64"), ("jain_service", "float64"), ("oracle_gap", "float64"),
+    ("oracle_s", "float64"),
+    ("submit_s", "float64"), ("decide_s", "float64"), ("commit_s", "float64"),
+    ("push_s", "float64"), ("report_s", "float64"), ("metrics_s", "float64"),
+    ("checkpoint_s", "float64"), ("round_s", "float64"),
     ("outcomes_applied", "int64"), ("duplicate_reports", "int64"),
     ("rejected_forged", "int64"), ("rejected_not_owner", "int64"),
     ("rejected_not_allocated", "int64"), ("rejected_replay", "int64"),
@@ -38,17 +42,34 @@ BASE_COLUMNS = (
 )
 
 
-def columns(n_resources: int) -> list[tuple[str, str]]:
-    return list(BASE_COLUMNS) + [(f"utilization_{k}", "float64") for k in range(n_resources)]
+#: The phase-time columns (seconds) and the short labels the printed tables and the
+#: telemetry tags use for them (``decide_s`` keeps its historical label "solve").
+PHASE_LABELS = {"submit_s": "submit", "decide_s": "solve", "commit_s": "commit",
+                "push_s": "push", "report_s": "report", "metrics_s": "metrics",
+                "checkpoint_s": "checkpoint", "round_s": "round"}
+
+
+def phase_label(column: str) -> str:
+    """The printed label of a phase-time column (``decide_s`` -> ``solve``)."""
+    return PHASE_LABELS[column]
+
+
+def columns(n_resources: int, names=None) -> list[tuple[str, str]]:
+    """The metrics columns; ``names``: the resources' names (default ``0 … K−1``)."""
+    return list(BASE_COLUMNS) + [(f"utilization_{r}", "float64")
+                                 for r in resource_names(names, n_resources)]
 
 
 class MetricsLog:
     """Column buffers of ``rows_per_part`` rows, flushed to part files in ``directory``."""
 
-    def __init__(self, directory: str, n_resources: int, rows_per_part: int = 1000):
+    def __init__(self, directory: str, n_resources: int, rows_per_part: int = 1000,
+                 config: dict | None = None, resources=None):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
-        self.columns = columns(n_resources)
+        self.resources = resource_names(resources, n_resources)
+        self.columns = columns(n_resources, self.resources)
+        self.config = config
         self.schema = pa.schema([(name, dtype) for name, dtype in self.columns])
         self.rows_per_part = int(rows_per_part)
         self._buf = {name: np.zeros(self.rows_per_part, dtype) for name, dtype in self.columns}
@@ -74,7 +95,7 @@ class MetricsLog:
         first, last = int(self._buf["round"][0]), int(self._buf["round"][n - 1])
         path = os.path.join(self.directory, f"part-{first:012d}-{last:012d}.parquet")
         tmp = path + ".tmp"
-        pq.write_table(table, tmp)
+        write_rounds(table, tmp, config=self.config)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -131,23 +152,18 @@ class MetricsLog:
 
 
 def consolidate(directory: str, path: str) -> int:
-    """Stream every part of ``directory`` into one Parquet file (one row group per part) with
-    ``ParquetWriter``; returns the number of rows. Memory: one part at a time."""
+    """Stream every part of ``directory`` into one Parquet file with a
+    :class:`~librex_alloc.round_step.RoundsWriter` (row groups of ``ROW_GROUP_ROWS`` rows, not
+    one per part; the configuration of the newest part in the metadata); returns the number
+    of rows. Memory: about one row group."""
     log_parts = sorted(
         (p for p in glob.glob(os.path.join(directory, "part-*.parquet")) if _PART.search(p)),
         key=lambda p: int(_PART.search(p).group(1)))
-    rows = 0
-    writer = None
-    try:
+    if not log_parts:
+        return 0
+    config = read_config(log_parts[-1])
+    with RoundsWriter(path + ".tmp", config=config) as writer:
         for p in log_parts:
-            t = pq.read_table(p)
-            if writer is None:
-                writer = pq.ParquetWriter(path + ".tmp", t.schema)
-            writer.write_table(t)
-            rows += t.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is not None:
-        os.replace(path + ".tmp", path)
-    return rows
+            writer.append(pq.read_table(p).replace_schema_metadata(None))
+    os.replace(path + ".tmp", path)
+    return writer.rows

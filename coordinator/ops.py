@@ -195,12 +195,13 @@ def collect_status(handle, cfg: dict, admin: str | None, namespace: str,
         rows = ray.get(handle.metrics_since.remote(max(0, s2["round"] - max(2 * every, 20)),
                                                    10_000, admin=admin))
         if rows["round"]:
+            from coordinator.metrics_log import phase_label
             out["fairness"] = {k: _last(rows[k]) for k in
                                ("gini_reward", "jain_reward", "gini_service", "jain_service")}
             out["utilization"] = [rows[k][-1] for k in rows if k.startswith("utilization_")]
-            out["phases_ms"] = {k[2:]: 1e3 * sorted(rows[k])[len(rows[k]) // 2]
-                                for k in ("t_submit", "t_solve", "t_commit", "t_push",
-                                          "t_report", "t_metrics", "t_round")}
+            out["phases_ms"] = {phase_label(k): 1e3 * sorted(rows[k])[len(rows[k]) // 2]
+                                for k in ("submit_s", "decide_s", "commit_s", "push_s",
+                                          "report_s", "metrics_s", "round_s")}
             out["reward_last_round"] = rows["reward"][-1]
     return out
 

@@ -212,8 +212,9 @@ def _metrics(tot: dict, fair: dict, utilitarian: bool, reference: bool) -> dict:
                                "wall_s")}
     out[REWARD] = tot["expected_reward"] / tot["oracle_reward"] \
         if tot["oracle_reward"] > 0 else float("nan")
-    for j, u in enumerate(util):
-        out[f"utilization_{j}"] = u / n
+    names = tot.get("util_cols") or [f"utilization_{j}" for j in range(len(util))]
+    for c, u in zip(names, util):  # the rounds file's names (named resources when named)
+        out[c] = u / n
     out["utilization"] = float(np.mean(util)) / n
     if utilitarian:
         out["reward_kept"] = 1.0
@@ -226,14 +227,11 @@ def _metrics(tot: dict, fair: dict, utilitarian: bool, reference: bool) -> dict:
 
 
 def _fairness_of(policy) -> dict:
-    from librex_alloc import metrics
+    from librex_alloc.round_step import fairness_columns
 
     _, rew = policy.utilities("reward")
     _, srv = policy.utilities("service")
-    rew = np.maximum(np.asarray(rew, dtype=np.float64), 0.0)
-    srv = np.asarray(srv, dtype=np.float64)
-    return {"gini_reward": metrics.gini(rew), "jain_reward": metrics.jain(rew),
-            "gini_service": metrics.gini(srv), "jain_service": metrics.jain(srv)}
+    return fairness_columns(rew, np.asarray(srv, dtype=np.float64))
 
 
 def _add_chunk(tot: dict, df: pd.DataFrame) -> None:
@@ -241,7 +239,8 @@ def _add_chunk(tot: dict, df: pd.DataFrame) -> None:
     tot["expected_reward"] += float(df["expected_reward"].sum())
     tot["oracle_reward"] += float(df["oracle_reward"].sum())
     tot["cum_regret"] += float(df["regret"].sum())
-    util = [float(df[c].sum()) for c in df.columns if c.startswith("utilization_")]
+    tot["util_cols"] = [c for c in df.columns if c.startswith("utilization_")]
+    util = [float(df[c].sum()) for c in tot["util_cols"]]
     tot["util_sum"] = util if tot["util_sum"] is None else \
         [a + b for a, b in zip(tot["util_sum"], util)]
 

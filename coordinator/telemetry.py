@@ -35,8 +35,8 @@ import math
 import os
 import threading
 
-PHASES = ("t_submit", "t_solve", "t_commit", "t_push", "t_report", "t_metrics",
-          "t_checkpoint", "t_round")
+PHASES = ("submit_s", "decide_s", "commit_s", "push_s", "report_s", "metrics_s",
+          "checkpoint_s", "round_s")
 FAIRNESS = ("gini_reward", "jain_reward", "gini_service", "jain_service")
 ROUND_BOUNDARIES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 #: Rows read per update at most (the histogram then sees the newest ones).
@@ -123,10 +123,11 @@ class Telemetry:
             for key in rows:
                 if key.startswith("utilization_"):
                     self._util.set(float(rows[key][-1]), {"resource": key[12:]})
+            from coordinator.metrics_log import phase_label
             for key in PHASES:
                 values = sorted(rows[key])
-                self._phase.set(float(values[len(values) // 2]), {"phase": key[2:]})
-            for t in rows["t_round"]:
+                self._phase.set(float(values[len(values) // 2]), {"phase": phase_label(key)})
+            for t in rows["round_s"]:
                 self._hist.observe(float(t))
 
 

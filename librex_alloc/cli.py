@@ -68,6 +68,7 @@ def _demo(args, out: Path, config) -> int:
     from librex_alloc.fairness import FairnessConfig
     from librex_alloc.policies import ConstrainedThompsonSampling
     from librex_alloc.progress import Progress
+    from librex_alloc.round_step import write_rounds
     from librex_alloc.simulation import simulate, summarize
 
     k = config.n_resources
@@ -93,8 +94,12 @@ def _demo(args, out: Path, config) -> int:
             wall = time.perf_counter() - t0
             frames[label] = df
             s = summarize(df)
-            df.to_csv(out / f"rounds_{label.replace('=', '').replace(',', '_')}.csv",
-                      index=False)
+            write_rounds(df, out / f"rounds_{label.replace('=', '').replace(',', '_')}.parquet",
+                         config={"command": "demo", "policy": cfg.to_dict(),
+                                 "environment": {"synthetic": {
+                                     "n_agents": args.agents, "n_resources": k,
+                                     "tightness": args.tightness, "seed": env_seed}},
+                                 "rounds": args.rounds, "seed": env_seed, "metrics_every": 10})
             _, served = policy.utilities("service")
             s["served_min"] = served.min() / args.rounds
             s["served_max"] = served.max() / args.rounds
@@ -140,7 +145,7 @@ def _demo(args, out: Path, config) -> int:
     fig.tight_layout()
     png = out / "demo.png"
     fig.savefig(png, dpi=110)
-    print(f"\nplot: {png}\nper-round metrics: {out}/rounds_*.csv")
+    print(f"\nplot: {png}\nper-round metrics: {out}/rounds_*.parquet")
     return 0
 
 

@@ -38,11 +38,19 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from librex_alloc import metrics, oracles
+from librex_alloc import oracles
 from librex_alloc._validation import as_float_array, check_scalar
 from librex_alloc.environments import Environment
 from librex_alloc.errors import InvalidConfigError, InvalidInputError, NotAllocatedError
 from librex_alloc.policies.base import AllocationPolicy
+from librex_alloc.round_step import (
+    FAIRNESS_COLUMNS,
+    FeedbackSampler,
+    Reference,
+    fairness_columns,
+    resource_names,
+    round_row,
+)
 
 BUDGET_MODES = ("round", "horizon")
 #: columns counting outcomes per round (see :func:`simulate`)
@@ -77,15 +85,16 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
 
     Columns: round, reward (realized), expected_reward, oracle_reward, regret, cum_regret,
     n_allocated, gini_reward, jain_reward, gini_service, jain_service (cumulative vectors over
-    all agents, computed every ``metrics_every`` rounds, NaN in between), utilization_k for
-    each resource (spend over the round's budget; horizon mode: over H / rounds),
-    solve_time (s, the policy's oracle call), oracle_gap (its certificate), oracle_status (the
-    reference oracle's status: "optimal" when proved); budget_mode; n_active (agents
-    requesting), n_rows (option rows), n_joined, n_left; n_reported (outcomes applied this
-    round, of any round), n_lost (this round's outcomes that will never arrive), n_expired and
-    n_orphaned (outcomes dropped this round, see the module docstring); budget_k (the round's
-    cap as the policy saw it, resource units), spend_k (granted), remaining_k (horizon mode:
-    what is left of H after the round; NaN in round mode).
+    all agents, computed every ``metrics_every`` rounds, NaN in between), utilization_<r> for
+    each resource r (named after the environment's resources when it names them, else 0 … K−1;
+    spend over the round's budget; horizon mode: over H / rounds), oracle_s (seconds in the
+    policy's oracle call), oracle_gap (its certificate), oracle_status (the reference oracle's
+    status: "optimal" when proved); budget_mode; n_active (agents requesting), n_rows (option
+    rows), n_joined, n_left; n_reported (outcomes applied this round, of any round), n_lost
+    (this round's outcomes that will never arrive), n_expired and n_orphaned (outcomes dropped
+    this round, see the module docstring); budget_<r> (the round's cap as the policy saw it,
+    resource units), spend_<r> (granted), remaining_<r> (horizon mode: what is left of H after
+    the round; NaN in round mode).
 
     budget_mode: "round" or "horizon"; horizon_budget: (K,) resource units, horizon mode only
     (default ``rounds`` × round 1's budget). progress: called with the number of rounds done
@@ -119,6 +128,7 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         raise InvalidConfigError(f"budget_mode: expected one of {BUDGET_MODES}, got "
                                  f"{budget_mode!r}")
     k = env.n_resources
+    names = resource_names(env, k)
     horizon = budget_mode == "horizon"
     if horizon and first_round != 1:
         raise InvalidConfigError("first_round: only with budget_mode='round'")
@@ -133,12 +143,12 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     else:  # a later chunk of a run: streams of its own
         rng = np.random.default_rng([seed, 2, first_round])
         feedback_rng = np.random.default_rng([seed, 3, first_round])
-    delays_of = getattr(env, "feedback_delays", None)
+    sampler = FeedbackSampler(env)
+    reference = Reference(oracle_method, time_limit=oracle_time_limit, gap_tolerance=0.0)
     set_true_means = getattr(policy, "set_true_means", None)
     set_true_means = set_true_means if callable(set_true_means) else None
     window = getattr(policy, "max_pending_rounds", None)
     registry = getattr(policy, "registry", None)
-    method = oracle_method
     n = env.n_agents
     if horizon:
         if horizon_budget is None:
@@ -147,12 +157,11 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         reference_budget = horizon_budget / max(rounds, 1)
     rec: dict[str, list] = {c: [] for c in (
         "round", "reward", "expected_reward", "oracle_reward", "regret", "n_allocated",
-        "gini_reward", "jain_reward", "gini_service", "jain_service", "solve_time",
+        "gini_reward", "jain_reward", "gini_service", "jain_service", "oracle_s",
         "oracle_gap", "oracle_status", "n_active", "n_rows", "n_joined", "n_left",
         *FEEDBACK_COLUMNS)}
-    caps, spends, lefts = (np.zeros((rounds, k)) for _ in range(3))
+    caps, spends, lefts, utils = (np.zeros((rounds, k)) for _ in range(4))
     lefts[:] = np.nan
-    cached = None
     reward_sum = np.zeros(n)
     service = np.zeros(n)
     left_round = np.zeros(n, dtype=np.int64)  # the latest round in which each agent left
@@ -178,18 +187,24 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
         alloc = policy.allocate(req)
         rows = np.nonzero(alloc.fractions > 0)[0]
         frac = alloc.fractions[rows]
-        expected = float(mu_all[rows] @ frac)
         rewards = env.sample(agent_index[rows], req.options[rows], rng)
         values = np.clip(rewards, 0.0, 1.0) if env.reward_family != "gaussian" else rewards
-        used = frac @ req.requests[rows] if len(rows) else np.zeros(k)
+        if horizon:
+            ref_budget, divisible = reference_budget, True
+        else:
+            ref_budget, divisible = req.budget, policy.divisible
+        best = reference.solve(mu_all, req.requests, ref_budget, agent_index, divisible)
+        row = round_row(t, alloc.fractions, req.requests, req.budget, mu_all, best.objective,
+                        util_budget=reference_budget if horizon else None, oracle=alloc.oracle,
+                        resources=names)
+        used = row.pop("_used")
+        utils[step - 1] = [row[f"utilization_{r}"] for r in names]
         caps[step - 1], spends[step - 1] = req.budget, used
         if horizon:
             remaining = np.maximum(remaining - used, 0.0)
             lefts[step - 1] = remaining
         # feedback: queue this round's outcomes by arrival round, then deliver round t's
-        delays = np.zeros(len(rows), np.int64) if delays_of is None or not len(rows) else \
-            np.asarray(delays_of(agent_index[rows], req.options[rows], feedback_rng),
-                       dtype=np.int64)
+        delays = sampler.draw(agent_index[rows], req.options[rows], feedback_rng)
         ids = [req.agent_ids[i] for i in rows]
         n_lost = int(np.count_nonzero(delays < 0))
         if len(rows) and not delays.any():
@@ -220,34 +235,16 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
                 counts["n_expired"] += len(out_ids)
         np.add.at(reward_sum, agent_index[rows], rewards * frac)
         np.add.at(service, agent_index[rows], frac)
-        if horizon:
-            ref_budget, divisible = reference_budget, True
-        else:
-            ref_budget, divisible = req.budget, policy.divisible
-        key = (req.requests, ref_budget, agent_index, mu_all)
-        if cached is None or not all(np.array_equal(a, b) for a, b in zip(key, cached[0])):
-            best = oracles.solve(mu_all, req.requests, ref_budget, groups=agent_index,
-                                 method=method, time_limit=oracle_time_limit,
-                                 gap_tolerance=0.0, divisible=divisible)
-            cached = (key, best)  # static environments solve the reference once
-        best = cached[1]
-        rec["round"].append(t)
-        rec["reward"].append(float(rewards @ frac))
-        rec["expected_reward"].append(expected)
-        rec["oracle_reward"].append(best.objective)
+        for c in ("round", "expected_reward", "oracle_reward", "regret", "n_allocated"):
+            rec[c].append(row[c])
+        rec["reward"].append(float(np.sum(rewards * frac)))  # summed as the runtime sums
         rec["oracle_status"].append(best.status)
-        rec["regret"].append(best.objective - expected)
-        rec["n_allocated"].append(len(rows))
         if step % metrics_every == 0 or step == rounds:
-            rec["gini_reward"].append(metrics.gini(np.maximum(reward_sum, 0)))
-            rec["jain_reward"].append(metrics.jain(np.maximum(reward_sum, 0)))
-            rec["gini_service"].append(metrics.gini(service))
-            rec["jain_service"].append(metrics.jain(service))
-        else:
-            for c in ("gini_reward", "jain_reward", "gini_service", "jain_service"):
-                rec[c].append(np.nan)
-        rec["solve_time"].append(alloc.oracle.solve_time)
-        rec["oracle_gap"].append(alloc.oracle.gap)
+            row.update(fairness_columns(reward_sum, service))
+        for c in FAIRNESS_COLUMNS:
+            rec[c].append(row.get(c, np.nan))
+        rec["oracle_s"].append(row["oracle_s"])
+        rec["oracle_gap"].append(row["oracle_gap"])
         rec["n_active"].append(len(np.unique(agent_index)))
         rec["n_rows"].append(len(agent_index))
         rec["n_joined"].append(len(getattr(env_round, "joined", ())))
@@ -259,18 +256,15 @@ def simulate(policy: AllocationPolicy, env: Environment, rounds: int, seed: int 
     extra = {c: rec.pop(c) for c in ("n_active", "n_rows", "n_joined", "n_left",
                                      *FEEDBACK_COLUMNS)}
     df = pd.DataFrame(rec)
-    ref = np.broadcast_to(reference_budget, caps.shape) if horizon else caps
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(ref > 0, spends / np.where(ref > 0, ref, 1.0), 0.0)
-    for j in range(k):
-        df[f"utilization_{j}"] = util[:, j]
+    for j, r in enumerate(names):
+        df[f"utilization_{r}"] = utils[:, j]
     df["cum_regret"] = df["regret"].cumsum()
     df["budget_mode"] = budget_mode
     for c, v in extra.items():
         df[c] = np.asarray(v, dtype=np.int64)
     for name, arr in (("budget", caps), ("spend", spends), ("remaining", lefts)):
-        for j in range(k):
-            df[f"{name}_{j}"] = arr[:, j]
+        for j, r in enumerate(names):
+            df[f"{name}_{r}"] = arr[:, j]
     return df
 
 
@@ -292,7 +286,7 @@ def summarize(df: pd.DataFrame) -> dict:
         "gini_service": float(last["gini_service"]) if last is not None else float("nan"),
         "jain_service": float(last["jain_service"]) if last is not None else float("nan"),
         "utilization": [float(df[c].mean()) for c in util_cols],
-        "median_solve_ms": float(df["solve_time"].median() * 1000) if len(df) else float("nan"),
+        "median_solve_ms": float(df["oracle_s"].median() * 1000) if len(df) else float("nan"),
         "oracle_proved": float((df["oracle_status"] == "optimal").mean()) if len(df)
         else float("nan"),
     }
@@ -301,12 +295,11 @@ def summarize(df: pd.DataFrame) -> dict:
     for c in FEEDBACK_COLUMNS:
         if c in df.columns:
             out[c] = int(df[c].sum())
-    spend_cols = sorted((c for c in df.columns if c.startswith("spend_")),
-                        key=lambda c: int(c.split("_")[1]))
+    spend_cols = [c for c in df.columns if c.startswith("spend_")]  # in resource order
     if spend_cols:
         out["spend"] = [float(df[c].sum()) for c in spend_cols]
         if out.get("budget_mode") == "horizon" and len(df):
-            total = [s + float(df[f"remaining_{c.split('_')[1]}"].iloc[-1])
+            total = [s + float(df["remaining_" + c[len("spend_"):]].iloc[-1])
                      for s, c in zip(out["spend"], spend_cols)]
             out["budget_spent"] = [s / h if h > 0 else float("nan")
                                    for s, h in zip(out["spend"], total)]

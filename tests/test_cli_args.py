@@ -312,8 +312,12 @@ def test_demo_uses_the_policy_config(tmp_path, capsys):
                              "--policy-config", str(path), "--out", str(out)], capsys)
     assert code == 0, err
     assert "2 resources" in stdout and "proportional,loss=0.1" in stdout
-    assert sorted(p.name for p in out.glob("*.csv")) == [
-        "rounds_none.csv", "rounds_proportional_loss0.1.csv"]
+    assert sorted(p.name for p in out.glob("*.parquet")) == [
+        "rounds_none.parquet", "rounds_proportional_loss0.1.parquet"]
+    from librex_alloc.round_step import read_config, read_rounds
+    cfg = read_config(out / "rounds_proportional_loss0.1.parquet")
+    assert cfg["policy"]["fairness"]["max_reward_loss"] == 0.1 and cfg["rounds"] == 10
+    assert read_rounds(out / "rounds_none.parquet")["round"].tolist() == list(range(1, 11))
 
 
 # ------------------------------------------------------------------ benchmarks

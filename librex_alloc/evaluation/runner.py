@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import pandas as pd
 from librex_alloc.errors import InvalidConfigError
 from librex_alloc.evaluation import design  # noqa: F401  (registers the "design" policy)
 from librex_alloc.policies import POLICIES, make_policy
+from librex_alloc.round_step import write_rounds
 from librex_alloc.simulation import simulate, summarize
 
 
@@ -113,20 +113,15 @@ def run_cell(cell: Cell) -> pd.DataFrame:
     return df
 
 
-def _write(df: pd.DataFrame, path: Path) -> None:
-    """Atomic Parquet write (temporary file in the same folder, then ``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write(df: pd.DataFrame, path: Path, config: dict | None = None) -> None:
+    """Atomic Parquet write in the rounds schema (:func:`librex_alloc.round_step.write_rounds`,
+    ``config`` in the file's metadata)."""
+    write_rounds(df, path, config=config)
 
 
 def _run_and_write(cell: Cell, path: str) -> str:
-    _write(run_cell(cell), Path(path))
+    config = json.loads(json.dumps(asdict(cell), sort_keys=True, default=_json_default))
+    _write(run_cell(cell), Path(path), {"command": "evaluation", "cell": config})
     return path
 
 

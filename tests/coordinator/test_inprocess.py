@@ -75,7 +75,7 @@ def test_round_loop_applies_every_outcome_once(tmp_path):
     rows = coord.metrics_since(0)
     assert rows["round"] == list(range(1, 26))
     assert sum(rows["n_allocated"]) == coord.counters["outcomes_applied"] > 0
-    assert sum(rows["n_outcomes"]) == coord.counters["outcomes_applied"]
+    assert sum(rows["n_reported"]) == coord.counters["outcomes_applied"]
     assert sum(s.granted_rows for s in shards) == coord.counters["outcomes_applied"]
     assert all(n == 0 for n in rows["n_missing"])
     assert all(u <= 1 + 1e-9 for u in rows["utilization_0"])
@@ -129,7 +129,7 @@ def test_crash_at_any_point_resumes_to_the_uninterrupted_state(tmp_path, point):
     assert coord.counters["outcomes_applied"] == ref.counters["outcomes_applied"]
     assert coord.counters["outcomes_applied"] == sum(s.granted_rows for s in shards)
     assert metrics_rounds(coord) == list(range(1, 35))
-    for col in ("reward", "n_allocated", "expected_reward", "n_outcomes"):
+    for col in ("reward", "n_allocated", "expected_reward", "n_reported"):
         assert coord.metrics_since(0)[col] == ref.metrics_since(0)[col], col
 
 
@@ -293,11 +293,11 @@ def test_stale_credentials_after_reregistration_and_unregister(tmp_path):
     coord.run(until_round=12)
     rows = coord.metrics_since(6)
     assert rows["n_rows"][-1] == 40
-    assert rows["n_outcomes"] == rows["n_allocated"]  # each round's outcomes, all applied
+    assert rows["n_reported"] == rows["n_allocated"]  # each round's outcomes, all applied
     rejected = {k: v for k, v in coord.counters.items() if k.startswith("rejected")}
     assert rejected == {**dict.fromkeys(rejected, 0), "rejected_forged": 3}, rejected
     assert late.granted_rows > 0
-    assert coord.counters["outcomes_applied"] - before == sum(rows["n_outcomes"])
+    assert coord.counters["outcomes_applied"] - before == sum(rows["n_reported"])
 
 
 # ----------------------------------------------------------------------------- live agents
@@ -358,7 +358,11 @@ def test_metrics_stream_to_parquet_in_bounded_memory(tmp_path):
     assert consolidate(coord.metrics.directory, str(out)) == 28
     table = pq.read_table(out)
     assert table.column("round").to_pylist() == list(range(1, 29))
-    assert pq.ParquetFile(out).metadata.num_row_groups == 4
+    assert pq.ParquetFile(out).metadata.num_row_groups == 1  # sized for analysis, not per part
+    from librex_alloc.round_step import read_config
+    for path in (out, coord.metrics.parts()[0][0]):  # the run's configuration travels along
+        assert read_config(path)["rows_per_part"] == 7
+        assert read_config(path)["policy"]["fairness"] == coord.config.policy.to_dict()["fairness"]
     assert metrics_rounds(coord) == list(range(1, 31))
 
 
@@ -377,7 +381,7 @@ def test_churn_drift_and_late_feedback_from_the_environment(tmp_path):
     granted = sum(s.granted_rows for s in shards)
     applied = coord.counters["outcomes_applied"]
     assert 0.75 * granted < applied < granted  # some outcomes never arrive, some are late
-    assert sum(rows["n_outcomes"]) == applied
+    assert sum(rows["n_reported"]) == applied
     rejected = {k: v for k, v in coord.counters.items() if k.startswith("rejected")}
     assert not any(rejected.values()), rejected
     assert coord.counters["duplicate_reports"] == 0

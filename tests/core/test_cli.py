@@ -220,7 +220,7 @@ def test_demo_writes_outputs_and_reports_progress(tmp_path, capsys):
     code, stdout, err = run(["demo", *TINY, "--fairness", "2", "--out", str(out)], capsys)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "demo.png", "rounds_alpha2.csv", "rounds_none.csv"]
+        "demo.png", "rounds_alpha2.parquet", "rounds_none.parquet"]
     assert "alpha=2" in stdout and "Traceback" not in err
     lines = err.strip().splitlines()  # capsys is not a TTY: one line per 10 %
     assert lines[-1].startswith("demo 100% [") and "40/40 rounds" in lines[-1]

@@ -237,7 +237,7 @@ def _chunks(sizes):
     for n in sizes:
         frames.append(simulate(pol, env, n, seed=3, first_round=done + 1, oracle_method="fast"))
         done += n
-    return pd.concat(frames, ignore_index=True).drop(columns="solve_time"), pol
+    return pd.concat(frames, ignore_index=True).drop(columns="oracle_s"), pol
 
 
 def test_simulate_in_chunks_continues_the_rounds_and_is_reproducible():
@@ -250,7 +250,7 @@ def test_simulate_in_chunks_continues_the_rounds_and_is_reproducible():
     p, e = _pair()
     pd.testing.assert_frame_equal(df.iloc[:10].reset_index(drop=True),
                                   simulate(p, e, 10, seed=3, oracle_method="fast")
-                                  .drop(columns="solve_time"))
+                                  .drop(columns="oracle_s"))
 
 
 def test_simulate_first_round_bad_values():
