@@ -412,11 +412,12 @@ def test_answers_do_not_depend_on_what_was_solved_before():
     script = textwrap.dedent("""
         import json, sys
         sys.path.insert(0, {tests!r})
+        sys.path.insert(0, {shared!r})
         from test_oracle_speed_paths import _RUNS, _signature, _solve_case
         out = {{f"{{c}}/{{m}}": _signature(_solve_case(c, m, x))
                for c in ("tiny", "core", "grouped", "large") for m, x in _RUNS}}
         print(json.dumps(out))
-    """).format(tests=str(Path(__file__).parent))
+    """).format(tests=str(Path(__file__).parent), shared=str(Path(__file__).parent.parent))
     fresh = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True,
                                       text=True, check=True, cwd=ROOT).stdout)
     cases = ("tiny", "core", "grouped", "large")
