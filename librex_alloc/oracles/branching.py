@@ -7,10 +7,13 @@ stays far above every selection: the certified gap of the fast answer exceeds 1 
 
 :func:`branch` splits on such an option ``j`` (one option per agent only): in one branch ``j``
 is chosen (the other options share the budget less ``r_j``), in the other it is not; each
-branch's LP is solved, rounded (:func:`~.fast.round_relaxation`) and split again, to a small
-depth. Every selection of the problem lies in exactly one leaf, so the largest of the leaves'
-bounds (the value of the options fixed in the leaf plus its LP's Lagrangian bound) is an upper
-bound on the optimum, at most the root's LP bound; the leaves' rounded answers are candidates.
+branch's LP is solved, rounded (:func:`~.fast.round_relaxation`) and split again: both children
+of the root first, then always the open node of largest bound (best first), up to a budget of
+LPs. Every selection of the problem lies in exactly one leaf or open node, so the largest of
+their bounds (the value of the options fixed in the node plus its LP's Lagrangian bound) is an
+upper bound on the optimum, at most the root's LP bound; the nodes' rounded answers are
+candidates. A larger budget splits a superset of the nodes (same order), so the bound never
+grows with it.
 
 Floating point: the budget less ``r_j`` is rounded *up* (one ulp per subtraction, so it is never
 below the exact residual), each leaf's bound is :func:`~._problem.lagrangian_bound` (valid in
