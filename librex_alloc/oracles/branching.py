@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from librex_alloc.oracles._problem import Groups, sum_rtol
+from librex_alloc.oracles._problem import Groups, lagrangian_bound, sum_rtol
 from librex_alloc.oracles.fast import density_key, round_relaxation
-from librex_alloc.oracles.relaxation import Relaxation, solve_relaxation
+from librex_alloc.oracles.relaxation import HotLP, Relaxation, solve_relaxation
 
 #: Levels of splitting (the tree is explored best first, up to :data:`BRANCH_LPS` LPs).
 BRANCH_DEPTH = 16
@@ -43,6 +43,9 @@ BREADTH_LEVELS = 2
 #: more the LP's few fractional options matter little (the gap vanishes as n grows) and each
 #: LP costs tens of milliseconds.
 BRANCH_MAX_ROWS = 600
+#: The nodes' LPs warm-started in one HiGHS model (:class:`~.relaxation.HotLP`); False: each
+#: solved from scratch.
+HOT_LP = True
 #: An LP value strictly between these is fractional.
 _FRAC = 1e-9
 
@@ -96,7 +99,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
         if val > best_val and fits(sel):
             best_sel, best_val = sel, val
 
-    def push(chosen, free, b, fixed_val, rx, level) -> None:
+    def push(chosen, free, b, fixed_val, rx, level, basis) -> None:
         nonlocal seq
         if rx is None:  # nothing left to choose
             leaves.append(fixed_val * (1.0 + sum_rtol(m)))
@@ -111,12 +114,37 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
             candidate(sel)
         seq += 1
         heapq.heappush(heap, (level >= BREADTH_LEVELS, -node_bound, seq, chosen, free, b,
-                              fixed_val, rx, level))
+                              fixed_val, rx, level, basis))
+
+    # the nodes' LPs: one HiGHS model with options fixed by their bounds, each warm-started
+    # from its parent's basis (the root's from a first solve)
+    hot, basis0 = None, None
+    if HOT_LP and k and m:
+        hot = HotLP(values, requests, budget)
+        out = hot.solve(np.zeros(m), np.ones(m))
+        if out is None:
+            hot = None
+        else:
+            basis0 = out[2]
+
+    def node_lp(chosen, fr, bb, basis):
+        if hot is not None:
+            lower = chosen.astype(np.float64)
+            upper = lower.copy()
+            upper[fr] = 1.0
+            out = hot.solve(lower, upper, basis)
+            if out is not None:
+                x, lam, basis = out
+                bound = lagrangian_bound(values[fr], requests[fr], bb,
+                                         Groups.from_labels(None, len(fr)), lam)
+                return Relaxation(x[fr], lam, bound, True, len(fr)), basis
+        return solve_relaxation(values[fr], requests[fr], bb,
+                                Groups.from_labels(None, len(fr))), None
 
     push(np.zeros(m, dtype=bool), np.arange(m), np.asarray(budget, dtype=np.float64), 0.0,
-         relax, 0)
+         relax, 0, basis0)
     while heap:
-        _, neg, _, chosen, free, b, fixed_val, rx, level = heapq.heappop(heap)
+        _, neg, _, chosen, free, b, fixed_val, rx, level, basis = heapq.heappop(heap)
         node_bound = -neg
         j = _pick(values, rx.x, free) if level < depth else None
         if j is None or node_bound <= max(incumbent, best_val):
@@ -139,13 +167,11 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
                     (chosen, rest, b, fixed_val)]
         for ch, fr, bb, fv in children:
             fr = fr[np.all(requests[fr] <= bb, axis=1)] if k else fr  # the rest cannot fit
+            sub, bas = None, None
             if len(fr):
                 lps += 1
-                sub = solve_relaxation(values[fr], requests[fr], bb,
-                                       Groups.from_labels(None, len(fr)))
-            else:
-                sub = None
-            push(ch, fr, bb, fv, sub, level + 1)
+                sub, bas = node_lp(ch, fr, bb, basis)
+            push(ch, fr, bb, fv, sub, level + 1, bas)
     leaves.extend(-h[1] for h in heap)  # open nodes: their bounds still count
     return Branched(best_sel, float(best_val) if best_sel is not None else -np.inf,
                     max(leaves), lps, complete)

@@ -108,6 +108,39 @@ def test_branching_tightens_the_bound_where_the_lp_is_loose():
     assert tighter >= 7
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_hot_lp_matches_the_lp_solved_from_scratch(seed):
+    """The branching's warm-started LP (options fixed by their bounds, from the root's basis)
+    has the optimum of the LP of the remaining options on the remaining budget, solved from
+    scratch, and the same answer whether or not a basis is given."""
+    from librex_alloc.oracles.relaxation import HotLP
+
+    rng = np.random.default_rng(seed)
+    values, requests, budget = normalized(*fair_instance(500 + seed, 80, 4))
+    ok = np.all(requests <= budget, axis=1)
+    values, requests = values[ok], requests[ok]
+    m = len(values)
+    hot = HotLP(values, requests, budget)
+    _, _, basis = hot.solve(np.zeros(m), np.ones(m))
+    for _ in range(4):
+        ones = rng.random(m) < 0.05
+        zeros = (rng.random(m) < 0.2) & ~ones
+        if np.any(requests[ones].sum(axis=0) > budget):
+            continue
+        lower, upper = ones.astype(float), (~zeros).astype(float)
+        x, lam, _ = hot.solve(lower, upper, basis)
+        assert np.all(x[ones] == 1.0) and np.all(x[zeros] == 0.0)
+        free = np.flatnonzero(~ones & ~zeros)
+        rest = budget - requests[ones].sum(axis=0)
+        ref = solve_relaxation(values[free], requests[free], rest,
+                               Groups.from_labels(None, len(free)))
+        got = float(values @ x)
+        want = float(values[ones].sum()) + float(values[free] @ ref.x)
+        assert got == pytest.approx(want, rel=1e-7)
+        x2, _, _ = hot.solve(lower, upper)
+        assert float(values @ x2) == pytest.approx(got, rel=1e-9)
+
+
 def test_more_branching_lps_never_loosen_the_bound():
     """Best first with a budget of LPs: a larger budget explores a superset of the nodes (same
     order), so the bound never grows and the best answer never gets worse."""
