@@ -86,8 +86,10 @@ class PolicyConfig:
     or a number α is accepted and converted). oracle: one of
     :data:`~librex_alloc.oracles.methods.METHODS` ("auto" | "exact" | "fast"); time_limit:
     seconds of CP-SAT deterministic time (None: the oracle's default); gap_tolerance: relative
-    certified gap at which the oracle's search stops (None: the oracle's default, 1 % for
-    "auto", 0 for "exact"; see :func:`~librex_alloc.oracles.solve`). round_deadline: seconds
+    certified gap at which the oracle's search stops (None: the oracle's default, 0.1 % for
+    "auto", 0 for "exact"; see :func:`~librex_alloc.oracles.solve`). With both None, "auto"
+    runs no CP-SAT (LP branching and local search only); setting either brings the CP-SAT
+    search back. round_deadline: seconds
     of wall-clock time the oracle may take per round (None: no deadline); the oracle returns
     its best answer by then, with its certificate (the stated slack is in
     :func:`~librex_alloc.oracles.solve`). divisible: grant

@@ -7,10 +7,13 @@ stays far above every selection: the certified gap of the fast answer exceeds 1 
 
 :func:`branch` splits on such an option ``j`` (one option per agent only): in one branch ``j``
 is chosen (the other options share the budget less ``r_j``), in the other it is not; each
-branch's LP is solved, rounded (:func:`~.fast.round_relaxation`) and split again, to a small
-depth. Every selection of the problem lies in exactly one leaf, so the largest of the leaves'
-bounds (the value of the options fixed in the leaf plus its LP's Lagrangian bound) is an upper
-bound on the optimum, at most the root's LP bound; the leaves' rounded answers are candidates.
+branch's LP is solved, rounded (:func:`~.fast.round_relaxation`) and split again: both children
+of the root first, then always the open node of largest bound (best first), up to a budget of
+LPs. Every selection of the problem lies in exactly one leaf or open node, so the largest of
+their bounds (the value of the options fixed in the node plus its LP's Lagrangian bound) is an
+upper bound on the optimum, at most the root's LP bound; the nodes' rounded answers are
+candidates. A larger budget splits a superset of the nodes (same order), so the bound never
+grows with it.
 
 Floating point: the budget less ``r_j`` is rounded *up* (one ulp per subtraction, so it is never
 below the exact residual), each leaf's bound is :func:`~._problem.lagrangian_bound` (valid in
@@ -20,21 +23,29 @@ exact arithmetic on the data) and the sum with the fixed values is rounded up by
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from librex_alloc.oracles._problem import Groups, sum_rtol
+from librex_alloc.oracles._problem import Groups, lagrangian_bound, sum_rtol
 from librex_alloc.oracles.fast import density_key, round_relaxation
-from librex_alloc.oracles.relaxation import Relaxation, solve_relaxation
+from librex_alloc.oracles.relaxation import HotLP, Relaxation, solve_relaxation
 
-#: Levels of splitting (at most 2^(depth+1) − 2 LPs; 6 at depth 2, ~0.3–0.5 ms each at n = 150).
-BRANCH_DEPTH = 2
+#: Levels of splitting (the tree is explored best first, up to :data:`BRANCH_LPS` LPs).
+BRANCH_DEPTH = 16
+#: LPs solved by the branching at most (two per split; ~0.3–0.5 ms each at n = 150).
+BRANCH_LPS = 6
+#: The first levels are split in full (both children of the root), the rest best first.
+BREADTH_LEVELS = 2
 #: Branching runs on at most this many candidate options (one HiGHS call per LP, < 1 ms); on
 #: more the LP's few fractional options matter little (the gap vanishes as n grows) and each
 #: LP costs tens of milliseconds.
 BRANCH_MAX_ROWS = 600
+#: The nodes' LPs warm-started in one HiGHS model (:class:`~.relaxation.HotLP`); False: each
+#: solved from scratch.
+HOT_LP = True
 #: An LP value strictly between these is fractional.
 _FRAC = 1e-9
 
@@ -63,17 +74,24 @@ def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray) -> int | None:
 
 def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
            fits: Callable[[np.ndarray], bool], time_left: Callable[[], bool],
-           depth: int = BRANCH_DEPTH) -> Branched:
+           depth: int = BRANCH_DEPTH, max_lps: int | None = None) -> Branched:
     """Split on fractional options of the LP ``relax`` of the candidate problem (normalized
-    units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)), to
-    ``depth`` levels while ``time_left()``. A node whose bound is at most ``incumbent`` (the
-    value of a known selection) is not split. ``fits(selected (M,)) -> bool``: the canonical
-    check of a candidate. Returns the best candidate found and the bound (see the module)."""
+    units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)),
+    best first (the open node of largest bound is split next), to ``depth`` levels and at most
+    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``. A node whose bound is at
+    most ``incumbent`` (the value of a known selection) or the best candidate's is not split.
+    ``fits(selected (M,)) -> bool``: the canonical check of a candidate. Returns the best
+    candidate found and the bound (see the module)."""
     m, k = requests.shape
+    max_lps = BRANCH_LPS if max_lps is None else max_lps
     best_sel, best_val = None, -np.inf
     lps = 0
     complete = True
     leaves: list[float] = []
+    # (past the breadth-first levels, -bound, sequence, chosen, free, budget, fixed value, LP,
+    # level): the first BREADTH_LEVELS levels are split in full, then best first
+    heap: list = []
+    seq = 0
 
     def candidate(sel: np.ndarray) -> None:
         nonlocal best_sel, best_val
@@ -81,9 +99,8 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
         if val > best_val and fits(sel):
             best_sel, best_val = sel, val
 
-    def node(chosen: np.ndarray, free: np.ndarray, b: np.ndarray, fixed_val: float,
-             rx: Relaxation | None, level: int) -> None:
-        nonlocal lps, complete
+    def push(chosen, free, b, fixed_val, rx, level, basis) -> None:
+        nonlocal seq
         if rx is None:  # nothing left to choose
             leaves.append(fixed_val * (1.0 + sum_rtol(m)))
             candidate(chosen)
@@ -95,14 +112,51 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
             sel[free[round_relaxation(values[free], requests[free], b,
                                       Groups.from_labels(None, len(free)), rx, key)]] = True
             candidate(sel)
+        seq += 1
+        heapq.heappush(heap, (level >= BREADTH_LEVELS, -node_bound, seq, chosen, free, b,
+                              fixed_val, rx, level, basis))
+
+    # the nodes' LPs: one HiGHS model with options fixed by their bounds, each warm-started
+    # from its parent's basis (the root's from a first solve)
+    hot, basis0 = None, None
+    if HOT_LP and k and m:
+        hot = HotLP(values, requests, budget)
+        out = hot.solve(np.zeros(m), np.ones(m))
+        if out is None:
+            hot = None
+        else:
+            basis0 = out[2]
+
+    def node_lp(chosen, fr, bb, basis):
+        if hot is not None:
+            lower = chosen.astype(np.float64)
+            upper = lower.copy()
+            upper[fr] = 1.0
+            out = hot.solve(lower, upper, basis)
+            if out is not None:
+                x, lam, basis = out
+                bound = lagrangian_bound(values[fr], requests[fr], bb,
+                                         Groups.from_labels(None, len(fr)), lam)
+                return Relaxation(x[fr], lam, bound, True, len(fr)), basis
+        return solve_relaxation(values[fr], requests[fr], bb,
+                                Groups.from_labels(None, len(fr))), None
+
+    push(np.zeros(m, dtype=bool), np.arange(m), np.asarray(budget, dtype=np.float64), 0.0,
+         relax, 0, basis0)
+    while heap:
+        _, neg, _, chosen, free, b, fixed_val, rx, level, basis = heapq.heappop(heap)
+        node_bound = -neg
         j = _pick(values, rx.x, free) if level < depth else None
         if j is None or node_bound <= max(incumbent, best_val):
             leaves.append(node_bound)
-            return
+            continue
+        if lps + 2 > max_lps:
+            leaves.append(node_bound)
+            break
         if not time_left():
             complete = False
             leaves.append(node_bound)
-            return
+            break
         rest = free[free != j]
         # j chosen: the others share the budget less r_j (rounded up: never below the exact
         # residual, so no selection of this branch is lost)
@@ -113,15 +167,11 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
                     (chosen, rest, b, fixed_val)]
         for ch, fr, bb, fv in children:
             fr = fr[np.all(requests[fr] <= bb, axis=1)] if k else fr  # the rest cannot fit
+            sub, bas = None, None
             if len(fr):
                 lps += 1
-                sub = solve_relaxation(values[fr], requests[fr], bb,
-                                       Groups.from_labels(None, len(fr)))
-            else:
-                sub = None
-            node(ch, fr, bb, fv, sub, level + 1)
-
-    node(np.zeros(m, dtype=bool), np.arange(m), np.asarray(budget, dtype=np.float64), 0.0,
-         relax, 0)
+                sub, bas = node_lp(ch, fr, bb, basis)
+            push(ch, fr, bb, fv, sub, level + 1, bas)
+    leaves.extend(-h[1] for h in heap)  # open nodes: their bounds still count
     return Branched(best_sel, float(best_val) if best_sel is not None else -np.inf,
                     max(leaves), lps, complete)

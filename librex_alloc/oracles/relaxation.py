@@ -123,6 +123,59 @@ def _lp_direct(cost, start, index, value, row_upper) -> tuple[np.ndarray, np.nda
     return np.array(sol.col_value, dtype=np.float64), np.array(sol.row_dual, dtype=np.float64)
 
 
+class HotLP:
+    """The LP of a one-option-per-agent problem (``values`` (M,) > 0, ``requests`` (M, K),
+    ``budget`` (K,) > 0) kept in a HiGHS object of its own, re-solved after fixing options to
+    0 or 1 and warm-started from an earlier basis (the branching of :mod:`~.branching`: a few
+    dual simplex iterations instead of a solve from scratch).
+
+    :meth:`solve` returns ``(x (M,), λ (K,), basis)`` or None when HiGHS reports no optimum
+    (the caller then solves from scratch). The model is passed anew by the constructor and
+    every solve sets its bounds and basis explicitly, so the answers depend on the calls made
+    on this object only (in order), never on what ran before it.
+    """
+
+    def __init__(self, values, requests, budget):
+        m, k = requests.shape
+        self.m, self.k = m, k
+        self.rscale = np.where(budget > 0, budget, 1.0)
+        h = getattr(_LOCAL, "hot", None)
+        if h is None:
+            h = _highs_core._Highs()
+            for key, value in (("output_flag", False), ("presolve", "off"),
+                               ("simplex_scale_strategy", 0), *_HIGHS_OPTIONS.items()):
+                h.setOptionValue(key, value)
+            _LOCAL.hot = h
+        h.clearSolver()
+        core = _highs_core
+        start = np.arange(0, m * k + 1, k, dtype=np.int32)
+        index = np.tile(np.arange(k, dtype=np.int32), m)
+        value = (requests / self.rscale).ravel()
+        status = h.passModel(m, k, len(value), int(core.MatrixFormat.kColwise),
+                             int(core.ObjSense.kMinimize), 0.0, -np.asarray(values, float),
+                             np.zeros(m), np.ones(m), np.full(k, -np.inf), budget / self.rscale,
+                             start, index, value, np.zeros(m, dtype=np.int32))
+        self.ok = status != core.HighsStatus.kError
+        self.h = h
+        self.cols = np.arange(m, dtype=np.int32)
+
+    def solve(self, lower: np.ndarray, upper: np.ndarray, basis=None):
+        """The LP with ``lower ≤ x ≤ upper`` (float (M,), 0 or 1), from ``basis`` if given."""
+        if not self.ok:
+            return None
+        h, core = self.h, _highs_core
+        h.changeColsBounds(self.m, self.cols, lower, upper)
+        if basis is not None:
+            h.setBasis(basis)
+        h.run()
+        if h.getModelStatus() != core.HighsModelStatus.kOptimal:
+            return None
+        sol = h.getSolution()
+        x = np.clip(np.array(sol.col_value, dtype=np.float64), 0.0, 1.0)
+        lam = np.maximum(-np.array(sol.row_dual, dtype=np.float64), 0.0) / self.rscale
+        return x, lam, h.getBasis()
+
+
 def _lp(values, requests, budget, groups: Groups) -> tuple[np.ndarray, np.ndarray]:
     """Solve the LP exactly with HiGHS; returns (x, λ).
 
