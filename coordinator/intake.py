@@ -30,6 +30,7 @@ from coordinator.errors import OwnershipError, ReplayError
 from coordinator.wire import (
     MAX_ID_CHARS,
     check_ids,
+    plain_array,
     plain_ids,
     plain_int,
     plain_str,
@@ -90,7 +91,9 @@ class OutcomeIntake:
         rnd = plain_int(rep.round)
         try:
             raw_ids = plain_ids(rep.agent_ids)
-            ids = check_ids(raw_ids)
+            # an integer id array goes to the policy's check as it is (one look-up there; it
+            # finds repeated ids too), anything else as a checked list
+            ids = raw_ids if plain_array(raw_ids, "iu") else check_ids(raw_ids)
             values = plain_values(rep.values)
             if type(rep.kind) is not str or rep.kind not in KINDS or \
                     values.shape != (len(ids),) or rnd is None:
@@ -107,9 +110,7 @@ class OutcomeIntake:
         except (LibrexError, TypeError, ValueError) as exc:
             self._reject("rejected_invalid")
             return InvalidInputError(str(exc))
-        arr = raw_ids if isinstance(raw_ids, np.ndarray) and raw_ids.dtype.kind in "iu" \
-            else ids
-        pos = self.submitters[name].owned_index().get_indexer(arr) if len(ids) else \
+        pos = self.submitters[name].owned_index().get_indexer(ids) if len(ids) else \
             np.zeros(0, np.int64)
         if np.any(pos < 0):
             self._reject("rejected_not_owner")
@@ -144,7 +145,7 @@ class OutcomeIntake:
             absent = check.has(Reason.UNKNOWN_AGENT, Reason.NOT_ALLOCATED)
             if np.any(absent):
                 self._reject("rejected_not_allocated")
-                bad = ids[int(np.argmax(absent))]
+                bad = check.agent_ids[int(np.argmax(absent))]
                 results[j] = NotAllocatedError(f"report {rep.report_id!r}: agent {bad!r} was "
                                                f"not allocated in round {rnd}")
                 continue
@@ -159,20 +160,22 @@ class OutcomeIntake:
             groups.setdefault((rnd, rep.kind), []).append(
                 (j, name, rep.report_id, ids, values, check))
         for (rnd, kind), members in groups.items():
-            ids = [a for m in members for a in m[3]]
+            count = sum(len(m[3]) for m in members)
             values = np.concatenate([m[4] for m in members])
-            arrays = [items[m[0]][1].agent_ids for m in members]
+            arrays = [m[3] for m in members]
             logged = np.concatenate(arrays) if all(
-                isinstance(a, np.ndarray) and a.dtype.kind in "iu" for a in arrays) else ids
+                isinstance(a, np.ndarray) for a in arrays) else \
+                [a for ids in arrays for a in (ids.tolist() if isinstance(ids, np.ndarray)
+                                               else ids)]
             try:
-                applied = self.policy.observe_checked([m[5] for m in members]) if ids else 0
+                applied = self.policy.observe_checked([m[5] for m in members]) if count else 0
             except LibrexError as exc:  # pragma: no cover - everything was checked above
                 for m in members:
                     self._reject("rejected_invalid")
                     results[m[0]] = InvalidInputError(f"report {m[2]!r}: {exc}")
                 continue
-            if applied != len(ids):  # pragma: no cover - replays were rejected above
-                raise StateError(f"round {rnd}: {applied} outcomes applied of {len(ids)}")
+            if applied != count:  # pragma: no cover - replays were rejected above
+                raise StateError(f"round {rnd}: {applied} outcomes applied of {count}")
             names = [m[1] for m in members]
             rids = [m[2] for m in members]
             sizes = [len(m[3]) for m in members]

@@ -95,7 +95,10 @@ class OutcomeCheck:
 
     def has(self, *reasons: Reason) -> np.ndarray:
         """bool (m,): rows refused for one of ``reasons``."""
-        return np.isin(self.reasons, np.asarray(reasons, dtype=np.int8))
+        out = self.reasons == reasons[0] if reasons else np.zeros(len(self.reasons), bool)
+        for r in reasons[1:]:
+            out |= self.reasons == r
+        return out
 
     def overlaps(self, others: Sequence[OutcomeCheck]) -> np.ndarray:
         """bool (m,): accepted rows of this check that an accepted row of one of ``others``
@@ -117,7 +120,9 @@ def check_outcomes(policy, round_id, agent_ids, rewards=None, *, successes=None
 
     Raises :class:`InvalidInputError` only when there are no rows to speak of: ids that are not
     a list of hashable ids, or not exactly one of rewards / successes."""
-    ids = check_ids(agent_ids)
+    # an integer id array of known, distinct agents (the coordinator's reports): one look-up
+    fast = _distinct_known_slots(policy.registry, agent_ids)
+    ids = agent_ids.tolist() if fast is not None else check_ids(agent_ids)
     if (rewards is None) == (successes is None):
         raise InvalidInputError("observe: give exactly one of rewards or successes")
     m = len(ids)
@@ -152,13 +157,15 @@ def check_outcomes(policy, round_id, agent_ids, rewards=None, *, successes=None
         if not good.all():
             refuse(~good, Reason.BAD_VALUE, _value_error(policy, raw, name, m, successes))
     # the agents: once each, known to the policy
-    codes, uniques = factorize_ids(ids)
-    if len(uniques) != m:
-        first = np.zeros(m, dtype=bool)
-        first[np.unique(codes, return_index=True)[1]] = True
-        refuse(~first, Reason.DUPLICATE,
-               InvalidInputError("observe: an agent appears twice in one call"))
-    slots = policy.registry.lookup(uniques)[codes] if m else np.zeros(0, np.int64)
+    slots = fast
+    if slots is None:  # the general case: factorize, then look the distinct ids up
+        codes, uniques = factorize_ids(ids)
+        if len(uniques) != m:
+            first = np.zeros(m, dtype=bool)
+            first[np.unique(codes, return_index=True)[1]] = True
+            refuse(~first, Reason.DUPLICATE,
+                   InvalidInputError("observe: an agent appears twice in one call"))
+        slots = policy.registry.lookup(uniques)[codes] if m else np.zeros(0, np.int64)
     # the round: pending, and the agents allocated in it and not reported yet
     pending, positions = None, None
     try:
@@ -190,6 +197,19 @@ def check_outcomes(policy, round_id, agent_ids, rewards=None, *, successes=None
             refuse(done, Reason.ALREADY_REPORTED, errors[Reason.ALREADY_REPORTED])
     return OutcomeCheck(round_id, kind, ids, values, reasons == 0, reasons, errors, pending,
                         positions)
+
+
+def _distinct_known_slots(registry, agent_ids) -> np.ndarray | None:
+    """Slots of an integer id array whose ids are all known and distinct (one hash look-up
+    of the array, no factorizing: the coordinator's reports), else None (the general path
+    then says which ids repeat or are unknown)."""
+    if type(agent_ids) is not np.ndarray or agent_ids.ndim != 1 or \
+            agent_ids.dtype.kind not in "iu" or len(agent_ids) <= 16:
+        return None
+    slots = registry.lookup(agent_ids)
+    if slots.min() < 0 or np.bincount(slots).max() > 1:
+        return None
+    return slots
 
 
 def _value_error(policy, raw, name: str, m: int, successes) -> LibrexError:
@@ -227,7 +247,8 @@ def observe_checked(policy, checks) -> int:
     for (rnd, kind), members in groups.items():
         pos = np.concatenate([c._positions[c.accepted] for c in members])
         pending = members[0]._pending
-        if pending.reported[pos].any() or len(np.unique(pos)) != len(pos):
+        if pending.reported[pos].any() or \
+                np.count_nonzero(np.bincount(pos, minlength=1) > 1):
             raise StateError(f"observe_checked: round {rnd} outcomes of these checks were "
                              f"applied already or are reported twice; check again")
         plan.append((rnd, kind, pending, pos,
