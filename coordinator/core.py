@@ -27,57 +27,42 @@ replays the journal in order. Policy decisions are deterministic given the state
 inputs, so the replay rebuilds the exact state, random generator included. A round whose
 decision was committed but whose outcomes were not is pushed again; submitters recognize the
 grants and retransmit unacknowledged outcomes, which the report ids deduplicate.
+
+This module is the loop; each job around it has its own module: the configuration
+(:mod:`coordinator.config`), the transport (:mod:`coordinator.transport`), the submitter
+table (:mod:`coordinator.submitters`) and registration (:mod:`coordinator.registration`), the
+exchange of submissions and grants (:mod:`coordinator.exchange`, checks in
+:mod:`coordinator.wire`), the outcome intake (:mod:`coordinator.intake`), the metrics and the
+pending window (:mod:`coordinator.bookkeeping`), and recovery (:mod:`coordinator.recovery`:
+journal, snapshots, replay).
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
 import os
-import secrets
 import threading
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from agents.protocol import (
-    Exchange,
-    GrantBatch,
-    Registration,
-    Reply,
-    Report,
-)
+from coordinator.bookkeeping import COUNTERS, RoundBookkeeping
 from coordinator.checkpoints import CheckpointStore
 from coordinator.config import CoordinatorConfig
 from coordinator.credentials import load_admin_credential
-from coordinator.errors import CredentialError, OwnershipError
+from coordinator.decision import Decided, digest
+from coordinator.errors import CredentialError
+from coordinator.exchange import SubmissionExchange
 from coordinator.intake import OutcomeIntake
-from coordinator.journal import (
-    Journal,
-    Record,
-    config_diff,
-    decode_ids,
-)
+from coordinator.journal import Journal
 from coordinator.metrics_log import MetricsLog
-from coordinator.recovery import History, other_configuration
-from coordinator.submitters import KEPT, PROVED, SWITCHED, SubmitterEntry, SubmitterTable
+from coordinator.recovery import History, Recovery
+from coordinator.registration import Registrations
+from coordinator.submitters import SubmitterTable
 from coordinator.transport import LocalTransport, Transport
-from coordinator.wire import (
-    MAX_ID_CHARS,
-    check_ids,
-    hash_token,
-    plain_ids,
-    plain_int,
-    plain_str,
-    plain_values,
-    reply_parts,
-    safe_str,
-    submission_rows,
-)
+from coordinator.wire import check_ids, hash_token, plain_int, plain_values
 from librex_alloc import (
     InvalidConfigError,
     InvalidInputError,
@@ -85,35 +70,16 @@ from librex_alloc import (
     StateError,
     UnknownAgentError,
 )
-from librex_alloc.round_step import Reference, fairness_columns, round_row
-
-FORMAT = "librex-alloc-coordinator/1"
-COUNTERS = ("outcomes_applied", "duplicate_reports", "rejected_forged", "rejected_not_owner",
-            "rejected_not_allocated", "rejected_replay", "rejected_invalid",
-            "rejected_submissions", "restarts", "rejected_control", "ungranted_rows")
+from librex_alloc.round_step import Reference
 
 
 class SimulatedCrash(BaseException):
     """Raised by a test's crash hook to abandon a coordinator mid-call (in-process tests)."""
 
 
-# --------------------------------------------------------------------------- internals
-@dataclass
-class _Decided:
-    round: int
-    request: RoundRequest
-    allocation: object
-    layout: list  # (name, version, start, stop)
-    expected: np.ndarray | None
-    key: tuple
-
-
-def _digest(alloc) -> int:
-    return zlib.crc32(np.ascontiguousarray(alloc.fractions, dtype=np.float64).tobytes())
-
-
 # --------------------------------------------------------------------------- coordinator
-class Coordinator(OutcomeIntake):
+class Coordinator(Registrations, SubmissionExchange, OutcomeIntake, RoundBookkeeping,
+                  Recovery):
     """The round loop around one policy (see the module docstring).
 
     config: a :class:`CoordinatorConfig`. transport: how submitters are reached (default: an
@@ -137,7 +103,7 @@ class Coordinator(OutcomeIntake):
         self.submitters = SubmitterTable()
         self._dedup: dict[tuple, int] = {}  # (name, report id) -> outcomes applied
         self._dedup_rounds: OrderedDict[int, list] = OrderedDict()  # round -> its keys
-        self._decided: _Decided | None = None
+        self._decided: Decided | None = None
         self._collect_round = 1
         self._prev_request: RoundRequest | None = None
         self._prev_key: tuple | None = None
@@ -176,92 +142,8 @@ class Coordinator(OutcomeIntake):
     def _replaying(self) -> bool:
         return self.history.replaying
 
-    # ======================================================================= registration
-    def register(self, name: str, agent_ids, handle=None, token: str | None = None
-                 ) -> Registration:
-        """Register submitter ``name`` for ``agent_ids``; returns its credential.
-
-        handle: how the transport reaches it (its Ray actor handle; in-process, the object),
-        else it is found by name. A name already registered may register again:
-
-        - with its current ``token``: a new credential is returned, the old one revoked;
-        - with the same handle (a restarted actor, which lost its credential): the returned
-          :class:`Registration` carries no token. The new credential travels with the next
-          exchange *to that handle*, so only the actor itself can receive it; an actor that
-          still holds the current credential (a live one: someone else called register with
-          its handle) keeps it, nothing is revoked, and the attempt is counted in
-          ``rejected_forged``.
-
-        The agents it owned stay its own (their posteriors are untouched). Agents owned by
-        another submitter are refused (:class:`OwnershipError`, counted in
-        ``rejected_not_owner``); a re-registration that proves nothing is a
-        :class:`CredentialError` (``rejected_forged``)."""
-        if plain_str(name) is None:
-            raise InvalidInputError(f"name: expected a non-empty str of at most "
-                                    f"{MAX_ID_CHARS} characters (UTF-8)")
-        ids = check_ids(plain_ids(agent_ids))
-        try:
-            for a in ids:
-                if type(a) is str:
-                    a.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInputError("agent_ids: an id is not valid UTF-8 text") from None
-        with self._lock:
-            table = self.submitters
-            taken = table.taken(name, ids)
-            if taken:
-                self._reject("rejected_not_owner")
-                self._commit()
-                raise OwnershipError(f"register {name!r}: agent {taken[0]!r} is owned by "
-                                     f"{table.owner[taken[0]]!r} ({len(taken)} taken)")
-            sub = table.entries.get(name)
-            holds = table.holds(name, token)
-            if sub is not None and not (
-                    holds or (handle is not None and getattr(self.transport, "same",
-                                                             lambda n, h: False)(name, handle))):
-                self._reject("rejected_forged")
-                self._commit()
-                raise CredentialError(f"register {name!r}: already registered; only the same "
-                                      f"actor or the holder of its credential may register "
-                                      f"again")
-            new = table.unowned(ids)
-            if sub is not None and not holds:
-                # the same handle, no credential: offer one through the handle
-                table.offer(sub, new, by_register=True)
-                return Registration(name, None, self.round + 1)
-            if handle is not None and hasattr(self.transport, "bind"):
-                self.transport.bind(name, handle)
-            token = secrets.token_hex(16)
-            self._apply_register(name, hash_token(token), new)
-            self._log("REG", {"name": name, "token_hash": hash_token(token)}, new)
-            self._commit()
-            return Registration(name, token, self.round + 1)
-
-    def unregister(self, token: str) -> int:
-        """The submitter leaves with all its agents (their posteriors and pending outcomes are
-        dropped); returns the number of agents removed."""
-        with self._lock:
-            name = self._auth(token)
-            n = len(self.submitters[name].agents)
-            self._apply_unregister(name)
-            self._log("UNREG", {"name": name})
-            self._commit()
-            return n
-
-    def leave(self, token: str, agent_ids) -> int:
-        """Some of the submitter's agents leave; returns how many."""
-        ids = check_ids(plain_ids(agent_ids))
-        with self._lock:
-            name = self._auth(token)
-            if not self.submitters.owns_all(name, ids):
-                self._reject("rejected_not_owner")
-                self._commit()
-                raise OwnershipError(f"leave: {name!r} does not own all of these agents")
-            self._apply_leave(name, ids)
-            self._log("LEAVE", {"name": name}, ids)
-            self._commit()
-            return len(ids)
-
+    # ======================================================================= control
+    # register, unregister, leave: coordinator/registration.py (Registrations)
     def set_budget(self, budget) -> None:
         """Change the per-round budget (K,) from the next round on (a round already decided
         keeps its budget). ``InvalidInputError`` (nothing changed) unless K finite numbers
@@ -283,14 +165,6 @@ class Coordinator(OutcomeIntake):
 
     # ======================================================================= outcomes
     # report and the rest of the outcome intake: coordinator/intake.py (OutcomeIntake)
-    def _auth(self, token) -> str:
-        name = self.submitters.name_of(token)
-        if name is None:
-            self._reject("rejected_forged")
-            self._commit()
-            raise CredentialError("unknown or revoked credential")
-        return name
-
     def _reject(self, counter: str, n: int = 1) -> None:
         self.counters[counter] += n
         self._log("REJ", {"counter": counter, "n": n})
@@ -369,141 +243,10 @@ class Coordinator(OutcomeIntake):
                 self._last_checkpoint_s = time.perf_counter() - t0
         return row
 
-    # -- phase 1: submissions ----------------------------------------------------------
-    def _send(self, sub: SubmitterEntry, msg: Exchange, rnd: int) -> None:
-        self.submitters.sent(sub, self.transport.send(sub.name, msg), msg, rnd)
-
-    def _gather(self, t: int) -> None:
-        with self._lock:
-            self._collect_round = t
-            waiting = []
-            for sub in self.submitters.values():
-                if sub.request_round == t or sub.ticket is not None or \
-                        self.submitters.backing_off(sub):
-                    continue
-                self._send(sub, self.submitters.message(sub, t), t)
-                waiting.append(sub.ticket)
-        self._wait(waiting)
-
-    #: round deadlines after which a call still in flight is abandoned
-    ABANDON_AFTER = 3
-
-    def _wait(self, tickets: list) -> float:
-        """Wait for ``tickets`` (≤ the round deadline) and process every finished call, in
-        submitter-name order; returns the seconds spent processing replies."""
-        done = dict(self.transport.wait(tickets, self.config.round_deadline_s)) \
-            if tickets else {}
-        with self._lock:
-            t0 = time.perf_counter()
-            inflight = [s for s in self.submitters.values() if s.ticket is not None]
-            others = [s.ticket for s in inflight if s.ticket not in done]
-            if others:  # earlier calls that finished meanwhile
-                done.update(self.transport.wait(others, 0.0))
-            batch: list = []
-            give_up = time.monotonic() - self.ABANDON_AFTER * self.config.round_deadline_s
-            for sub in inflight:  # in name order
-                if sub.ticket in done:
-                    result = done[sub.ticket]
-                    sub.ticket = None
-                    self._process_reply(sub, result, batch)
-                elif sub.ticket_time < give_up:
-                    # a call lost in a restart may never finish (Ray 2.60: a call sent while
-                    # the actor restarts can stay pending); the exchange is idempotent, so
-                    # call again: unacknowledged outcomes are sent again, once applied
-                    getattr(self.transport, "forget", lambda t: None)(sub.ticket)
-                    sub.ticket = None
-                    self._process_reply(sub, TimeoutError("call abandoned"), batch,
-                                        slow=True)
-            if batch:
-                results = self._apply_reports([(sub.name, rep) for sub, rep in batch])
-                for (sub, rep), res in zip(batch, results):
-                    if isinstance(res, BaseException):
-                        sub.notices.append(str(res)[:500])
-                    # a report whose id is malformed cannot be acknowledged: its submitter
-                    # keeps sending it, and it is rejected (and counted) each time
-                    rid = plain_str(rep.report_id) if type(rep) is Report else None
-                    sub.acks_uncommitted.append(rid)
-            return time.perf_counter() - t0
-
-    def _process_reply(self, sub: SubmitterEntry, result, batch: list, slow: bool = False
-                       ) -> None:
-        """Check the reply's form and credential proof, keep the submission; the reports go
-        to ``batch``. A malformed reply is rejected (``rejected_invalid``): the submitter's
-        rows are missing from this round, the loop goes on."""
-        nonce, sub.ticket_nonce = sub.ticket_nonce, ""
-        offered, sub.ticket_offer = sub.ticket_offer, None
-        grants_round, sub.ticket_grants = sub.ticket_grants, -1
-        if type(result) is not Reply:
-            if not issubclass(type(result), BaseException):  # (isinstance reads __class__)
-                self._reject("rejected_invalid")
-                sub.notices.append(f"reply rejected: expected a Reply, got "
-                                   f"{type(result).__name__}")
-                return  # the call returned: the grants reached it
-            if grants_round >= 0 and self._decided is not None and \
-                    grants_round == self._decided.round:
-                sub.ungranted_round = grants_round  # the call failed: no grant reached it
-            self.submitters.failed(sub, safe_str(result), slow)
-            return
-        self.submitters.answered(sub)
-        try:
-            proof, reports, submission = reply_parts(result)
-        except Exception as exc:  # noqa: BLE001 - a hostile reply may raise anything
-            self._reject("rejected_invalid")
-            sub.notices.append(f"reply rejected: {safe_str(exc)}")
-            return
-        if not self._check_proof(sub, proof, nonce, offered):
-            return
-        batch.extend((sub, rep) for rep in reports)
-        self._accept_submission(sub, submission)
-
-    def _check_proof(self, sub: SubmitterEntry, proof, nonce: str, offered: str | None
-                     ) -> bool:
-        """Does the reply prove the submitter's credential (or the one offered to it)? A
-        reply proving the offered one switches to it (durably, at once); a reply proving
-        none is ignored and a new credential is offered with the next exchange
-        (:meth:`SubmitterTable.check_proof`)."""
-        found = self.submitters.check_proof(sub, proof, nonce, offered)
-        if found == SWITCHED:
-            token_hash, new = self.submitters.take_offer(sub)
-            self._apply_register(sub.name, token_hash, new)
-            self._log("REG", {"name": sub.name, "token_hash": token_hash}, new)
-            self._commit()  # the submitter holds only this credential now
-        elif found != PROVED:
-            self._reject("rejected_forged")  # KEPT: someone tried register with its handle
-        return found in (PROVED, KEPT, SWITCHED)
-
-    def _accept_submission(self, sub: SubmitterEntry, s) -> None:
-        rnd = self._collect_round
-        if s is None:
-            sub.request_round, sub.requesting = rnd, False
-            return
-        version = plain_str(s.version)
-        if plain_int(s.round) != rnd or version is None:
-            if plain_int(s.round) is None or version is None:
-                self._reject("rejected_submissions")
-                sub.notices.append(f"round {rnd}: submission rejected: its round must be an "
-                                   f"int and its version a str of at most {MAX_ID_CHARS} "
-                                   f"characters")
-            return  # else stale: a late reply for a round already closed
-        if s.agent_ids is None:
-            if version == sub.version and sub.part is not None:
-                sub.request_round, sub.requesting = rnd, True
-            else:
-                sub.version = None  # we do not hold these rows: ask for them in full
-            return
-        try:
-            part, expected = submission_rows(s, sub.name, sub.owned_index(), self.budget,
-                                             self.n_resources)
-        except Exception as exc:  # noqa: BLE001 - a hostile submission may raise anything
-            self._reject("rejected_submissions")
-            sub.notices.append(f"round {rnd}: submission rejected: {safe_str(exc)}")
-            sub.version, sub.part = None, None
-            return
-        sub.version, sub.part, sub.expected = version, part, expected
-        sub.request_round, sub.requesting = rnd, True
+    # -- phase 1: submissions: _gather (coordinator/exchange.py) --------------------------
 
     # -- phase 2: the decision -----------------------------------------------------------
-    def _decide(self, t: int, times: dict) -> _Decided:
+    def _decide(self, t: int, times: dict) -> Decided:
         t0 = time.perf_counter()
         parts = [s for s in self.submitters.values() if s.request_round == t and s.requesting]
         key = tuple((s.name, s.version) for s in parts)
@@ -528,7 +271,7 @@ class Coordinator(OutcomeIntake):
         if expected is not None:
             arrays["expected"] = expected
         meta = {"round": t, "same": same, "layout": [list(x) for x in layout],
-                "digest": _digest(decided.allocation)}
+                "digest": digest(decided.allocation)}
         self._log("ALLOC", meta, None if same else request.agent_ids, arrays)
         t0 = time.perf_counter()
         self._commit()
@@ -536,135 +279,18 @@ class Coordinator(OutcomeIntake):
         self._crash("decision_committed")
         return decided
 
-    def _allocate(self, t, request, layout, expected, key) -> _Decided:
+    def _allocate(self, t, request, layout, expected, key) -> Decided:
         alloc = self.policy.allocate(request)
         if alloc.round != t:  # pragma: no cover - the policy counts rounds with us
             raise StateError(f"policy round {alloc.round} != coordinator round {t}")
         self._prev_request, self._prev_key = request, key
         self.history.has_request = True
         self._decided_at[t] = time.monotonic()
-        self._decided = _Decided(t, request, alloc, layout, expected, key)
+        self._decided = Decided(t, request, alloc, layout, expected, key)
         return self._decided
 
-    # -- phase 3: grants and outcomes ------------------------------------------------------
-    def _push(self, d: _Decided) -> float:
-        with self._lock:
-            self._collect_round = d.round + 1
-            fractions = d.allocation.fractions
-            slots = {name: (version, a, b) for name, version, a, b in d.layout}
-            waiting = []
-            for sub in self.submitters.values():
-                name = sub.name
-                if sub.ticket is not None:
-                    if name in slots and np.any(fractions[slots[name][1]:slots[name][2]] > 0):
-                        sub.ungranted_round = d.round  # its grants cannot be sent
-                    continue
-                grants = None
-                if name in slots:
-                    version, a, b = slots[name]
-                    rows = np.nonzero(fractions[a:b] > 0)[0]
-                    grants = GrantBatch(d.round, version, rows, fractions[a:b][rows])
-                elif self.submitters.backing_off(sub):
-                    continue
-                self._send(sub, self.submitters.message(sub, d.round + 1, grants), d.round + 1)
-                waiting.append(sub.ticket)
-        return self._wait(waiting)
-
-    # -- phase 4: metrics ------------------------------------------------------------------
-    def _metrics_row(self, d: _Decided) -> dict:
-        # grants that never reached their agents: not credited as service (before the
-        # fairness metrics below); replayed from the row's "ungranted" names
-        ungranted = [n for n, _, _, _ in d.layout
-                     if n in self.submitters and self.submitters[n].ungranted_round == d.round]
-        self._withdraw(d, ungranted)
-        alloc, req = d.allocation, d.request
-        row = round_row(d.round, alloc.fractions, req.requests, req.budget, d.expected,
-                        self._reference_reward(d), oracle=alloc.oracle,
-                        resources=self.metrics.resources)
-        row.pop("_used")
-        row.update({"n_submitters": len(self.submitters),
-                    "n_missing": len(self.submitters) - len(d.layout),
-                    "reward": self._acc_reward, "n_reported": self._acc_outcomes})
-        if d.round % self.config.fairness_every == 0:
-            _, rew = self.policy.utilities("reward")
-            _, serv = self.policy.utilities("service")
-            if len(rew):
-                row.update(fairness_columns(rew, serv))
-        row.update({c: self.counters[c] for c in COUNTERS})
-        row["ungranted"] = ungranted
-        row["pending_from"] = self._pending_from(d.round)
-        return row
-
-    def _pending_from(self, rnd: int) -> int:
-        """The oldest round whose outcomes stay acceptable after round ``rnd``: one of the
-        last ``pending_window_rounds`` rounds, or decided less than ``pending_window_s``
-        seconds ago (rounds of a previous process count from its restart)."""
-        cfg = self.config
-        oldest = rnd - cfg.pending_window_rounds + 1
-        limit = time.monotonic() - cfg.pending_window_s
-        out = max(oldest, rnd - cfg.pending_max_rounds + 1)
-        for r in self.policy.ledger.rounds:
-            if r >= oldest:
-                break
-            if self._decided_at.get(r, self._started) >= limit:
-                return max(r, rnd - cfg.pending_max_rounds + 1)
-        return out
-
-    def _withdraw(self, d: _Decided, names: list) -> None:
-        """Submitters ``names`` never got their grants of round ``d``: count the rows in
-        ``ungranted_rows``, take the service back from the fairness bookkeeping and drop the
-        rows from the ledger (no outcome can come for them)."""
-        if not names:
-            return
-        fractions = d.allocation.fractions
-        spans = {n: (a, b) for n, _, a, b in d.layout}
-        rows = np.concatenate([a + np.nonzero(fractions[a:b] > 0)[0]
-                               for a, b in (spans[n] for n in names if n in spans)] or
-                              [np.zeros(0, np.int64)])
-        if not len(rows):
-            return
-        ids = d.request.agent_ids
-        sel = ids[rows] if isinstance(ids, np.ndarray) else [ids[i] for i in rows.tolist()]
-        slots = np.asarray(self.policy.registry.lookup(list(sel) if not isinstance(
-            sel, np.ndarray) else sel.tolist()), np.int64)
-        budget = d.request.budget
-        safe_b = np.where(budget > 0, budget, np.inf)
-        share = (fractions[rows, None] * d.request.requests[rows] / safe_b).max(axis=1)
-        uniq, inv = np.unique(slots, return_inverse=True)
-        self.policy.fairness.withdraw(
-            uniq, np.bincount(inv, weights=fractions[rows], minlength=len(uniq)),
-            np.bincount(inv, weights=share, minlength=len(uniq)))
-        self.policy.ledger.forget(d.round, uniq)
-        self.counters["ungranted_rows"] += int(len(rows))
-
-    def _reference_reward(self, d: _Decided) -> float | None:
-        """Best expected reward on the submitters' true means (the shared
-        :class:`~librex_alloc.round_step.Reference`: utilitarian, solved again only when the
-        rows, budget or means change; a failed solve is a missing metric, never a reason to
-        stop the loop)."""
-        if self._reference is None or d.expected is None:
-            return None
-        return self._reference.objective(d.expected, d.request.requests, d.request.budget,
-                                         d.request.codes, self.config.policy.divisible)
-
-    def _apply_metrics(self, row: dict) -> None:
-        rnd = int(row["round"])
-        if self._replaying and row.get("ungranted") and self._decided is not None:
-            self._withdraw(self._decided, row["ungranted"])
-        self.metrics.append(row)
-        self.round = rnd
-        self._decided = None
-        self._acc_reward, self._acc_outcomes = 0.0, 0
-        # the pending window (see CoordinatorConfig): rounds outside the round window keep
-        # only their unreported rows; rounds before pending_from expire
-        window = self.config.pending_window_rounds
-        pending_from = int(row.get("pending_from", rnd - window + 1))
-        self.policy.ledger.compact(rnd - window, pending_from)
-        while self._decided_at and next(iter(self._decided_at)) < pending_from:
-            del self._decided_at[next(iter(self._decided_at))]
-        while self._dedup_rounds and next(iter(self._dedup_rounds)) < pending_from:
-            for key in self._dedup_rounds.popitem(last=False)[1]:
-                self._dedup.pop(key, None)
+    # -- phase 3: grants and outcomes: _push (coordinator/exchange.py, then intake.py)
+    # -- phase 4: metrics: _metrics_row, _apply_metrics (coordinator/bookkeeping.py)
 
     # ======================================================================= journal
     def _log(self, kind: str, meta: dict, ids=None, arrays: dict | None = None) -> None:
@@ -683,176 +309,7 @@ class Coordinator(OutcomeIntake):
         if self.crash_hook is not None and not self._replaying:
             self.crash_hook(point)
 
-    # ======================================================================= state changes
-    def _apply_register(self, name: str, token_hash: str, new_ids: list) -> None:
-        self.submitters.register(name, token_hash, new_ids)
-
-    def _forget_agents(self, ids: list) -> None:
-        known = [a for a in ids if a in self.policy.registry]
-        if known:
-            self.policy.remove_agents(known)
-        self.submitters.release(ids)  # freed slots may be reused: cached slots forgotten
-        self._prev_key = None
-
-    def _apply_unregister(self, name: str) -> None:
-        self._forget_agents(self.submitters.unregister(name))
-
-    def _apply_leave(self, name: str, ids: list) -> None:
-        self.submitters.leave(name, ids)
-        self._forget_agents(ids)
-
-    # ======================================================================= snapshots
-    def snapshot(self) -> str | None:
-        """Write a full snapshot now (only between rounds) and start a new journal; returns
-        its path (None mid-round: the journal already covers that state)."""
-        with self._lock:
-            if self._decided is not None:
-                self._commit()
-                return None
-            self._commit()  # the old journal stays complete: a fallback replays it
-            self.metrics.flush()
-            return self.history.snapshot({"policy": self.policy.get_state(),
-                                          "coordinator": self._own_state()})
-
-    def _own_state(self) -> dict:
-        dedup = [(r, n, rid, self._dedup[(n, rid)]) for r, keys in self._dedup_rounds.items()
-                 for n, rid in keys]
-        return {
-            "format": FORMAT,
-            "config": self.config.to_dict(),
-            "round": self.round,
-            "budget": self.budget.copy(),
-            "counters": dict(self.counters),
-            "submitters": self.submitters.state(),
-            "dedup": {
-                "rounds": np.asarray([d[0] for d in dedup], np.int64),
-                "names": [d[1] for d in dedup],
-                "report_ids": [d[2] for d in dedup],
-                "applied": np.asarray([d[3] for d in dedup], np.int64),
-            },
-        }
-
-    def _set_own_state(self, st: dict) -> None:
-        if st.get("format") != FORMAT:
-            raise StateError(f"coordinator state: format {st.get('format')!r}")
-        mine = self.config.to_dict()
-        if st["config"] != mine:
-            diff = sorted(k for k in mine if st["config"].get(k) != mine[k])
-            raise other_configuration(self.store.directory, diff)
-        self.round = int(st["round"])
-        self.budget = np.asarray(st["budget"], dtype=np.float64)
-        self.counters.update({k: int(v) for k, v in st["counters"].items()})
-        self.submitters.load(st["submitters"])
-        d = st["dedup"]
-        for r, n, rid, applied in zip(d["rounds"].tolist(), d["names"], d["report_ids"],
-                                      d["applied"].tolist()):
-            self._dedup[(n, rid)] = applied
-            self._dedup_rounds.setdefault(r, []).append((n, rid))
-
-    # ======================================================================= restore
-    def _restore(self) -> None:
-        """Load the newest readable snapshot and replay the journals after it
-        (:meth:`History.restore`: nothing committed is dropped silently)."""
-        done = self.history.restore(self.config.to_dict(), self.config.accept_loss,
-                                    self._load, self._replay_record, self._replay_tentatively)
-        if done.fresh:  # a new job: the journal says whose history it holds
-            self._log("CONFIG", {"config": self.config.to_dict()})
-            self._commit()
-        if done.problems:
-            self.counters["lost_records"] += done.lost
-            self.recovery = done.problems
-            logging.getLogger(__name__).warning(
-                "%s: resumed with the loss accepted: %d journal record(s) dropped, state at "
-                "round %d; %s", self.store.directory, done.lost, self.round,
-                "; ".join(self.recovery))
-            self._log("REJ", {"counter": "lost_records", "n": done.lost})
-        if done.restored or done.problems:
-            self.counters["restarts"] += 1
-            self._log("REJ", {"counter": "restarts", "n": 1})
-            self._commit()
-
-    def _load(self, state: dict | None, damaged: bool) -> None:
-        if state is not None:
-            policy = self.config.policy_class.from_state(state["policy"])
-            if policy.config != self.config.policy:
-                raise StateError(f"checkpoint {self.store.directory!r}: its policy "
-                                 f"configuration differs from this coordinator's")
-            self.policy = policy
-            self._set_own_state(state["coordinator"])
-        self.counters.setdefault("lost_records", 0)
-        self.metrics.drop_after(self.round, set_aside="lost" if damaged else None)
-
-    #: what the last restore accepted to lose (descriptions), empty when nothing
-    recovery: list = []
-
-    def _replay_tentatively(self, r: Record) -> bool:
-        """Replay one record that follows lost ones; False (and nothing changed) when it does
-        not fit the state: a decision for another round or one that differs from the recorded
-        one, a metrics row for a round not decided, or any error."""
-        meta = r.meta
-        if r.kind == "ALLOC" and (self._decided is not None or
-                                  int(meta["round"]) != self.round + 1):
-            return False
-        if r.kind == "METRICS" and (self._decided is None or
-                                    int(meta["row"]["round"]) != self._decided.round):
-            return False
-        saved = None
-        if r.kind == "ALLOC":
-            saved = (self.policy.get_state(), self._prev_request, self._prev_key,
-                     self.history.has_request, self._decided, self._reference)
-        try:
-            self._replay(r.kind, meta, r.arrays)
-            return True
-        except Exception:
-            if saved is not None:
-                self.policy = self.config.policy_class.from_state(saved[0])
-                (_, self._prev_request, self._prev_key, self.history.has_request,
-                 self._decided, self._reference) = saved
-            return False
-
-    def _replay_record(self, r: Record) -> None:
-        self._replay(r.kind, r.meta, r.arrays)
-
-    def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
-        if kind == "CONFIG":
-            diff = config_diff(meta["config"], self.config.to_dict())
-            if diff:
-                raise other_configuration(self.store.directory, diff)
-        elif kind == "REG":
-            self._apply_register(meta["name"], meta["token_hash"], decode_ids(meta, arrays))
-        elif kind == "UNREG":
-            self._apply_unregister(meta["name"])
-        elif kind == "LEAVE":
-            self._apply_leave(meta["name"], decode_ids(meta, arrays))
-        elif kind == "BUDGET":
-            self.budget = arrays["budget"].astype(np.float64)
-            self._prev_key = None
-        elif kind == "REJ":
-            self.counters[meta["counter"]] += int(meta["n"])
-        elif kind == "DUP":
-            self.counters["duplicate_reports"] += 1
-        elif kind == "OBS":
-            values = arrays["values"]
-            rnd = int(meta["round"])
-            self._observe(rnd, decode_ids(meta, arrays), values, meta["kind"])
-            self._record_reports(rnd, meta["names"], meta["report_ids"], meta["sizes"], values)
-        elif kind == "ALLOC":
-            if meta["same"]:
-                request = self._prev_request
-            else:
-                request = RoundRequest.build(decode_ids(meta, arrays), arrays["requests"],
-                                             arrays["budget"], arrays["options"],
-                                             n_resources=self.n_resources)
-            layout = [tuple(x) for x in meta["layout"]]
-            key = tuple((n, v) for n, v, _, _ in layout)
-            d = self._allocate(int(meta["round"]), request, layout, arrays.get("expected"), key)
-            if _digest(d.allocation) != meta["digest"]:
-                raise StateError(f"journal replay diverged at round {meta['round']}: the "
-                                 f"decision differs from the one recorded")
-        elif kind == "METRICS":
-            self._apply_metrics(meta["row"])
-        else:
-            raise StateError(f"journal: unknown record kind {kind!r}")
+    # state changes, snapshots, restore: coordinator/registration.py, recovery.py
 
     # ======================================================================= roles
     def check_admin(self, credential) -> None:

@@ -26,9 +26,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from coordinator.checkpoints import CheckpointStore
-from coordinator.journal import Journal, JournalDamageError, Record, cut_torn_tail, encode_ids
-from librex_alloc import StateError
+from coordinator.decision import digest
+from coordinator.journal import (
+    Journal,
+    JournalDamageError,
+    Record,
+    config_diff,
+    cut_torn_tail,
+    decode_ids,
+    encode_ids,
+)
+from librex_alloc import RoundRequest, StateError
+
+#: the format of the coordinator's own part of a snapshot
+FORMAT = "librex-alloc-coordinator/1"
 
 _log = logging.getLogger(__name__)
 
@@ -215,3 +229,161 @@ class History:
                 label = "damaged" if scan.damage else "dropped"
                 self.store.set_aside(path, label)
             self.store.replace_journal(jseq, content)
+
+
+class Recovery:
+    """The restore side of :class:`~coordinator.core.Coordinator` (a mixin): what its
+    snapshot holds besides the policy, and what each journal record means on replay
+    (:class:`History` calls :meth:`_load`, :meth:`_replay_record` and
+    :meth:`_replay_tentatively`)."""
+
+    def snapshot(self) -> str | None:
+        """Write a full snapshot now (only between rounds) and start a new journal; returns
+        its path (None mid-round: the journal already covers that state)."""
+        with self._lock:
+            if self._decided is not None:
+                self._commit()
+                return None
+            self._commit()  # the old journal stays complete: a fallback replays it
+            self.metrics.flush()
+            return self.history.snapshot({"policy": self.policy.get_state(),
+                                          "coordinator": self._own_state()})
+
+    def _own_state(self) -> dict:
+        dedup = [(r, n, rid, self._dedup[(n, rid)]) for r, keys in self._dedup_rounds.items()
+                 for n, rid in keys]
+        return {
+            "format": FORMAT,
+            "config": self.config.to_dict(),
+            "round": self.round,
+            "budget": self.budget.copy(),
+            "counters": dict(self.counters),
+            "submitters": self.submitters.state(),
+            "dedup": {
+                "rounds": np.asarray([d[0] for d in dedup], np.int64),
+                "names": [d[1] for d in dedup],
+                "report_ids": [d[2] for d in dedup],
+                "applied": np.asarray([d[3] for d in dedup], np.int64),
+            },
+        }
+
+    def _set_own_state(self, st: dict) -> None:
+        if st.get("format") != FORMAT:
+            raise StateError(f"coordinator state: format {st.get('format')!r}")
+        mine = self.config.to_dict()
+        if st["config"] != mine:
+            diff = sorted(k for k in mine if st["config"].get(k) != mine[k])
+            raise other_configuration(self.store.directory, diff)
+        self.round = int(st["round"])
+        self.budget = np.asarray(st["budget"], dtype=np.float64)
+        self.counters.update({k: int(v) for k, v in st["counters"].items()})
+        self.submitters.load(st["submitters"])
+        d = st["dedup"]
+        for r, n, rid, applied in zip(d["rounds"].tolist(), d["names"], d["report_ids"],
+                                      d["applied"].tolist()):
+            self._dedup[(n, rid)] = applied
+            self._dedup_rounds.setdefault(r, []).append((n, rid))
+
+    def _restore(self) -> None:
+        """Load the newest readable snapshot and replay the journals after it
+        (:meth:`History.restore`: nothing committed is dropped silently)."""
+        done = self.history.restore(self.config.to_dict(), self.config.accept_loss,
+                                    self._load, self._replay_record, self._replay_tentatively)
+        if done.fresh:  # a new job: the journal says whose history it holds
+            self._log("CONFIG", {"config": self.config.to_dict()})
+            self._commit()
+        if done.problems:
+            self.counters["lost_records"] += done.lost
+            self.recovery = done.problems
+            logging.getLogger(__name__).warning(
+                "%s: resumed with the loss accepted: %d journal record(s) dropped, state at "
+                "round %d; %s", self.store.directory, done.lost, self.round,
+                "; ".join(self.recovery))
+            self._log("REJ", {"counter": "lost_records", "n": done.lost})
+        if done.restored or done.problems:
+            self.counters["restarts"] += 1
+            self._log("REJ", {"counter": "restarts", "n": 1})
+            self._commit()
+
+    def _load(self, state: dict | None, damaged: bool) -> None:
+        if state is not None:
+            policy = self.config.policy_class.from_state(state["policy"])
+            if policy.config != self.config.policy:
+                raise StateError(f"checkpoint {self.store.directory!r}: its policy "
+                                 f"configuration differs from this coordinator's")
+            self.policy = policy
+            self._set_own_state(state["coordinator"])
+        self.counters.setdefault("lost_records", 0)
+        self.metrics.drop_after(self.round, set_aside="lost" if damaged else None)
+
+    #: what the last restore accepted to lose (descriptions), empty when nothing
+    recovery: list = []
+
+    def _replay_tentatively(self, r: Record) -> bool:
+        """Replay one record that follows lost ones; False (and nothing changed) when it does
+        not fit the state: a decision for another round or one that differs from the recorded
+        one, a metrics row for a round not decided, or any error."""
+        meta = r.meta
+        if r.kind == "ALLOC" and (self._decided is not None or
+                                  int(meta["round"]) != self.round + 1):
+            return False
+        if r.kind == "METRICS" and (self._decided is None or
+                                    int(meta["row"]["round"]) != self._decided.round):
+            return False
+        saved = None
+        if r.kind == "ALLOC":
+            saved = (self.policy.get_state(), self._prev_request, self._prev_key,
+                     self.history.has_request, self._decided, self._reference)
+        try:
+            self._replay(r.kind, meta, r.arrays)
+            return True
+        except Exception:
+            if saved is not None:
+                self.policy = self.config.policy_class.from_state(saved[0])
+                (_, self._prev_request, self._prev_key, self.history.has_request,
+                 self._decided, self._reference) = saved
+            return False
+
+    def _replay_record(self, r: Record) -> None:
+        self._replay(r.kind, r.meta, r.arrays)
+
+    def _replay(self, kind: str, meta: dict, arrays: dict) -> None:
+        if kind == "CONFIG":
+            diff = config_diff(meta["config"], self.config.to_dict())
+            if diff:
+                raise other_configuration(self.store.directory, diff)
+        elif kind == "REG":
+            self._apply_register(meta["name"], meta["token_hash"], decode_ids(meta, arrays))
+        elif kind == "UNREG":
+            self._apply_unregister(meta["name"])
+        elif kind == "LEAVE":
+            self._apply_leave(meta["name"], decode_ids(meta, arrays))
+        elif kind == "BUDGET":
+            self.budget = arrays["budget"].astype(np.float64)
+            self._prev_key = None
+        elif kind == "REJ":
+            self.counters[meta["counter"]] += int(meta["n"])
+        elif kind == "DUP":
+            self.counters["duplicate_reports"] += 1
+        elif kind == "OBS":
+            values = arrays["values"]
+            rnd = int(meta["round"])
+            self._observe(rnd, decode_ids(meta, arrays), values, meta["kind"])
+            self._record_reports(rnd, meta["names"], meta["report_ids"], meta["sizes"], values)
+        elif kind == "ALLOC":
+            if meta["same"]:
+                request = self._prev_request
+            else:
+                request = RoundRequest.build(decode_ids(meta, arrays), arrays["requests"],
+                                             arrays["budget"], arrays["options"],
+                                             n_resources=self.n_resources)
+            layout = [tuple(x) for x in meta["layout"]]
+            key = tuple((n, v) for n, v, _, _ in layout)
+            d = self._allocate(int(meta["round"]), request, layout, arrays.get("expected"), key)
+            if digest(d.allocation) != meta["digest"]:
+                raise StateError(f"journal replay diverged at round {meta['round']}: the "
+                                 f"decision differs from the one recorded")
+        elif kind == "METRICS":
+            self._apply_metrics(meta["row"])
+        else:
+            raise StateError(f"journal: unknown record kind {kind!r}")
