@@ -31,10 +31,31 @@ class _Server:
         self.namespace = namespace or ray.get_runtime_context().namespace
         self.registrations = 0
         if coordinator is not None:
-            self.attach(coordinator)
+            self._register(coordinator)
 
-    def attach(self, coordinator: str) -> int:
-        """Register with the coordinator actor named ``coordinator``; returns its next round."""
+    def _check_admin(self, admin) -> None:
+        """Raise the coordinator's ``CredentialError`` unless ``admin`` is the admin credential
+        of the job this actor serves (a submitter attached to no live job answers anyone:
+        one whose coordinator was removed for good belongs to nobody)."""
+        if self.coordinator is None:
+            return
+        try:
+            coord = ray.get_actor(self.coordinator, namespace=self.namespace)
+        except ValueError:  # no actor of that name any more: the job is gone
+            return
+        ray.get(coord.check_admin.remote(admin=admin))
+
+    def attach(self, coordinator: str, *, admin: str | None = None) -> int:
+        """Register with the coordinator actor named ``coordinator``; returns its next round.
+        Once attached, moving to another coordinator (or registering again) needs the current
+        job's admin credential (``admin``): without it anyone in the cluster could take a
+        job's agents away from it."""
+        if type(coordinator) is not str:
+            raise TypeError(f"attach: coordinator must be an actor name, got {coordinator!r}")
+        self._check_admin(admin)
+        return self._register(coordinator)
+
+    def _register(self, coordinator: str) -> int:
         coord = ray.get_actor(coordinator, namespace=self.namespace)
         me = ray.get_runtime_context().current_actor
         reg = ray.get(coord.register.remote(self.submitter.name, self.submitter.agent_ids(), me))
@@ -111,9 +132,17 @@ class LiveAgentServer(_Server):
         self.submitter = LiveAgentHost(name, agents, n_resources, agent_id=agent_id)
         self._setup(coordinator, namespace)
 
-    def agent_attribute(self, agent_id, attribute: str):
-        """Read an attribute of a hosted agent (e.g. a worker's history)."""
-        return getattr(self.submitter.agents[agent_id], attribute)
+    def agent_attribute(self, agent_id, attribute: str, *, admin: str | None = None):
+        """Read a public attribute of a hosted agent (e.g. a worker's history): a state read,
+        so it needs the job's admin credential (``admin``) once the actor is attached."""
+        self._check_admin(admin)
+        if type(attribute) is not str or not attribute.isidentifier() or attribute[0] == "_":
+            raise AttributeError(f"agent_attribute: {attribute!r} is not a public attribute")
+        try:
+            agent = self.submitter.agents[agent_id]
+        except (KeyError, TypeError):
+            raise KeyError(f"agent_attribute: no hosted agent {agent_id!r}") from None
+        return getattr(agent, attribute)
 
 
 ShardActor = ray.remote(**SUBMITTER_OPTIONS)(ShardServer)

@@ -49,7 +49,7 @@ def _play(n_workers: int, rounds: int) -> None:
     print(f"{'worker':<8}{'jobs':>6}{'option 1 share':>16}{'success':>9}"
           f"{'P(ok | opt 0)':>15}{'P(ok | opt 1)':>15}")
     for i, w in enumerate(workers):
-        history = ray.get(w.agent_attribute.remote(f"w{i}", "history"))
+        history = ray.get(w.agent_attribute.remote(f"w{i}", "history", admin=admin))
         opt = np.array([h["option"] for h in history])
         ok = np.array([h["success"] for h in history])
         means = [ray.get(coord.agent_stats.remote([f"w{i}"], j, admin=admin))["mean"][0]

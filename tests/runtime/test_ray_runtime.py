@@ -174,7 +174,7 @@ def test_live_worker_hostile_actor_and_a_retried_report(ray_session, tmp_path):
     q = start_live_agent("quiet", Quiet(), 2, "coord", agent_id="q", namespace=ns)
     ray.get(coord.run.remote(until_round=12, admin=adm))
     # the worker did real work and every outcome was applied once
-    history = ray.get(w.agent_attribute.remote("w", "history"))
+    history = ray.get(w.agent_attribute.remote("w", "history", admin=adm))
     assert len(history) >= 10
     assert all(not h["success"] for h in history if h["option"] == 0)
     assert all(h["success"] for h in history if h["option"] == 1)

@@ -176,8 +176,14 @@ def test_control_calls_need_the_admin_credential_on_ray(ray_session, tmp_path):
     with pytest.raises(Exception) as err:
         ray.get(shard.report.remote(1, [0], [1.0]))
     assert isinstance(getattr(err.value, "cause", err.value), CredentialError)
+    # ... and so do moving it to another coordinator and reading its agents
+    for kw in ({}, {"admin": "0" * 64}):
+        with pytest.raises(Exception) as err:
+            ray.get(shard.attach.remote("elsewhere", **kw))
+        assert isinstance(getattr(err.value, "cause", err.value), CredentialError)
     status = ray.get(coord.status.remote())  # open: counters only
-    assert status["counters"]["rejected_control"] == 3 * len(calls) + 1
+    assert status["counters"]["rejected_control"] == 3 * len(calls) + 3
+    assert ray.get(shard.stats.remote())["registrations"] == 1  # still this job's
     assert ray.get(coord.run.remote(until_round=3, admin=adm))["round"] == 3
     # the shard's exchange, called by anyone, gives its token away no more
     reply = ray.get(shard.exchange.remote(Exchange(4, nonce="x")))
@@ -192,5 +198,44 @@ def test_control_calls_need_the_admin_credential_on_ray(ray_session, tmp_path):
     after = ray.get(coord.status.remote())["counters"]
     assert after["rejected_forged"] == 1
     ray.get(coord.close.remote(admin=adm))
-    for h in (coord, shard):
+    ray.kill(coord, no_restart=True)
+    # a submitter whose coordinator is gone for good belongs to nobody: attach passes the
+    # check and fails only because no coordinator of that name exists
+    with pytest.raises(Exception) as err:
+        ray.get(shard.attach.remote("nowhere-coord"))
+    assert not isinstance(getattr(err.value, "cause", err.value), CredentialError)
+    assert "nowhere-coord" in str(err.value)
+    ray.kill(shard, no_restart=True)
+
+
+@pytest.mark.slow
+def test_reading_a_live_agent_needs_the_admin_credential(ray_session, tmp_path):
+    ray = ray_session
+    from agents.actors import start_live_agent
+    from agents.examples import BernoulliAgent
+    from coordinator.actor import admin_credential, get_or_create_coordinator
+
+    ns = "roles-live"
+    env = make_env(2)
+    cfg = make_config(env, tmp_path / "ckpt")
+    coord = get_or_create_coordinator(cfg, "coord", namespace=ns)
+    adm = admin_credential(cfg.checkpoint_dir)
+    agent = BernoulliAgent(env.request_table[0, 0], env.means[0, 0], seed=0)
+    w = start_live_agent("b", agent, env.n_resources, "coord", agent_id=0, namespace=ns)
+    ray.get(coord.run.remote(until_round=3, admin=adm))
+    for kw in ({}, {"admin": "f" * 64}):
+        with pytest.raises(Exception) as err:
+            ray.get(w.agent_attribute.remote(0, "request_vector", **kw))
+        assert isinstance(getattr(err.value, "cause", err.value), CredentialError)
+    for bad_id, attr, exc in ((0, "_rng", AttributeError), (0, "__class__", AttributeError),
+                              (0, 3, AttributeError), (7, "seed", KeyError),
+                              ([0], "seed", KeyError)):
+        with pytest.raises(Exception) as err:
+            ray.get(w.agent_attribute.remote(bad_id, attr, admin=adm))
+        assert isinstance(getattr(err.value, "cause", err.value), exc), (bad_id, attr)
+    got = ray.get(w.agent_attribute.remote(0, "request_vector", admin=adm))
+    assert np.array_equal(got, env.request_table[0, 0])
+    assert ray.get(coord.run.remote(until_round=5, admin=adm))["round"] == 5  # unharmed
+    ray.get(coord.close.remote(admin=adm))
+    for h in (coord, w):
         ray.kill(h, no_restart=True)
