@@ -61,6 +61,8 @@ class Branched:
     bound: float
     lps: int
     complete: bool
+    #: every candidate that passed ``fits`` (value, selection), best first
+    candidates: tuple = ()
 
 
 def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray) -> int | None:
@@ -93,11 +95,15 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
     heap: list = []
     seq = 0
 
+    found: list = []
+
     def candidate(sel: np.ndarray) -> None:
         nonlocal best_sel, best_val
         val = float(values[sel].sum())
-        if val > best_val and fits(sel):
-            best_sel, best_val = sel, val
+        if fits(sel):
+            found.append((val, len(found), sel))
+            if val > best_val:
+                best_sel, best_val = sel, val
 
     def push(chosen, free, b, fixed_val, rx, level, basis) -> None:
         nonlocal seq
@@ -173,5 +179,6 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
                 sub, bas = node_lp(ch, fr, bb, basis)
             push(ch, fr, bb, fv, sub, level + 1, bas)
     leaves.extend(-h[1] for h in heap)  # open nodes: their bounds still count
+    found.sort(key=lambda c: (-c[0], c[1]))
     return Branched(best_sel, float(best_val) if best_sel is not None else -np.inf,
-                    max(leaves), lps, complete)
+                    max(leaves), lps, complete, tuple((c[0], c[2]) for c in found))
