@@ -65,22 +65,30 @@ class Branched:
     candidates: tuple = ()
 
 
-def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray) -> int | None:
-    """The fractional option of the LP (``x`` over ``free``) with the largest value."""
+def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray, rule: str = "value"
+          ) -> int | None:
+    """The fractional option of the LP (``x`` over ``free``) to split on: with ``rule``
+    "value" the one of largest value, with "fractional" the one of largest
+    ``v·min(x, 1 − x)`` (valuable and far from either side: both children move the LP)."""
     frac = (x > _FRAC) & (x < 1.0 - _FRAC)
     if not frac.any():
         return None
     idx = np.flatnonzero(frac)
-    return int(free[idx[np.argmax(values[free[idx]])]])
+    score = values[free[idx]]
+    if rule == "fractional":
+        score = score * np.minimum(x[idx], 1.0 - x[idx])
+    return int(free[idx[np.argmax(score)]])
 
 
 def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
            fits: Callable[[np.ndarray], bool], time_left: Callable[[], bool],
-           depth: int = BRANCH_DEPTH, max_lps: int | None = None) -> Branched:
+           depth: int = BRANCH_DEPTH, max_lps: int | None = None, rule: str = "value"
+           ) -> Branched:
     """Split on fractional options of the LP ``relax`` of the candidate problem (normalized
     units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)),
     best first (the open node of largest bound is split next), to ``depth`` levels and at most
-    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``. A node whose bound is at
+    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``, splitting on the
+    fractional option :func:`_pick` chooses by ``rule``. A node whose bound is at
     most ``incumbent`` (the value of a known selection) or the best candidate's is not split.
     ``fits(selected (M,)) -> bool``: the canonical check of a candidate. Returns the best
     candidate found and the bound (see the module)."""
@@ -152,7 +160,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
     while heap:
         _, neg, _, chosen, free, b, fixed_val, rx, level, basis = heapq.heappop(heap)
         node_bound = -neg
-        j = _pick(values, rx.x, free) if level < depth else None
+        j = _pick(values, rx.x, free, rule) if level < depth else None
         if j is None or node_bound <= max(incumbent, best_val):
             leaves.append(node_bound)
             continue

@@ -458,7 +458,8 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
                     time_left=lambda: time.perf_counter() < end, depth=BRANCH_DEPTH,
-                    max_lps=AUTO_BRANCH_LPS if method == "auto" else None)
+                    max_lps=AUTO_BRANCH_LPS if method == "auto" else None,
+                    rule="fractional" if method == "auto" else "value")
         info.update(branch_lps=br.lps, branch_complete=br.complete)
         if not br.complete:
             info["cut_short"] = True

@@ -52,10 +52,12 @@ def normalized(values, requests, budget):
 @settings(**SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 14), k=st.integers(1, 3),
        depth=st.integers(1, 3), tau=st.sampled_from([0.15, 0.3, 0.5]),
-       max_lps=st.sampled_from([2, 4, 6, 9, 1000]))
-def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps):
+       max_lps=st.sampled_from([2, 4, 6, 9, 1000]),
+       rule=st.sampled_from(["value", "fractional"]))
+def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps, rule):
     """The largest leaf bound is never below the brute-force optimum, never above the root LP
-    bound, and every candidate passes the canonical check."""
+    bound, and every candidate passes the canonical check (either splitting rule); the
+    candidates are listed best first, every one within the budget."""
     values, requests, budget = normalized(*fair_instance(seed, n, k, tau))
     ok = np.all(requests <= budget, axis=1)
     values, requests = values[ok], requests[ok]
@@ -68,8 +70,11 @@ def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps)
         return selection_is_feasible(requests, budget, sel, g)
 
     br = branch(values, requests, budget, relax, incumbent=0.0, fits=fits,
-                time_left=lambda: True, depth=depth, max_lps=max_lps)
+                time_left=lambda: True, depth=depth, max_lps=max_lps, rule=rule)
     opt = float(brute_force(values, requests, budget))
+    vals = [v for v, _ in br.candidates]
+    assert vals == sorted(vals, reverse=True)
+    assert all(fits(sel) and values[sel].sum() == v for v, sel in br.candidates)
     assert br.lps <= max_lps
     assert br.bound >= opt * (1 - 1e-12)
     assert br.bound <= relax.bound * (1 + 1e-12)
@@ -191,6 +196,21 @@ def test_branching_answers_are_at_least_the_fast_answer():
         auto = solve(values, requests, budget, method="auto", time_limit=0.05)
         check_answer(auto, values, requests, budget)
         assert auto.objective >= fast.objective
+
+
+def test_branching_rules_pick_their_option():
+    """``value`` splits on the most valuable fractional option; ``fractional`` on the largest
+    ``v·min(x, 1 − x)``: here the option at x = 0.5 rather than the one at 0.95."""
+    from librex_alloc.oracles.branching import _pick
+
+    values = np.array([0.4, 1.0, 0.9, 0.3])
+    x = np.array([0.5, 0.95, 1.0, 0.0])
+    free = np.array([3, 5, 7, 9])
+    big = np.zeros(10)
+    big[free] = values
+    assert _pick(big, x, free, "value") == 5
+    assert _pick(big, x, free, "fractional") == 3
+    assert _pick(big, np.array([0.0, 1.0, 1.0, 0.0]), free, "fractional") is None
 
 
 def test_pair_swaps_make_a_two_for_two_move():
