@@ -83,8 +83,9 @@ AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
 #: ``auto``'s branching solves at most this many LPs (``exact``:
 #: :data:`~.branching.BRANCH_LPS`); the pair moves of :func:`~.fast.pair_swaps` then polish
-#: the :data:`AUTO_POLISH` best distinct answers of its nodes (issue 18: 64 instead of 119 of
-#: 400 rounds below 99.9 % of exact at the same median time; BENCHMARKS.md).
+#: the :data:`AUTO_POLISH` best distinct answers of its nodes (issue 18: with the splitting rule
+#: "fractional", 57 instead of 119 of 400 rounds below 99.9 % of exact at the same median
+#: time; BENCHMARKS.md).
 AUTO_BRANCH_LPS = 4
 AUTO_POLISH = 3
 #: ``auto`` searches whatever the gap when at most this many options stay free after
@@ -277,13 +278,19 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     1. At most :data:`~.enumeration.ALL_MAX_ROWS` candidate options, or a small product of
        options per agent: enumeration, the exact optimum (sub-millisecond).
     2. Otherwise the fast answer (LP, core enumeration, greedy fill) improved by local search
-       (1-for-1 swaps, two neighbourhoods of 12 options re-chosen exactly; ~0.5 ms), with the
-       LP bound: the certified gap ``g``. If ``g > gap_tolerance`` (one option per agent, at
-       most :data:`~.branching.BRANCH_MAX_ROWS` candidates): branching on the LP's fractional
+       (one option per agent: the pair moves of :func:`~.fast.pair_swaps`, up to two options
+       out and two in, ~0.2 ms per move; several options per agent: 1-for-1 swaps and two
+       neighbourhoods of 12 options re-chosen exactly), with the LP bound: the certified gap
+       ``g``. If ``g > gap_tolerance`` (one option per agent, at most
+       :data:`~.branching.BRANCH_MAX_ROWS` candidates): branching on the LP's fractional
        options (:func:`~.branching.branch`: both children of the root, then best first, up to
-       :data:`~.branching.BRANCH_LPS` LPs), whose largest open bound replaces the LP bound and
-       whose best rounded answer, improved by the same local search, replaces the fast one
-       when better; ``g`` is then the gap after branching (``info["branch_lps"]``).
+       :data:`AUTO_BRANCH_LPS` LPs, splitting on the largest ``v·min(x, 1 − x)``), whose
+       largest open bound replaces the LP bound; the pair moves then start again from each of
+       the :data:`AUTO_POLISH` best distinct answers of its nodes, and the best answer found
+       replaces the fast one; ``g`` is then the gap after branching (``info["branch_lps"]``).
+       Measured on 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 57
+       rounds below 99.9 % of exact's objective, against 119 before the pair moves, at the
+       same median time (BENCHMARKS.md).
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
        after reduced-cost fixing against that answer, it is returned (``info["skipped"] ==
        "gap"``; status "feasible" unless the certificate closes): the search could gain at
@@ -437,8 +444,8 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
     if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
             and not late():
-        # cheap local search first (fast runs the swaps itself on more rows): 1-for-1 swaps,
-        # the greedy fill and two exact neighbourhoods, ~0.7 ms
+        # cheap local search first (fast runs the swaps itself on more rows): auto the pair
+        # moves (~0.4 ms); exact 1-for-1 swaps, the greedy fill and two exact neighbourhoods
         if method == "auto" and sc.groups.singleton:  # pair moves (auto's local search)
             sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_fast, relax.lam, key_n)
         else:
