@@ -80,15 +80,37 @@ def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray, rule: str = "valu
     return int(free[idx[np.argmax(score)]])
 
 
+def root_relaxation(values, requests, budget) -> tuple[Relaxation, tuple] | None:
+    """The LP of the candidate problem (one option per group, ``budget`` > 0) solved in the
+    :class:`~.relaxation.HotLP` model the branching warm-starts from: ``(relaxation, (HotLP,
+    basis))`` for :func:`branch`'s ``warm``, or None (HiGHS reported no optimum: the caller
+    uses :func:`~.relaxation.solve_relaxation`). Its bound is the Lagrangian bound at the LP's
+    prices, as :func:`~.relaxation.solve_relaxation`'s."""
+    m, k = requests.shape
+    if not (HOT_LP and k and m):
+        return None
+    hot = HotLP(values, requests, budget)
+    out = hot.solve(np.zeros(m), np.ones(m))
+    if out is None:
+        return None
+    x, lam, basis = out
+    groups = Groups.from_labels(None, m)
+    bound = lagrangian_bound(values, requests, budget, groups, lam)
+    converged = bool(bound - float(values @ x) <= 1e-7 * abs(bound))
+    return Relaxation(x, lam, bound, converged, m), (hot, basis)
+
+
 def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
            fits: Callable[[np.ndarray], bool], time_left: Callable[[], bool],
-           depth: int = BRANCH_DEPTH, max_lps: int | None = None, rule: str = "value"
-           ) -> Branched:
+           depth: int = BRANCH_DEPTH, max_lps: int | None = None, rule: str = "value",
+           warm: tuple | None = None) -> Branched:
     """Split on fractional options of the LP ``relax`` of the candidate problem (normalized
     units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)),
     best first (the open node of largest bound is split next), to ``depth`` levels and at most
     ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``, splitting on the
-    fractional option :func:`_pick` chooses by ``rule``. A node whose bound is at
+    fractional option :func:`_pick` chooses by ``rule``. ``warm``: ``(HotLP, basis)`` of the
+    root LP when the caller solved ``relax`` with :func:`root_relaxation` (else it is solved
+    again here, for its basis). A node whose bound is at
     most ``incumbent`` (the value of a known selection) or the best candidate's is not split.
     ``fits(selected (M,)) -> bool``: the canonical check of a candidate. Returns the best
     candidate found and the bound (see the module)."""
@@ -132,8 +154,8 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
 
     # the nodes' LPs: one HiGHS model with options fixed by their bounds, each warm-started
     # from its parent's basis (the root's from a first solve)
-    hot, basis0 = None, None
-    if HOT_LP and k and m:
+    hot, basis0 = warm if warm is not None else (None, None)
+    if hot is None and HOT_LP and k and m:
         hot = HotLP(values, requests, budget)
         out = hot.solve(np.zeros(m), np.ones(m))
         if out is None:

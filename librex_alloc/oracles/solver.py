@@ -46,7 +46,12 @@ from librex_alloc.oracles._problem import (
     times_pow2,
     to_caller_units,
 )
-from librex_alloc.oracles.branching import BRANCH_DEPTH, BRANCH_MAX_ROWS, branch
+from librex_alloc.oracles.branching import (
+    BRANCH_DEPTH,
+    BRANCH_MAX_ROWS,
+    branch,
+    root_relaxation,
+)
 from librex_alloc.oracles.enumeration import (
     ALL_MAX_ROWS,
     MAX_PRODUCT,
@@ -88,6 +93,8 @@ BRANCH_POLISH = True
 #: time; BENCHMARKS.md).
 AUTO_BRANCH_LPS = 4
 AUTO_POLISH = 3
+#: ``auto`` solves the root LP in the warm-started model of its branching.
+AUTO_HOT_ROOT = True
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
 AUTO_CHEAP_FREE_ROWS = 32
@@ -431,7 +438,15 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # the LP and its rounding (the fast answer) run whatever the deadline (their time is part
     # of the slack): a greedy answer without prices instead, when the deadline had passed, put
     # auto at 65–91 % of exact's objective under fairness (bench round --fairness --deadline)
-    relax = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups)
+    root = None
+    if method == "auto" and AUTO_HOT_ROOT and sc.groups.singleton \
+            and len(rows) <= BRANCH_MAX_ROWS:
+        # auto: the LP in the model its branching warm-starts from (one solve, not two)
+        root = root_relaxation(sc.values, sc.requests, sc.budget)
+    if root is not None:
+        relax, warm = root
+    else:
+        relax, warm = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups), None
     info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp")
     key_n = density_key(sc.values, sc.requests, sc.budget, relax.lam)
     key = np.zeros(n)
@@ -466,7 +481,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
                     fits=lambda sub: fits(lift(sub)),
                     time_left=lambda: time.perf_counter() < end, depth=BRANCH_DEPTH,
                     max_lps=AUTO_BRANCH_LPS if method == "auto" else None,
-                    rule="fractional" if method == "auto" else "value")
+                    rule="fractional" if method == "auto" else "value", warm=warm)
         info.update(branch_lps=br.lps, branch_complete=br.complete)
         if not br.complete:
             info["cut_short"] = True
