@@ -88,11 +88,13 @@ AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
 #: ``auto``'s branching solves at most this many LPs (``exact``:
 #: :data:`~.branching.BRANCH_LPS`); the pair moves of :func:`~.fast.pair_swaps` then polish
-#: the :data:`AUTO_POLISH` best distinct answers of its nodes (issue 18: with the splitting rule
-#: "fractional", 65 instead of 119 of 400 rounds below 99.9 % of exact, at about the same
-#: median time per instance and mode; 3 answers: 57 rounds, but up to 1 ms more; BENCHMARKS.md).
-AUTO_BRANCH_LPS = 4
-AUTO_POLISH = 2
+#: the :data:`AUTO_POLISH` best distinct answers of its nodes. Issue 18, 400 value vectors of
+#: ``bench round --fairness``: 66 rounds below 99.9 % of exact instead of 119, worst round
+#: 99.51 % instead of 98.14 %, ~0.3 ms more per solve (median). 4 LPs and 2 answers: 65
+#: rounds, same time, but a worst round of 98.05 % (and worse than before on the Bitbrains
+#: rows of a live run); 6 and 2: 54 rounds, 0.8 ms more (BENCHMARKS.md).
+AUTO_BRANCH_LPS = 6
+AUTO_POLISH = 1
 #: ``auto`` solves the root LP in the warm-started model of its branching.
 AUTO_HOT_ROOT = True
 #: ``auto`` searches whatever the gap when at most this many options stay free after
@@ -295,9 +297,9 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
        largest open bound replaces the LP bound; the pair moves then start again from each of
        the :data:`AUTO_POLISH` best distinct answers of its nodes, and the best answer found
        replaces the fast one; ``g`` is then the gap after branching (``info["branch_lps"]``).
-       Measured on 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 65
-       rounds below 99.9 % of exact's objective, against 119 before the pair moves, at about
-       the same median time per instance and mode (BENCHMARKS.md).
+       Measured on 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 66
+       rounds below 99.9 % of exact's objective (worst 99.51 %), against 119 (worst 98.14 %)
+       before the pair moves, for ~0.3 ms more per call (median; BENCHMARKS.md).
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
        after reduced-cost fixing against that answer, it is returned (``info["skipped"] ==
        "gap"``; status "feasible" unless the certificate closes): the search could gain at
