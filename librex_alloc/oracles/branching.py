@@ -61,24 +61,56 @@ class Branched:
     bound: float
     lps: int
     complete: bool
+    #: every candidate that passed ``fits`` (value, selection), best first
+    candidates: tuple = ()
 
 
-def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray) -> int | None:
-    """The fractional option of the LP (``x`` over ``free``) with the largest value."""
+def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray, rule: str = "value"
+          ) -> int | None:
+    """The fractional option of the LP (``x`` over ``free``) to split on: with ``rule``
+    "value" the one of largest value, with "fractional" the one of largest
+    ``v·min(x, 1 − x)`` (valuable and far from either side: both children move the LP)."""
     frac = (x > _FRAC) & (x < 1.0 - _FRAC)
     if not frac.any():
         return None
     idx = np.flatnonzero(frac)
-    return int(free[idx[np.argmax(values[free[idx]])]])
+    score = values[free[idx]]
+    if rule == "fractional":
+        score = score * np.minimum(x[idx], 1.0 - x[idx])
+    return int(free[idx[np.argmax(score)]])
+
+
+def root_relaxation(values, requests, budget) -> tuple[Relaxation, tuple] | None:
+    """The LP of the candidate problem (one option per group, ``budget`` > 0) solved in the
+    :class:`~.relaxation.HotLP` model the branching warm-starts from: ``(relaxation, (HotLP,
+    basis))`` for :func:`branch`'s ``warm``, or None (HiGHS reported no optimum: the caller
+    uses :func:`~.relaxation.solve_relaxation`). Its bound is the Lagrangian bound at the LP's
+    prices, as :func:`~.relaxation.solve_relaxation`'s."""
+    m, k = requests.shape
+    if not (HOT_LP and k and m):
+        return None
+    hot = HotLP(values, requests, budget)
+    out = hot.solve(np.zeros(m), np.ones(m))
+    if out is None:
+        return None
+    x, lam, basis = out
+    groups = Groups.from_labels(None, m)
+    bound = lagrangian_bound(values, requests, budget, groups, lam)
+    converged = bool(bound - float(values @ x) <= 1e-7 * abs(bound))
+    return Relaxation(x, lam, bound, converged, m), (hot, basis)
 
 
 def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
            fits: Callable[[np.ndarray], bool], time_left: Callable[[], bool],
-           depth: int = BRANCH_DEPTH, max_lps: int | None = None) -> Branched:
+           depth: int = BRANCH_DEPTH, max_lps: int | None = None, rule: str = "value",
+           warm: tuple | None = None) -> Branched:
     """Split on fractional options of the LP ``relax`` of the candidate problem (normalized
     units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)),
     best first (the open node of largest bound is split next), to ``depth`` levels and at most
-    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``. A node whose bound is at
+    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``, splitting on the
+    fractional option :func:`_pick` chooses by ``rule``. ``warm``: ``(HotLP, basis)`` of the
+    root LP when the caller solved ``relax`` with :func:`root_relaxation` (else it is solved
+    again here, for its basis). A node whose bound is at
     most ``incumbent`` (the value of a known selection) or the best candidate's is not split.
     ``fits(selected (M,)) -> bool``: the canonical check of a candidate. Returns the best
     candidate found and the bound (see the module)."""
@@ -93,11 +125,15 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
     heap: list = []
     seq = 0
 
+    found: list = []
+
     def candidate(sel: np.ndarray) -> None:
         nonlocal best_sel, best_val
         val = float(values[sel].sum())
-        if val > best_val and fits(sel):
-            best_sel, best_val = sel, val
+        if fits(sel):
+            found.append((val, len(found), sel))
+            if val > best_val:
+                best_sel, best_val = sel, val
 
     def push(chosen, free, b, fixed_val, rx, level, basis) -> None:
         nonlocal seq
@@ -118,8 +154,8 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
 
     # the nodes' LPs: one HiGHS model with options fixed by their bounds, each warm-started
     # from its parent's basis (the root's from a first solve)
-    hot, basis0 = None, None
-    if HOT_LP and k and m:
+    hot, basis0 = warm if warm is not None else (None, None)
+    if hot is None and HOT_LP and k and m:
         hot = HotLP(values, requests, budget)
         out = hot.solve(np.zeros(m), np.ones(m))
         if out is None:
@@ -146,7 +182,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
     while heap:
         _, neg, _, chosen, free, b, fixed_val, rx, level, basis = heapq.heappop(heap)
         node_bound = -neg
-        j = _pick(values, rx.x, free) if level < depth else None
+        j = _pick(values, rx.x, free, rule) if level < depth else None
         if j is None or node_bound <= max(incumbent, best_val):
             leaves.append(node_bound)
             continue
@@ -173,5 +209,6 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
                 sub, bas = node_lp(ch, fr, bb, basis)
             push(ch, fr, bb, fv, sub, level + 1, bas)
     leaves.extend(-h[1] for h in heap)  # open nodes: their bounds still count
+    found.sort(key=lambda c: (-c[0], c[1]))
     return Branched(best_sel, float(best_val) if best_sel is not None else -np.inf,
-                    max(leaves), lps, complete)
+                    max(leaves), lps, complete, tuple((c[0], c[2]) for c in found))

@@ -355,6 +355,105 @@ def _neighbourhoods(values, requests, budget, groups: Groups, selected, key, lam
     return selected
 
 
+#: Pair moves (:func:`pair_swaps`): the chosen options of smallest reduced cost that may leave
+#: and the unchosen ones of largest reduced cost that may enter, as singles or pairs.
+PAIR_OUT = 14
+PAIR_IN = 22
+#: Improving pair moves made at most per call.
+PAIR_ROUNDS = 6
+
+
+_SUBSETS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _subsets_upto_two(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(a, b)`` (int (S,)) of the empty set (a = b = m), the m singles (b = m) and
+    the m(m − 1)/2 pairs of ``range(m)``; index m stands for "nothing" (cached per m)."""
+    got = _SUBSETS.get(m)
+    if got is None:
+        a, b = np.triu_indices(m, 1)
+        got = _SUBSETS[m] = (np.concatenate(([m], np.arange(m), a)),
+                             np.concatenate(([m], np.full(m, m), b)))
+    return got
+
+
+def _best_pair_move(v_out, r_out, v_in, r_in, residual, min_gain: float) -> tuple[int, int]:
+    """The move ``(i, j)`` of largest gain ``v_in[j] − v_out[i] > min_gain`` with
+    ``r_in[j] − r_out[i] <= residual`` (out-sets ``v_out`` (O,), ``r_out`` (O, K); in-sets
+    ``v_in`` (I,), ``r_in`` (I, K)), or (-1, -1)."""
+    gain = v_in[None, :] - v_out[:, None]
+    ok = gain > min_gain
+    need = np.ascontiguousarray((r_in - residual).T)  # (K, I): what each in-set lacks
+    free = np.ascontiguousarray(r_out.T)  # (K, O): what each out-set frees
+    for c in range(len(residual)):  # (out-sets, in-sets) booleans, a resource at a time
+        ok &= need[c][None, :] <= free[c][:, None]
+    if not ok.any():
+        return -1, -1
+    flat = int(np.argmax(np.where(ok, gain, -np.inf)))
+    i, j = divmod(flat, len(v_in))
+    return i, j
+
+
+def pair_swaps(values, requests, budget, selected, lam, key, rounds: int = PAIR_ROUNDS
+               ) -> np.ndarray:
+    """One option per group only: ``selected`` (bool (M,), within the budget) improved by the
+    best move that takes out at most two chosen options and puts in at most two unchosen ones
+    (2-for-2, 2-for-1, 1-for-2, 1-for-1 and additions), among the :data:`PAIR_OUT` chosen
+    options of smallest reduced cost ``v − λ·r`` and the :data:`PAIR_IN` unchosen ones of
+    largest; then the greedy fill by ``key``; up to ``rounds`` moves. A new array, within the
+    budget (canonical float check)."""
+    m, k = requests.shape
+    selected = selected.copy()
+    if not k or not m:
+        return selected
+    d = values - matvec(requests, lam)
+    total = float(values[selected].sum())
+    for _ in range(rounds):
+        chosen, out = np.flatnonzero(selected), np.flatnonzero(~selected)
+        if not len(out):
+            break
+        weak = chosen[_first_k(d[chosen], PAIR_OUT)] if len(chosen) else chosen
+        residual = budget - requests[selected].sum(axis=0)
+        strong = out[_fitting(requests[out], residual + (requests[weak].sum(axis=0)
+                                                         if len(weak) else 0.0))]
+        strong = strong[_first_k(-d[strong], PAIR_IN)]
+        if not len(strong):
+            break
+        # the value and usage of every out-set and in-set (row m: nothing)
+        vw = np.append(values[weak], 0.0)
+        rw = np.vstack((requests[weak], np.zeros((1, k))))
+        vs = np.append(values[strong], 0.0)
+        rs = np.vstack((requests[strong], np.zeros((1, k))))
+        oa, ob = _subsets_upto_two(len(weak))
+        ia, ib = _subsets_upto_two(len(strong))
+        r_out = rw[oa] + rw[ob]  # (out-sets, K)
+        r_in = rs[ia] + rs[ib]  # (in-sets, K)
+        # an in-set that does not fit beside the largest out-set of each resource never fits
+        room = np.all(r_in <= residual + r_out.max(axis=0), axis=1)
+        ia, ib, r_in = ia[room], ib[room], r_in[room]
+        v_out, v_in = vw[oa] + vw[ob], vs[ia] + vs[ib]
+        if not len(v_in):
+            break
+        worth = v_out < v_in.max()  # an out-set worth more than every in-set never gains
+        oa, ob, v_out, r_out = oa[worth], ob[worth], v_out[worth], r_out[worth]
+        i, j = _best_pair_move(v_out, r_out, v_in, r_in, residual, 1e-12 * total)
+        if i < 0:
+            break
+        trial = selected.copy()
+        trial[weak[[x for x in (oa[i], ob[i]) if x < len(weak)]]] = False
+        trial[strong[[x for x in (ia[j], ib[j]) if x < len(strong)]]] = True
+        if not np.all(requests[trial].sum(axis=0) <= budget):  # rounding at the margin
+            break
+        res = budget - requests[trial].sum(axis=0)
+        _greedy_fill(values, requests, budget, Groups.from_labels(None, m), trial, key, res)
+        _repair(requests, budget, trial, key)
+        new_total = float(values[trial].sum())
+        if not new_total > total:
+            break
+        selected, total = trial, new_total
+    return selected
+
+
 def fill(values, requests, budget, groups: Groups, selected, lam) -> np.ndarray:
     """``selected`` (bool (M,), within the budget) plus every option that still fits, added
     greedily by dual-adjusted density; a new array, within the budget in float64."""

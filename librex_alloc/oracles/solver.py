@@ -46,7 +46,12 @@ from librex_alloc.oracles._problem import (
     times_pow2,
     to_caller_units,
 )
-from librex_alloc.oracles.branching import BRANCH_DEPTH, BRANCH_MAX_ROWS, branch
+from librex_alloc.oracles.branching import (
+    BRANCH_DEPTH,
+    BRANCH_MAX_ROWS,
+    branch,
+    root_relaxation,
+)
 from librex_alloc.oracles.enumeration import (
     ALL_MAX_ROWS,
     MAX_PRODUCT,
@@ -62,6 +67,7 @@ from librex_alloc.oracles.fast import (
     fill,
     fractional_from_relaxation,
     improve,
+    pair_swaps,
     round_relaxation,
     swaps_skipped,
 )
@@ -80,6 +86,17 @@ DEFAULT_GAP_TOLERANCE = {"exact": 0.0, "auto": 1e-3, "fast": 0.0}
 #: ``auto`` skips CP-SAT when more options than this stay free after reduced-cost fixing.
 AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
+#: ``auto``'s branching solves at most this many LPs (``exact``:
+#: :data:`~.branching.BRANCH_LPS`); the pair moves of :func:`~.fast.pair_swaps` then polish
+#: the :data:`AUTO_POLISH` best distinct answers of its nodes. Issue 18, 400 value vectors of
+#: ``bench round --fairness``: 66 rounds below 99.9 % of exact instead of 119, worst round
+#: 99.51 % instead of 98.14 %, ~0.3 ms more per solve (median). 4 LPs and 2 answers: 65
+#: rounds, same time, but a worst round of 98.05 % (and worse than before on the Bitbrains
+#: rows of a live run); 6 and 2: 54 rounds, 0.8 ms more (BENCHMARKS.md).
+AUTO_BRANCH_LPS = 6
+AUTO_POLISH = 1
+#: ``auto`` solves the root LP in the warm-started model of its branching.
+AUTO_HOT_ROOT = True
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
 AUTO_CHEAP_FREE_ROWS = 32
@@ -270,13 +287,19 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     1. At most :data:`~.enumeration.ALL_MAX_ROWS` candidate options, or a small product of
        options per agent: enumeration, the exact optimum (sub-millisecond).
     2. Otherwise the fast answer (LP, core enumeration, greedy fill) improved by local search
-       (1-for-1 swaps, two neighbourhoods of 12 options re-chosen exactly; ~0.5 ms), with the
-       LP bound: the certified gap ``g``. If ``g > gap_tolerance`` (one option per agent, at
-       most :data:`~.branching.BRANCH_MAX_ROWS` candidates): branching on the LP's fractional
+       (one option per agent: the pair moves of :func:`~.fast.pair_swaps`, up to two options
+       out and two in, ~0.2 ms per move; several options per agent: 1-for-1 swaps and two
+       neighbourhoods of 12 options re-chosen exactly), with the LP bound: the certified gap
+       ``g``. If ``g > gap_tolerance`` (one option per agent, at most
+       :data:`~.branching.BRANCH_MAX_ROWS` candidates): branching on the LP's fractional
        options (:func:`~.branching.branch`: both children of the root, then best first, up to
-       :data:`~.branching.BRANCH_LPS` LPs), whose largest open bound replaces the LP bound and
-       whose best rounded answer, improved by the same local search, replaces the fast one
-       when better; ``g`` is then the gap after branching (``info["branch_lps"]``).
+       :data:`AUTO_BRANCH_LPS` LPs, splitting on the largest ``v·min(x, 1 − x)``), whose
+       largest open bound replaces the LP bound; the pair moves then start again from each of
+       the :data:`AUTO_POLISH` best distinct answers of its nodes, and the best answer found
+       replaces the fast one; ``g`` is then the gap after branching (``info["branch_lps"]``).
+       Measured on 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 66
+       rounds below 99.9 % of exact's objective (worst 99.51 %), against 119 (worst 98.14 %)
+       before the pair moves, for ~0.3 ms more per call (median; BENCHMARKS.md).
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
        after reduced-cost fixing against that answer, it is returned (``info["skipped"] ==
        "gap"``; status "feasible" unless the certificate closes): the search could gain at
@@ -417,7 +440,15 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # the LP and its rounding (the fast answer) run whatever the deadline (their time is part
     # of the slack): a greedy answer without prices instead, when the deadline had passed, put
     # auto at 65–91 % of exact's objective under fairness (bench round --fairness --deadline)
-    relax = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups)
+    root = None
+    if method == "auto" and AUTO_HOT_ROOT and sc.groups.singleton \
+            and len(rows) <= BRANCH_MAX_ROWS:
+        # auto: the LP in the model its branching warm-starts from (one solve, not two)
+        root = root_relaxation(sc.values, sc.requests, sc.budget)
+    if root is not None:
+        relax, warm = root
+    else:
+        relax, warm = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups), None
     info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp")
     key_n = density_key(sc.values, sc.requests, sc.budget, relax.lam)
     key = np.zeros(n)
@@ -430,10 +461,13 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
     if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
             and not late():
-        # cheap local search first (fast runs the swaps itself on more rows): 1-for-1 swaps,
-        # the greedy fill and two exact neighbourhoods, ~0.7 ms
-        sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
-                        relax.lam)
+        # cheap local search first (fast runs the swaps itself on more rows): auto the pair
+        # moves (~0.4 ms); exact 1-for-1 swaps, the greedy fill and two exact neighbourhoods
+        if method == "auto" and sc.groups.singleton:  # pair moves (auto's local search)
+            sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_fast, relax.lam, key_n)
+        else:
+            sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
+                            relax.lam)
         obj_p = float(sc.values[sub_p].sum())
         if obj_p > obj_fast:
             sel_p = lift(sub_p)
@@ -447,14 +481,34 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         # split on the LP's fractional options: a tighter bound and more candidate answers
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
-                    time_left=lambda: time.perf_counter() < end, depth=BRANCH_DEPTH)
+                    time_left=lambda: time.perf_counter() < end, depth=BRANCH_DEPTH,
+                    max_lps=AUTO_BRANCH_LPS if method == "auto" else None,
+                    rule="fractional" if method == "auto" else "value", warm=warm)
         info.update(branch_lps=br.lps, branch_complete=br.complete)
         if not br.complete:
             info["cut_short"] = True
         if br.bound < bound:
             bound = br.bound
             info["proof"] = "lp-branching"
-        if br.selected is not None and br.value > obj_fast:
+        if method == "auto":
+            # the pair moves from each of the nodes' best distinct answers (several starts:
+            # the improvements come from different nodes of the tree)
+            seen = [sub_fast]
+            for val_c, sub_c in br.candidates:
+                if len(seen) > AUTO_POLISH or late():
+                    break
+                if any(np.array_equal(sub_c, x) for x in seen):
+                    continue
+                seen.append(sub_c)
+                best_c, val_b = sub_c, val_c  # the nodes' answers passed fits in branch
+                sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_c, relax.lam, key_n)
+                val_p = float(sc.values[sub_p].sum())
+                if val_p > val_c and fits(lift(sub_p)):
+                    best_c, val_b = sub_p, val_p
+                if val_b > obj_fast:
+                    sel_fast, sub_fast, obj_fast = lift(best_c), best_c, val_b
+                    info["improved"] = True
+        elif br.selected is not None and br.value > obj_fast:
             sub_b = br.selected
             if BRANCH_POLISH and not late():  # the local search on the branches' best answer
                 sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_b, key_n,

@@ -177,14 +177,16 @@ def test_past_the_deadline_from_the_start(clock, method):
 @pytest.mark.parametrize("method", ["auto", "exact"])
 def test_past_the_deadline_after_the_lp(clock, monkeypatch, method):
     """Out of time right after the LP: the rounded LP answer with the LP bound; no search."""
-    real = solver_module.solve_relaxation
+    def then_expire(real):
+        def lp_then_expire(*args, **kwargs):
+            out = real(*args, **kwargs)
+            clock.expire()
+            return out
+        return lp_then_expire
 
-    def lp_then_expire(*args, **kwargs):
-        out = real(*args, **kwargs)
-        clock.expire()
-        return out
-
-    monkeypatch.setattr(solver_module, "solve_relaxation", lp_then_expire)
+    # auto solves its root LP in the branching's warm-started model (root_relaxation)
+    for name in ("solve_relaxation", "root_relaxation"):
+        monkeypatch.setattr(solver_module, name, then_expire(getattr(solver_module, name)))
     values, requests, budget = instance(3, 150, 5)
     res = solve(values, requests, budget, method=method, deadline=0.01, gap_tolerance=0.0)
     check_answer(res, values, requests, budget)
