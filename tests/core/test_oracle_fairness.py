@@ -274,11 +274,13 @@ def test_pair_swaps_stay_within_the_budget_and_never_lose(seed, n, k, tau):
     assert values[out].sum() >= values[start].sum()
 
 
-@pytest.mark.parametrize("seed", [16, 17])
-def test_auto_polishes_several_branch_answers(seed):
-    """Proportional-fair-like values on the mixed-unit instance (n = 150, K = 5): before the
-    pair moves from several of the branching's answers, auto stopped at 99.88 % (seed 16) and
-    99.85 % (seed 17) of exact's optimum; now ≥ 99.9 %."""
+@pytest.mark.parametrize("seed", [3, 16, 17, 29, 31])
+def test_auto_polishes_a_branch_answer(seed):
+    """Proportional-fair-like values on the mixed-unit instance (n = 150, K = 5). Seeds 16 and
+    17: before the pair moves, auto stopped at 99.88 % and 99.85 % of exact's optimum. Seeds
+    3, 29 and 31: without the pair moves from the branching's best distinct answer
+    (``solver.AUTO_POLISH = 0``) auto stops at 99.76 %, 99.85 % and 99.88 %; with them it
+    finds the optimum. Every seed: ≥ 99.9 %."""
     req, budget, _ = mixed_instance(150)
     rng = np.random.default_rng(seed)
     values = rng.beta(2, 2, 150) / np.maximum(rng.uniform(0, 1, 150), 0.02)
