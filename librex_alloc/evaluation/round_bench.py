@@ -264,7 +264,7 @@ def _fair_rounds(req, budget, mu, fairness: dict, method: str, rounds: int, seed
                  deadline: float | None):
     """``rounds`` timed rounds (after 3 warm-up rounds) of constrained TS with learning, batch
     API; per round (round s, oracle s, certified gap, CP-SAT ran, cut short, solve time −
-    deadline, objective, round CPU s of this process), and the oracle values of every timed
+    deadline, objective, round CPU s of this process, bound), and the oracle values of every timed
     round (for ``loss``: of the fair call; its utilitarian reference call is timed in the round
     but not listed)."""
     from librex_alloc.fairness import FairnessConfig
@@ -288,7 +288,8 @@ def _fair_rounds(req, budget, mu, fairness: dict, method: str, rounds: int, seed
             o = a.oracle
             rows.append((t1 - t0, o.solve_time, o.gap, "exact_status" in o.info,
                          bool(o.info.get("cut_short")),
-                         o.solve_time - deadline if deadline else np.nan, o.objective, c1 - c0))
+                         o.solve_time - deadline if deadline else np.nan, o.objective, c1 - c0,
+                         o.bound))
             values.append(a.values.copy())
     return np.asarray(rows, dtype=np.float64), values
 
@@ -307,7 +308,10 @@ def fairness_benchmark(modes: Sequence[str] = ("none", "proportional", "maxmin",
     generous :data:`EXACT_LIMIT`) solves ``exact_rounds`` of ``auto``'s value vectors, evenly
     spaced; on those, ``obj_mean`` / ``obj_min`` are each method's objective over exact's
     (auto's own answers in those rounds, fast's on the same values) and exact's own time is its
-    row's time. Objectives above 1 mean exact stopped at its limit below the optimum."""
+    row's time. Objectives above 1 mean exact stopped at its limit below the optimum.
+    ``bound_gap_pct``: on the same rounds, the median of ``(bound − exact's objective) /
+    bound`` (%), the part of the certified gap that is the bound's own looseness (the rest,
+    ``gap_pct`` minus it, is the answer's distance from the optimum)."""
     out, done = [], 0
     for name in instances:
         inst = INSTANCES[name](n, seed=seed)
@@ -324,18 +328,22 @@ def fairness_benchmark(modes: Sequence[str] = ("none", "proportional", "maxmin",
             pick = np.unique(np.linspace(0, len(vals) - 1, min(exact_rounds, len(vals)))
                              .astype(int)) if exact_rounds else np.zeros(0, dtype=int)
             ratio = {m: [] for m in FAIRNESS_METHODS}
+            loose = {m: [] for m in FAIRNESS_METHODS}
             ex_rows = []
             for i in pick:
                 v = vals[i]
                 c0 = time.process_time()
                 ex = solve(v, req, budget, method="exact", time_limit=EXACT_LIMIT)
                 ex_rows.append((ex.solve_time, ex.solve_time, ex.gap, 1.0, 0.0, np.nan,
-                                ex.objective, time.process_time() - c0))
+                                ex.objective, time.process_time() - c0, ex.bound))
                 best = max(ex.objective, 1e-300)
                 # auto: the answer of the timed round itself (deadline included); fast is
                 # deterministic, so solving the same values again gives its answer
                 ratio["auto"].append(runs["auto"][0][i, 6] / best)
-                ratio["fast"].append(solve(v, req, budget, method="fast").objective / best)
+                fa = solve(v, req, budget, method="fast")
+                ratio["fast"].append(fa.objective / best)
+                for m, bound in (("auto", runs["auto"][0][i, 8]), ("fast", fa.bound)):
+                    loose[m].append((bound - ex.objective) / max(bound, 1e-300))
             table = {m: runs[m][0] for m in FAIRNESS_METHODS}
             if len(ex_rows):
                 table["exact"] = np.asarray(ex_rows)
@@ -362,6 +370,9 @@ def fairness_benchmark(modes: Sequence[str] = ("none", "proportional", "maxmin",
                 r = ratio.get(m, [1.0] * len(pick)) if m != "exact" else [1.0] * len(pick)
                 row["obj_mean"] = float(np.mean(r)) if len(r) else float("nan")
                 row["obj_min"] = float(np.min(r)) if len(r) else float("nan")
+                b = loose[m] if m != "exact" else \
+                    [(x[8] - x[6]) / max(x[8], 1e-300) for x in ex_rows]
+                row["bound_gap_pct"] = 100.0 * float(np.median(b)) if len(b) else float("nan")
                 out.append(row)
             done += 1
             if progress is not None:
@@ -372,7 +383,7 @@ def fairness_benchmark(modes: Sequence[str] = ("none", "proportional", "maxmin",
 FAIRNESS_COLUMNS = ["instance", "n", "K", "fairness", "method", "rounds", "median_ms", "p95_ms",
                     "p99_ms", "worst_ms", "cpu_median_ms", "cpu_p99_ms", "oracle_ms", "gap_pct",
                     "gap_max_pct", "cpsat_rounds", "cut_short", "cut_gap_pct", "over_deadline_ms",
-                    "obj_mean", "obj_min"]
+                    "obj_mean", "obj_min", "bound_gap_pct"]
 
 
 def fairness_markdown(df: pd.DataFrame) -> str:

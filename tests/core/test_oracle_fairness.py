@@ -324,10 +324,12 @@ def test_fairness_benchmark_table(capsys):
     auto = df[df["method"] == "auto"]
     assert (auto["rounds"] == 4).all() and (auto["obj_min"] <= 1 + 1e-9).all()
     assert auto["over_deadline_ms"].notna().all() and (df["gap_pct"] >= 0).all()
+    # every bound is at least exact's objective: the bound's part of the gap is >= 0
+    assert df["bound_gap_pct"].notna().all() and (df["bound_gap_pct"] >= -1e-7).all()
     assert main(["bench", "round", "--fairness", "maxmin", "--ns", "12", "--rounds", "2",
                  "--instances", "mixed", "--exact-rounds", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "| gap_pct |" in out and "| maxmin | exact |" in out
+    assert "| gap_pct |" in out and "| bound_gap_pct |" in out and "| maxmin | exact |" in out
     with pytest.raises(SystemExit) as exc:
         main(["bench", "round", "--fairness", "fair"])
     assert exc.value.code == 2
