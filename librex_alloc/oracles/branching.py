@@ -24,6 +24,7 @@ exact arithmetic on the data) and the sum with the fixed values is rounded up by
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,13 +102,15 @@ def root_relaxation(values, requests, budget) -> tuple[Relaxation, tuple] | None
 
 
 def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
-           fits: Callable[[np.ndarray], bool], time_left: Callable[[], bool],
+           fits: Callable[[np.ndarray], bool], time_left: Callable[[float], bool],
            depth: int = BRANCH_DEPTH, max_lps: int | None = None, rule: str = "value",
-           warm: tuple | None = None) -> Branched:
+           warm: tuple | None = None, first_split: float = 0.0) -> Branched:
     """Split on fractional options of the LP ``relax`` of the candidate problem (normalized
     units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)),
     best first (the open node of largest bound is split next), to ``depth`` levels and at most
-    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left()``, splitting on the
+    ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left(seconds)`` (a split
+    expected to take ``seconds``: ``first_split`` for the first, then as long as the last one
+    took) allows the next split, splitting on the
     fractional option :func:`_pick` chooses by ``rule``. ``warm``: ``(HotLP, basis)`` of the
     root LP when the caller solved ``relax`` with :func:`root_relaxation` (else it is solved
     again here, for its basis). A node whose bound is at
@@ -179,6 +182,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
 
     push(np.zeros(m, dtype=bool), np.arange(m), np.asarray(budget, dtype=np.float64), 0.0,
          relax, 0, basis0)
+    last = first_split  # seconds of the last split (the first: the caller's estimate)
     while heap:
         _, neg, _, chosen, free, b, fixed_val, rx, level, basis = heapq.heappop(heap)
         node_bound = -neg
@@ -189,10 +193,11 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
         if lps + 2 > max_lps:
             leaves.append(node_bound)
             break
-        if not time_left():
+        if not time_left(last):
             complete = False
             leaves.append(node_bound)
             break
+        t_split = time.perf_counter()
         rest = free[free != j]
         # j chosen: the others share the budget less r_j (rounded up: never below the exact
         # residual, so no selection of this branch is lost)
@@ -208,6 +213,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
                 lps += 1
                 sub, bas = node_lp(ch, fr, bb, basis)
             push(ch, fr, bb, fv, sub, level + 1, bas)
+        last = time.perf_counter() - t_split
     leaves.extend(-h[1] for h in heap)  # open nodes: their bounds still count
     found.sort(key=lambda c: (-c[0], c[1]))
     return Branched(best_sel, float(best_val) if best_sel is not None else -np.inf,

@@ -123,7 +123,8 @@ def _carry(limbs: np.ndarray) -> np.ndarray:
 def enumerate_optimum(values, requests, budget, groups: Groups,
                       fits: Callable[[np.ndarray], bool], *, must: np.ndarray | None = None,
                       lower: float | None = None, prices: np.ndarray | None = None,
-                      limit: int | None = None) -> Enumerated | None:
+                      limit: int | None = None,
+                      time_left: Callable[[], bool] | None = None) -> Enumerated | None:
     """The optimal selection of ``values`` (M,), positive and < 1, under ``requests`` (M, K) ≤
     ``budget`` (K,), ≤ 1 option per group (exactly 1 where ``must``, bool (G,)), proved with
     ``fits``.
@@ -132,7 +133,7 @@ def enumerate_optimum(values, requests, budget, groups: Groups,
     selections that cannot reach it are pruned, by the Lagrangian bound ``value + λ·(B − use)
     + Σ_{groups left} max(0, max v − λ·r)`` with ``prices`` λ (K,) ≥ 0 (LP duals; default 0).
     Returns None when more than ``limit`` states (default :func:`max_states`) would be alive,
-    or when no state passes ``fits``.
+    when no state passes ``fits``, or when ``time_left()`` (asked before each group) is False.
     """
     m, k = requests.shape
     n_limbs = limbs_needed(values)
@@ -156,6 +157,8 @@ def enumerate_optimum(values, requests, budget, groups: Groups,
     choices: list[np.ndarray] = []
     built = 1
     for level, g in enumerate(gorder.tolist()):
+        if time_left is not None and not time_left():
+            return None
         parts_p, parts_c = [], []
         if not must[g]:
             parts_p.append(np.arange(len(approx)))

@@ -319,17 +319,18 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     The ``deadline`` (any method, 0/1 selection): the best answer found by then, with its
     certificate, returned at most the deadline plus a slack after the call began. The fast
     answer (validation, the LP and its rounding, with the LP bound) is always computed; every
-    later step (local search, branching, enumeration, CP-SAT) starts only while time is left
-    (CP-SAT only with at least :data:`CPSAT_MIN_SECONDS` left, and stopped by a wall-clock
-    limit :data:`CPSAT_MARGIN_SECONDS` before the deadline). ``info["cut_short"]`` is True when
-    the deadline stopped or skipped a step. The slack is the fast answer's own time (about
-    1 ms at n = 150, K = 5; more with n, the LP) plus the one step running when the deadline
-    passes (a local-search pass or one LP of the branching, about 1 ms): measured with a 5 ms
-    deadline at n = 150 on the 2-core machine shared with other jobs (``librex-alloc bench round
-    --fairness ... --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun
-    in 300 rounds was at most 1.9 ms in four of ten modes and instances and 9.6–36 ms in the
-    other six, on a machine where ``fast`` alone showed wall-clock spikes of up to 74 ms (see
-    BENCHMARKS.md). Divisible mode ignores the deadline.
+    later step starts only when it is expected to end before the deadline: a local search or
+    a split of the branching is expected to take as long as the LP and its rounding took
+    (at n = 150, K = 5 both are about 1 ms), then as long as its own last run; the
+    enumerations stop when the deadline passes (checked before each agent); CP-SAT only with
+    at least :data:`CPSAT_MIN_SECONDS` left, stopped by a wall-clock limit
+    :data:`CPSAT_MARGIN_SECONDS` before the deadline. ``info["cut_short"]`` is True when the
+    deadline stopped or skipped a step. The slack is the fast answer's own time when the
+    deadline is shorter than it, plus the misestimate of the last step: measured with a 5 ms
+    deadline at n = 150 on a quiet 2-core machine (``librex-alloc bench round --fairness ...
+    --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun in 300
+    rounds was 0.06–1.36 ms in ten modes and instances, against 0.44–4.97 ms when steps
+    started whenever time was left (BENCHMARKS.md). Divisible mode ignores the deadline.
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
@@ -417,8 +418,14 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             info.update(proof="enumeration", states=out.states)
             return _finish(problem, t0, "fast" if method == "fast" else "exact",
                            lift(out.selected), to_caller(out.bound), info)
-    def late() -> bool:  # the deadline has passed: stop here with what we have
-        if time.perf_counter() < end:
+    # with a deadline, the enumerations stop when it passes (their size is bounded by states,
+    # not by time)
+    in_time = (lambda: time.perf_counter() < end) if end < np.inf else None
+
+    def late(need: float = 0.0) -> bool:
+        """The deadline has passed, or a step of about ``need`` seconds started now would end
+        after it: stop here with what we have."""
+        if time.perf_counter() + need < end:
             return False
         info["cut_short"] = True
         return True
@@ -431,7 +438,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         if fits(lift(greedy)):
             out = enumerate_optimum(sc.values, sc.requests, sc.budget, sc.groups,
                                     lambda sub: fits(lift(sub)), limit=limit,
-                                    lower=float(sc.values[greedy].sum()))
+                                    lower=float(sc.values[greedy].sum()), time_left=in_time)
             if out is not None:
                 info.update(proof="enumeration", states=out.states)
                 return _finish(problem, t0, "exact", lift(out.selected), to_caller(out.bound),
@@ -440,6 +447,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # the LP and its rounding (the fast answer) run whatever the deadline (their time is part
     # of the slack): a greedy answer without prices instead, when the deadline had passed, put
     # auto at 65–91 % of exact's objective under fairness (bench round --fairness --deadline)
+    t_lp = time.perf_counter()
     root = None
     if method == "auto" and AUTO_HOT_ROOT and sc.groups.singleton \
             and len(rows) <= BRANCH_MAX_ROWS:
@@ -459,15 +467,21 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     obj_fast = float(sc.values[sub_fast].sum())
     bound = relax.bound
     fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
+    # with a deadline, a later step starts only when it is expected to end before it: a local
+    # search or a split of the branching takes about as long as the LP and its rounding did
+    # (n = 150, K = 5: 0.8 ms against 0.6-1.0 ms), then as long as its own last run
+    step = time.perf_counter() - t_lp
     if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
-            and not late():
+            and not late(step):
         # cheap local search first (fast runs the swaps itself on more rows): auto the pair
         # moves (~0.4 ms); exact 1-for-1 swaps, the greedy fill and two exact neighbourhoods
+        t_ls = time.perf_counter()
         if method == "auto" and sc.groups.singleton:  # pair moves (auto's local search)
             sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_fast, relax.lam, key_n)
         else:
             sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
                             relax.lam)
+        step = time.perf_counter() - t_ls
         obj_p = float(sc.values[sub_p].sum())
         if obj_p > obj_fast:
             sel_p = lift(sub_p)
@@ -477,11 +491,12 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
     gap = (bound - obj_fast) / abs(bound) if bound else 0.0
     if method != "fast" and gap > gap_tolerance and not fast_optimal and sc.groups.singleton \
-            and BRANCH_DEPTH and len(rows) <= BRANCH_MAX_ROWS and not late():
+            and BRANCH_DEPTH and len(rows) <= BRANCH_MAX_ROWS and not late(step):
         # split on the LP's fractional options: a tighter bound and more candidate answers
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
-                    time_left=lambda: time.perf_counter() < end, depth=BRANCH_DEPTH,
+                    time_left=lambda need: time.perf_counter() + need < end,
+                    first_split=step, depth=BRANCH_DEPTH,
                     max_lps=AUTO_BRANCH_LPS if method == "auto" else None,
                     rule="fractional" if method == "auto" else "value", warm=warm)
         info.update(branch_lps=br.lps, branch_complete=br.complete)
@@ -495,7 +510,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             # the improvements come from different nodes of the tree)
             seen = [sub_fast]
             for val_c, sub_c in br.candidates:
-                if len(seen) > AUTO_POLISH or late():
+                if len(seen) > AUTO_POLISH or late(step):
                     break
                 if any(np.array_equal(sub_c, x) for x in seen):
                     continue
@@ -510,7 +525,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
                     info["improved"] = True
         elif br.selected is not None and br.value > obj_fast:
             sub_b = br.selected
-            if BRANCH_POLISH and not late():  # the local search on the branches' best answer
+            if BRANCH_POLISH and not late(step):  # the local search on the branches' best answer
                 sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_b, key_n,
                                 relax.lam)
                 if float(sc.values[sub_p].sum()) > br.value and fits(lift(sub_p)):
@@ -544,7 +559,10 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         if limit and enumeration_size(g_kept, must_kept) <= MAX_PRODUCT and not late():
             out = enumerate_optimum(sc.values[kept], sc.requests[kept], sc.budget, g_kept,
                                     lambda sub: fits(lift(sub, rows[kept])), must=must_kept,
-                                    lower=obj_fast, prices=relax.lam, limit=limit)
+                                    lower=obj_fast, prices=relax.lam, limit=limit,
+                                    time_left=in_time)
+            if out is None and in_time is not None and not in_time():
+                info["cut_short"] = True  # the deadline stopped the enumeration
         slack = 4.0 * sum_rtol(len(kept)) * obj_fast  # the two float sums' rounding
         if out is not None and out.value < obj_fast - slack:  # pragma: no cover - never seen:
             out = None  # the incumbent is in its search space (see reduced_cost_filter)

@@ -199,6 +199,57 @@ def test_past_the_deadline_after_the_lp(clock, monkeypatch, method):
     assert res.bound >= best.objective
 
 
+@pytest.mark.parametrize("method", ["auto", "exact"])
+def test_a_step_expected_to_end_after_the_deadline_does_not_start(clock, monkeypatch, method):
+    """The LP and its rounding appear to take 10 ms of a 15 ms deadline: a local search or a
+    split, expected to take about as long, would end after it, so neither starts (before, both
+    started with 5 ms left and could overrun the deadline by their whole time)."""
+    def slow(real):
+        def lp(*args, **kwargs):
+            out = real(*args, **kwargs)
+            clock.offset += 0.010
+            return out
+        return lp
+
+    for name in ("solve_relaxation", "root_relaxation"):
+        monkeypatch.setattr(solver_module, name, slow(getattr(solver_module, name)))
+    values, requests, budget = instance(3, 150, 5)
+    res = solve(values, requests, budget, method=method, deadline=0.015, gap_tolerance=0.0)
+    check_answer(res, values, requests, budget)
+    assert res.info["cut_short"] and "branch_lps" not in res.info
+    assert "improved" not in res.info and "exact_status" not in res.info
+    assert res.objective == solve(values, requests, budget, method="fast").objective
+    # with time enough for them (a generous deadline), the same call searches
+    clock.offset = 0.0
+    res = solve(values, requests, budget, method=method, deadline=5.0, gap_tolerance=0.0)
+    assert "branch_lps" in res.info or "improved" in res.info
+
+
+def test_the_enumeration_stops_at_the_deadline():
+    """``enumerate_optimum`` asks ``time_left`` before each group: False at any point gives
+    None (as too many states would); always True, the answer without it."""
+    from librex_alloc.oracles._problem import Groups
+    from librex_alloc.oracles.enumeration import enumerate_optimum
+
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.1, 0.9, 14)
+    requests = rng.uniform(0.0, 1.0, (14, 2))
+    budget = requests.sum(axis=0) * 0.4
+    groups = Groups.from_labels(None, 14)
+
+    def fits(sel):
+        return bool(np.all(requests[sel].sum(axis=0) <= budget))
+
+    free = enumerate_optimum(values, requests, budget, groups, fits)
+    assert free is not None
+    same = enumerate_optimum(values, requests, budget, groups, fits, time_left=lambda: True)
+    assert np.array_equal(same.selected, free.selected)
+    for allowed in (0, 1, 7):
+        calls = iter([True] * allowed + [False] * 100)
+        assert enumerate_optimum(values, requests, budget, groups, fits,
+                                 time_left=lambda: next(calls)) is None
+
+
 def test_cpsat_gets_only_the_time_left(monkeypatch):
     """CP-SAT's wall-clock limit is the time left before the deadline (less a margin); with no
     deadline it has none."""

@@ -70,7 +70,7 @@ def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps,
         return selection_is_feasible(requests, budget, sel, g)
 
     br = branch(values, requests, budget, relax, incumbent=0.0, fits=fits,
-                time_left=lambda: True, depth=depth, max_lps=max_lps, rule=rule)
+                time_left=lambda need: True, depth=depth, max_lps=max_lps, rule=rule)
     opt = float(brute_force(values, requests, budget))
     vals = [v for v, _ in br.candidates]
     assert vals == sorted(vals, reverse=True)
@@ -107,7 +107,7 @@ def test_branching_tightens_the_bound_where_the_lp_is_loose():
         relax = solve_relaxation(values, requests, budget, g)
         br = branch(values, requests, budget, relax, incumbent=0.0,
                     fits=lambda s, r=requests, b=budget, g=g: selection_is_feasible(r, b, s, g),
-                    time_left=lambda: True)
+                    time_left=lambda need: True)
         assert br.bound <= relax.bound * (1 + 1e-12)
         tighter += br.bound < relax.bound * (1 - 1e-4)
     assert tighter >= 7
@@ -159,7 +159,7 @@ def test_more_branching_lps_never_loosen_the_bound():
         for lps in (2, 6, 12, 24):
             br = branch(values, requests, budget, relax, incumbent=0.0,
                         fits=lambda s, r=requests, b=budget, g=g: selection_is_feasible(r, b, s, g),
-                        time_left=lambda: True, max_lps=lps)
+                        time_left=lambda need: True, max_lps=lps)
             assert br.lps <= lps
             assert br.bound <= prev_bound and br.value >= prev_value
             prev_bound, prev_value = br.bound, br.value
@@ -217,7 +217,7 @@ def test_root_relaxation_matches_the_lp_and_warm_starts_the_branching(seed):
     def fits(sel):
         return selection_is_feasible(requests, budget, sel, g)
 
-    kw = dict(incumbent=0.0, fits=fits, time_left=lambda: True, max_lps=6, rule="fractional")
+    kw = dict(incumbent=0.0, fits=fits, time_left=lambda need: True, max_lps=6, rule="fractional")
     a = branch(values, requests, budget, hot, warm=warm, **kw)
     b = branch(values, requests, budget, hot, **kw)
     assert a.lps == b.lps and abs(a.bound - b.bound) <= 1e-9 * b.bound
