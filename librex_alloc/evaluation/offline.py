@@ -237,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--n", type=cli_args.positive_int, default=150)
     c.add_argument("--rounds", type=cli_args.positive_int, default=300)
     c.add_argument("--per-row", type=cli_args.positive_int, default=20)
+    c.add_argument("--seed", type=cli_args.nonneg_int, default=0,
+                   help="the instances' and the trajectories' seed")
     c.add_argument("--exact-limit", type=cli_args.finite_positive_float, default=EXACT_LIMIT)
     q = sub.add_parser("quality", help="a method's answers against the optima")
     q.add_argument("file")
@@ -248,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pd.set_option("display.width", 250)
     if a.what == "collect":
         data = collect(a.instances, a.modes, n=a.n, rounds=a.rounds, per_row=a.per_row,
-                       exact_limit=a.exact_limit)
+                       seed=a.seed, exact_limit=a.exact_limit)
         np.savez_compressed(a.out, **data)
         print(f"{len(data['values'])} vectors ({int(data['optimal'].sum())} proven optimal) "
               f"written to {a.out}")
