@@ -156,6 +156,20 @@ def clock(monkeypatch):
     return use_clock(monkeypatch, Clock())
 
 
+def after_the_lp(monkeypatch, hook) -> None:
+    """Call ``hook()`` right after the solver's LP (``auto`` solves its root LP in the
+    branching's warm-started model, ``root_relaxation``; the others ``solve_relaxation``)."""
+    def wrap(real):
+        def lp(*args, **kwargs):
+            out = real(*args, **kwargs)
+            hook()
+            return out
+        return lp
+
+    for name in ("solve_relaxation", "root_relaxation"):
+        monkeypatch.setattr(solver_module, name, wrap(getattr(solver_module, name)))
+
+
 @pytest.mark.parametrize("method", ["fast", "auto", "exact"])
 def test_past_the_deadline_from_the_start(clock, method):
     """Out of time from the start: the fast answer all the same (the LP and its rounding are
@@ -177,16 +191,7 @@ def test_past_the_deadline_from_the_start(clock, method):
 @pytest.mark.parametrize("method", ["auto", "exact"])
 def test_past_the_deadline_after_the_lp(clock, monkeypatch, method):
     """Out of time right after the LP: the rounded LP answer with the LP bound; no search."""
-    def then_expire(real):
-        def lp_then_expire(*args, **kwargs):
-            out = real(*args, **kwargs)
-            clock.expire()
-            return out
-        return lp_then_expire
-
-    # auto solves its root LP in the branching's warm-started model (root_relaxation)
-    for name in ("solve_relaxation", "root_relaxation"):
-        monkeypatch.setattr(solver_module, name, then_expire(getattr(solver_module, name)))
+    after_the_lp(monkeypatch, clock.expire)
     values, requests, budget = instance(3, 150, 5)
     res = solve(values, requests, budget, method=method, deadline=0.01, gap_tolerance=0.0)
     check_answer(res, values, requests, budget)
@@ -204,15 +209,10 @@ def test_a_step_expected_to_end_after_the_deadline_does_not_start(clock, monkeyp
     """The LP and its rounding appear to take 10 ms of a 15 ms deadline: a local search or a
     split, expected to take about as long, would end after it, so neither starts (before, both
     started with 5 ms left and could overrun the deadline by their whole time)."""
-    def slow(real):
-        def lp(*args, **kwargs):
-            out = real(*args, **kwargs)
-            clock.offset += 0.010
-            return out
-        return lp
+    def ten_ms_later():
+        clock.offset += 0.010
 
-    for name in ("solve_relaxation", "root_relaxation"):
-        monkeypatch.setattr(solver_module, name, slow(getattr(solver_module, name)))
+    after_the_lp(monkeypatch, ten_ms_later)
     values, requests, budget = instance(3, 150, 5)
     res = solve(values, requests, budget, method=method, deadline=0.015, gap_tolerance=0.0)
     check_answer(res, values, requests, budget)
@@ -245,9 +245,9 @@ def test_the_enumeration_stops_at_the_deadline():
     same = enumerate_optimum(values, requests, budget, groups, fits, time_left=lambda: True)
     assert np.array_equal(same.selected, free.selected)
     for allowed in (0, 1, 7):
-        calls = iter([True] * allowed + [False] * 100)
+        answers = iter([True] * allowed + [False] * 100)
         assert enumerate_optimum(values, requests, budget, groups, fits,
-                                 time_left=lambda: next(calls)) is None
+                                 time_left=answers.__next__) is None
 
 
 def test_cpsat_gets_only_the_time_left(monkeypatch):
