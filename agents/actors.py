@@ -43,7 +43,12 @@ class _Server:
             coord = ray.get_actor(self.coordinator, namespace=self.namespace)
         except ValueError:  # no actor of that name any more: the job is gone
             return
-        ray.get(coord.check_admin.remote(admin=admin))
+        try:
+            ray.get(coord.check_admin.remote(admin=admin))
+        except ray.exceptions.ActorDiedError:
+            # killed for good between the lookup and the call (a coordinator that Ray is
+            # restarting retries the call instead): the job is gone
+            return
 
     def attach(self, coordinator: str, *, admin: str | None = None) -> int:
         """Register with the coordinator actor named ``coordinator``; returns its next round.
