@@ -329,8 +329,8 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     deadline is shorter than it, plus the misestimate of the last step: measured with a 5 ms
     deadline at n = 150 on a quiet 2-core machine (``librex-alloc bench round --fairness ...
     --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun in 300
-    rounds was 0.06–1.36 ms in ten modes and instances, against 0.44–4.97 ms when steps
-    started whenever time was left (BENCHMARKS.md). Divisible mode ignores the deadline.
+    rounds was at most 1.36 ms in each of ten modes and instances (two runs each), against
+    up to 4.97 ms when steps started whenever time was left (BENCHMARKS.md). Divisible mode ignores the deadline.
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
