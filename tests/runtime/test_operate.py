@@ -337,15 +337,18 @@ def test_status_and_stop_of_no_job_and_no_cluster(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_two_nodes_run_and_grid(tmp_path):
-    """On a 2-node ``ray.cluster_utils.Cluster``: a coordinated run places its shards on both
-    nodes and finishes; grid cells that run on the worker node come back to the driver."""
+    """On a 2-node ``ray.cluster_utils.Cluster``: a coordinated run (its shards started with
+    Ray's ``"SPREAD"``) finishes, every shard on a node of the cluster; grid cells that run on
+    the worker node come back to the driver. Both nodes usually host shards, but ``"SPREAD"``
+    is best effort: in a clean-clone CI run (2026-12-05) all four landed on one node, and
+    under two busy loops so did Ray's soft node affinity, so that is not asserted."""
     script = Path(__file__).with_name("ops_cluster_scenario.py")
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
                           text=True, timeout=300, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(got["nodes"]) == 2
-    assert set(got["shard_nodes"].values()) == set(got["nodes"])  # both nodes host shards
+    assert len(got["shard_nodes"]) == 4 and set(got["shard_nodes"].values()) <= set(got["nodes"])
     assert got["rounds"] == list(range(1, got["until"] + 1)) and got["until"] == 30
     assert "final snapshot" in got["stop"]
     assert got["cells_node_is_worker"] and got["files"]
