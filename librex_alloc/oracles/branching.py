@@ -157,14 +157,10 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
 
     # the nodes' LPs: one HiGHS model with options fixed by their bounds, each warm-started
     # from its parent's basis (the root's from a first solve)
+    if warm is None:
+        root = root_relaxation(values, requests, budget)
+        warm = root[1] if root is not None else None
     hot, basis0 = warm if warm is not None else (None, None)
-    if hot is None and HOT_LP and k and m:
-        hot = HotLP(values, requests, budget)
-        out = hot.solve(np.zeros(m), np.ones(m))
-        if out is None:
-            hot = None
-        else:
-            basis0 = out[2]
 
     def node_lp(chosen, fr, bb, basis):
         if hot is not None:

@@ -330,7 +330,8 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     deadline at n = 150 on a quiet 2-core machine (``librex-alloc bench round --fairness ...
     --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun in 300
     rounds was at most 1.36 ms in each of ten modes and instances (two runs each), against
-    up to 4.97 ms when steps started whenever time was left (BENCHMARKS.md). Divisible mode ignores the deadline.
+    up to 4.97 ms when steps started whenever time was left (BENCHMARKS.md). Divisible mode
+    ignores the deadline.
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
@@ -418,9 +419,6 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             info.update(proof="enumeration", states=out.states)
             return _finish(problem, t0, "fast" if method == "fast" else "exact",
                            lift(out.selected), to_caller(out.bound), info)
-    # with a deadline, the enumerations stop when it passes (their size is bounded by states,
-    # not by time)
-    in_time = (lambda: time.perf_counter() < end) if end < np.inf else None
 
     def late(need: float = 0.0) -> bool:
         """The deadline has passed, or a step of about ``need`` seconds started now would end
@@ -429,6 +427,10 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             return False
         info["cut_short"] = True
         return True
+
+    # with a deadline, the enumerations stop when it passes (their size is bounded by states,
+    # not by time; late() marks the answer cut short)
+    in_time = (lambda: not late()) if end < np.inf else None
 
     if method != "fast" and limit and enumeration_size(sc.groups) <= MAX_PRODUCT and not late():
         # small: enumerate (branch and bound from a greedy answer), no LP needed
@@ -495,7 +497,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         # split on the LP's fractional options: a tighter bound and more candidate answers
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
-                    time_left=lambda need: time.perf_counter() + need < end,
+                    time_left=lambda need: not late(need),
                     first_split=step, depth=BRANCH_DEPTH,
                     max_lps=AUTO_BRANCH_LPS if method == "auto" else None,
                     rule="fractional" if method == "auto" else "value", warm=warm)
@@ -561,8 +563,6 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
                                     lambda sub: fits(lift(sub, rows[kept])), must=must_kept,
                                     lower=obj_fast, prices=relax.lam, limit=limit,
                                     time_left=in_time)
-            if out is None and in_time is not None and not in_time():
-                info["cut_short"] = True  # the deadline stopped the enumeration
         slack = 4.0 * sum_rtol(len(kept)) * obj_fast  # the two float sums' rounding
         if out is not None and out.value < obj_fast - slack:  # pragma: no cover - never seen:
             out = None  # the incumbent is in its search space (see reduced_cost_filter)
