@@ -13,6 +13,8 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# compile the oracle's numba kernels once into numba's cache (~10 s), not on first use
+	$(PY) -c "from librex_alloc.oracles._bnb import warm; warm()"
 	touch $(STAMP)
 
 # The main job: a coordinator actor and 2 agent-shard actors on a local embedded Ray.

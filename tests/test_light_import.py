@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BACK_ENDS = {"ortools", "scipy", "pandas", "pyarrow"}
+BACK_ENDS = {"ortools", "scipy", "pandas", "pyarrow", "numba"}
 EVERYTHING = BACK_ENDS | {"ray", "numpy"}
 
 #: statement -> top-level packages it must not load.
@@ -34,7 +34,7 @@ LIGHT = {
     "import agents.shard": BACK_ENDS | {"ray"},
     # CP-SAT only in the exact oracle's code path, Parquet only where a checkpoint is written
     "from librex_alloc import LibrexAlloc, POLICIES, solve": {"ortools", "pandas", "pyarrow",
-                                                            "ray"},
+                                                            "ray", "numba"},
 }
 
 #: statement -> top-level packages it must load (the probe sees what an import pulls in).

@@ -50,7 +50,6 @@ from librex_alloc.oracles.branching import (
     BRANCH_DEPTH,
     BRANCH_MAX_ROWS,
     branch,
-    root_relaxation,
 )
 from librex_alloc.oracles.enumeration import (
     ALL_MAX_ROWS,
@@ -86,17 +85,20 @@ DEFAULT_GAP_TOLERANCE = {"exact": 0.0, "auto": 1e-3, "fast": 0.0}
 #: ``auto`` skips CP-SAT when more options than this stay free after reduced-cost fixing.
 AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
-#: ``auto``'s branching solves at most this many LPs (``exact``:
-#: :data:`~.branching.BRANCH_LPS`); the pair moves of :func:`~.fast.pair_swaps` then polish
-#: the :data:`AUTO_POLISH` best distinct answers of its nodes. Issue 18, 400 value vectors of
-#: ``bench round --fairness``: 66 rounds below 99.9 % of exact instead of 119, worst round
-#: 99.51 % instead of 98.14 %, ~0.3 ms more per solve (median). 4 LPs and 2 answers: 65
-#: rounds, same time, but a worst round of 98.05 % (and worse than before on the Bitbrains
-#: rows of a live run); 6 and 2: 54 rounds, 0.8 ms more (BENCHMARKS.md).
-AUTO_BRANCH_LPS = 6
+#: The answers the pair moves of :func:`~.fast.pair_swaps` polish after ``auto``'s search.
 AUTO_POLISH = 1
-#: ``auto`` solves the root LP in the warm-started model of its branching.
-AUTO_HOT_ROOT = True
+#: ``auto``'s compiled LP branch and bound (:mod:`~._bnb`, one option per agent) solves at
+#: most this many LPs, in slices of :data:`AUTO_BNB_SLICE` LPs when a deadline is set. Issue
+#: 18, 2 × 400 value vectors of ``bench round --fairness`` (``python -m
+#: librex_alloc.evaluation.offline quality``): 10 and 9 rounds below 99.9 % of exact instead
+#: of 69 and 72 with 6 LPs of the HiGHS branching ``exact`` uses (``auto`` before, commit
+#: 3a7e83e), worst 99.53 % instead of 98.36 % (BENCHMARKS.md, "Fifth pass").
+AUTO_BNB_LPS = 250
+AUTO_BNB_SLICE = 32
+#: ``auto`` runs the pair moves on the fast answer before its search (off: the search starts
+#: from the fast answer and the pair moves polish its best answer; 0.4 ms less per call, 23
+#: rounds below instead of 19 on those vectors at 250 LPs).
+AUTO_PAIR_FIRST = False
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
 AUTO_CHEAP_FREE_ROWS = 32
@@ -286,20 +288,20 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
 
     1. At most :data:`~.enumeration.ALL_MAX_ROWS` candidate options, or a small product of
        options per agent: enumeration, the exact optimum (sub-millisecond).
-    2. Otherwise the fast answer (LP, core enumeration, greedy fill) improved by local search
-       (one option per agent: the pair moves of :func:`~.fast.pair_swaps`, up to two options
-       out and two in, ~0.2 ms per move; several options per agent: 1-for-1 swaps and two
-       neighbourhoods of 12 options re-chosen exactly), with the LP bound: the certified gap
-       ``g``. If ``g > gap_tolerance`` (one option per agent, at most
-       :data:`~.branching.BRANCH_MAX_ROWS` candidates): branching on the LP's fractional
-       options (:func:`~.branching.branch`: both children of the root, then best first, up to
-       :data:`AUTO_BRANCH_LPS` LPs, splitting on the largest ``v·min(x, 1 − x)``), whose
-       largest open bound replaces the LP bound; the pair moves then start again from each of
-       the :data:`AUTO_POLISH` best distinct answers of its nodes, and the best answer found
-       replaces the fast one; ``g`` is then the gap after branching (``info["branch_lps"]``).
-       Measured on 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 66
-       rounds below 99.9 % of exact's objective (worst 99.51 %), against 119 (worst 98.14 %)
-       before the pair moves, for ~0.3 ms more per call (median; BENCHMARKS.md).
+    2. Otherwise the fast answer (LP, core enumeration, greedy fill), with the LP bound: the
+       certified gap ``g``. One option per agent (at most
+       :data:`~.branching.BRANCH_MAX_ROWS` candidates) and ``g > gap_tolerance``: the
+       compiled LP branch and bound of :mod:`~._bnb` (:class:`~._bnb.Search`: best first, up
+       to :data:`AUTO_BNB_LPS` LPs of a dual simplex warm-started from each parent, each
+       node's core of 12 options chosen exactly), whose bound over its closed and open nodes
+       replaces the LP bound (``info["branch_lps"]``); the pair moves of
+       :func:`~.fast.pair_swaps` (up to two options out and two in) then polish its best
+       answer, which replaces the fast one when better. Measured on 2 × 400 value vectors of
+       ``bench round --fairness`` (n = 150, K = 4–5): 10 and 9 rounds below 99.9 % of exact's
+       objective (worst 99.53 %), against 69 and 72 (worst 98.36 %) with 6 HiGHS LPs of
+       branching, at about the same time per call (BENCHMARKS.md, "Fifth pass"). Several
+       options per agent: 1-for-1 swaps and two neighbourhoods of 12 options re-chosen
+       exactly.
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
        after reduced-cost fixing against that answer, it is returned (``info["skipped"] ==
        "gap"``; status "feasible" unless the certificate closes): the search could gain at
@@ -450,15 +452,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # of the slack): a greedy answer without prices instead, when the deadline had passed, put
     # auto at 65–91 % of exact's objective under fairness (bench round --fairness --deadline)
     t_lp = time.perf_counter()
-    root = None
-    if method == "auto" and AUTO_HOT_ROOT and sc.groups.singleton \
-            and len(rows) <= BRANCH_MAX_ROWS:
-        # auto: the LP in the model its branching warm-starts from (one solve, not two)
-        root = root_relaxation(sc.values, sc.requests, sc.budget)
-    if root is not None:
-        relax, warm = root
-    else:
-        relax, warm = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups), None
+    relax = solve_relaxation(sc.values, sc.requests, sc.budget, sc.groups)
     info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp")
     key_n = density_key(sc.values, sc.requests, sc.budget, relax.lam)
     key = np.zeros(n)
@@ -474,7 +468,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # (n = 150, K = 5: 0.8 ms against 0.6-1.0 ms), then as long as its own last run
     step = time.perf_counter() - t_lp
     if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
-            and not late(step):
+            and (AUTO_PAIR_FIRST or method != "auto") and not late(step):
         # cheap local search first (fast runs the swaps itself on more rows): auto the pair
         # moves (~0.4 ms); exact 1-for-1 swaps, the greedy fill and two exact neighbourhoods
         t_ls = time.perf_counter()
@@ -492,40 +486,59 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
                 info["improved"] = True
         fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
     gap = (bound - obj_fast) / abs(bound) if bound else 0.0
-    if method != "fast" and gap > gap_tolerance and not fast_optimal and sc.groups.singleton \
-            and BRANCH_DEPTH and len(rows) <= BRANCH_MAX_ROWS and not late(step):
+    if method == "auto" and gap > gap_tolerance and not fast_optimal \
+            and sc.groups.singleton and len(rows) <= BRANCH_MAX_ROWS and not late(step):
+        # the compiled LP branch and bound (:mod:`~._bnb`), in slices of LPs while time
+        # is left, then the pair moves from its best answer
+        from librex_alloc.oracles._bnb import Search  # numba: imported on first use
+
+        srch = Search(sc.values, sc.requests, sc.budget, key_n, incumbent=obj_fast,
+                      max_lps=AUTO_BNB_LPS)
+        if end == np.inf:
+            srch.run()
+        else:
+            last = step
+            while not late(last):
+                t_s = time.perf_counter()
+                if srch.run(AUTO_BNB_SLICE) or srch.lps + 2 > AUTO_BNB_LPS:
+                    break  # complete, or every LP spent (a split solves two)
+                last = time.perf_counter() - t_s
+            else:
+                info["cut_short"] = True
+        info.update(branch_lps=srch.lps, branch_complete=srch.complete)
+        if srch.bound < bound:
+            bound = srch.bound
+            info["proof"] = "lp-branching"
+        sub_b = srch.selected
+        if sub_b is not None:
+            # the kernel checks sequential sums: the canonical ones may round a hair over
+            sub_b = _guard(problem, lift(sub_b), key)[0][rows]
+            val_b = float(sc.values[sub_b].sum())
+            if AUTO_POLISH and not late(step):
+                sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_b, relax.lam, key_n)
+                val_p = float(sc.values[sub_p].sum())
+                if val_p > val_b and fits(lift(sub_p)):
+                    sub_b, val_b = sub_p, val_p
+            if val_b > obj_fast:
+                sel_fast, sub_fast, obj_fast = lift(sub_b), sub_b, val_b
+                info["improved"] = True
+        fast_optimal = obj_fast >= bound - OPT_RTOL * abs(bound)
+        gap = (bound - obj_fast) / abs(bound) if bound else 0.0
+    elif method == "exact" and gap > gap_tolerance and not fast_optimal \
+            and sc.groups.singleton and BRANCH_DEPTH and len(rows) <= BRANCH_MAX_ROWS \
+            and not late(step):
         # split on the LP's fractional options: a tighter bound and more candidate answers
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
                     time_left=lambda need: not late(need),
-                    first_split=step, depth=BRANCH_DEPTH,
-                    max_lps=AUTO_BRANCH_LPS if method == "auto" else None,
-                    rule="fractional" if method == "auto" else "value", warm=warm)
+                    first_split=step, depth=BRANCH_DEPTH, rule="value")
         info.update(branch_lps=br.lps, branch_complete=br.complete)
         if not br.complete:
             info["cut_short"] = True
         if br.bound < bound:
             bound = br.bound
             info["proof"] = "lp-branching"
-        if method == "auto":
-            # the pair moves from each of the nodes' best distinct answers (several starts:
-            # the improvements come from different nodes of the tree)
-            seen = [sub_fast]
-            for val_c, sub_c in br.candidates:
-                if len(seen) > AUTO_POLISH or late(step):
-                    break
-                if any(np.array_equal(sub_c, x) for x in seen):
-                    continue
-                seen.append(sub_c)
-                best_c, val_b = sub_c, val_c  # the nodes' answers passed fits in branch
-                sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_c, relax.lam, key_n)
-                val_p = float(sc.values[sub_p].sum())
-                if val_p > val_c and fits(lift(sub_p)):
-                    best_c, val_b = sub_p, val_p
-                if val_b > obj_fast:
-                    sel_fast, sub_fast, obj_fast = lift(best_c), best_c, val_b
-                    info["improved"] = True
-        elif br.selected is not None and br.value > obj_fast:
+        if br.selected is not None and br.value > obj_fast:
             sub_b = br.selected
             if BRANCH_POLISH and not late(step):  # the local search on the branches' best answer
                 sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_b, key_n,

@@ -157,8 +157,7 @@ def clock(monkeypatch):
 
 
 def after_the_lp(monkeypatch, hook) -> None:
-    """Call ``hook()`` right after the solver's LP (``auto`` solves its root LP in the
-    branching's warm-started model, ``root_relaxation``; the others ``solve_relaxation``)."""
+    """Call ``hook()`` right after the solver's LP (``solve_relaxation``)."""
     def wrap(real):
         def lp(*args, **kwargs):
             out = real(*args, **kwargs)
@@ -166,8 +165,8 @@ def after_the_lp(monkeypatch, hook) -> None:
             return out
         return lp
 
-    for name in ("solve_relaxation", "root_relaxation"):
-        monkeypatch.setattr(solver_module, name, wrap(getattr(solver_module, name)))
+    monkeypatch.setattr(solver_module, "solve_relaxation",
+                        wrap(solver_module.solve_relaxation))
 
 
 @pytest.mark.parametrize("method", ["fast", "auto", "exact"])
@@ -223,6 +222,35 @@ def test_a_step_expected_to_end_after_the_deadline_does_not_start(clock, monkeyp
     clock.offset = 0.0
     res = solve(values, requests, budget, method=method, deadline=5.0, gap_tolerance=0.0)
     assert "branch_lps" in res.info or "improved" in res.info
+
+
+def test_auto_search_stops_between_its_slices(clock, monkeypatch):
+    """With a deadline ``auto``'s compiled search runs in slices of AUTO_BNB_SLICE LPs and
+    stops when the time is up after one: its answer and bound so far, valid and certified."""
+    from librex_alloc.oracles import _bnb
+
+    real, slices = _bnb.Search.run, []
+
+    def run(self, lps=None):
+        slices.append(lps)
+        out = real(self, lps)
+        clock.expire()
+        return out
+
+    monkeypatch.setattr(_bnb.Search, "run", run)
+    values, requests, budget = instance(3, 150, 5)
+    res = solve(values, requests, budget, deadline=1.0, gap_tolerance=0.0)
+    check_answer(res, values, requests, budget)
+    size = solver_module.AUTO_BNB_SLICE
+    assert slices == [size]
+    assert res.info["cut_short"] and 1 < res.info["branch_lps"] <= 1 + size
+    best = solve(values, requests, budget, method="exact", time_limit=5.0)
+    assert res.bound >= best.objective
+    # without a deadline: one run, up to AUTO_BNB_LPS
+    clock.offset, slices[:] = 0.0, []
+    full = solve(values, requests, budget, gap_tolerance=0.0)
+    assert slices == [None] and full.info["branch_lps"] > 1 + size
+    assert full.objective >= res.objective and full.bound <= res.bound
 
 
 def test_the_enumeration_stops_at_the_deadline():

@@ -1,0 +1,169 @@
+"""The compiled LP branch and bound of ``auto`` (librex_alloc/oracles/_bnb.py): its simplex
+against HiGHS, its core rounding against brute force, its answers and bounds against the
+optimum by enumeration, and its slices against one run."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from librex_alloc.oracles import _bnb, solve
+from librex_alloc.oracles.fast import density_key
+
+
+def _lp_case(rng):
+    m, k = int(rng.integers(3, 60)), int(rng.integers(1, 6))
+    values = rng.random(m) ** 3 + 1e-3
+    requests = np.ascontiguousarray(rng.random((m, k)) * (rng.random((m, k)) < 0.8))
+    budget = requests.sum(axis=0) * rng.uniform(0.1, 0.6, k) + 1e-3
+    fix = rng.choice([-1, -1, -1, 0, 1], size=m).astype(np.int8)
+    return values, requests, budget, fix
+
+
+def _simplex(values, requests, budget, fix):
+    m, k = requests.shape
+    lo, up = (fix == 1).astype(float), np.where(fix == 0, 0.0, 1.0)
+    x, lam = np.zeros(m), np.zeros(k)
+    status = _bnb._simplex(values, requests, budget, lo, up, np.arange(m, m + k),
+                           np.ones(m, bool), x, lam, 4 * (m + k) + 20, np.zeros(_bnb._SLOTS))
+    return status, x, lam, lo, up
+
+
+def test_the_simplex_matches_highs_with_options_fixed():
+    rng = np.random.default_rng(0)
+    infeasible = 0
+    for _ in range(200):
+        values, requests, budget, fix = _lp_case(rng)
+        status, x, lam, lo, up = _simplex(values, requests, budget, fix)
+        ref = linprog(-values, A_ub=requests.T, b_ub=budget, bounds=list(zip(lo, up)),
+                      method="highs")
+        if ref.status == 2:  # the fixed-in options do not fit
+            assert status == 1
+            infeasible += 1
+            continue
+        assert status == 0
+        assert np.all(requests.T @ x <= budget + 1e-7)
+        assert np.all((x >= lo - 1e-9) & (x <= up + 1e-9))
+        assert values @ x == pytest.approx(-ref.fun, rel=1e-7, abs=1e-9)
+        # its prices give a Lagrangian bound at least the LP's optimum (and equal to it)
+        bound = _bnb._node_bound(values, requests, budget, fix, lam)
+        assert bound >= -ref.fun - 1e-9
+        assert bound == pytest.approx(-ref.fun, rel=1e-6, abs=1e-9)
+    assert infeasible > 5  # the infeasible case was exercised
+
+
+def test_the_core_rounding_is_the_best_core_subset_then_the_fill():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        m, k, size = 18, 3, 6
+        values = rng.random(m) + 0.01
+        requests = np.ascontiguousarray(rng.random((m, k)))
+        budget = requests.sum(axis=0) * 0.35
+        fix = np.full(m, -1, np.int8)
+        _, x, lam, _, _ = _simplex(values, requests, budget, fix)
+        order = np.argsort(-density_key(values, requests, budget, lam), kind="stable")
+        sel, use = np.zeros(m, bool), np.zeros(k)
+        got = _bnb._core(values, requests, budget, x, fix, lam, size, order, sel, use)
+        # brute force: the LP's whole options outside the core, the best core subset
+        core = np.argsort(np.abs(values - requests @ lam) / values, kind="stable")[:size]
+        base = x >= 1 - 1e-9
+        base[core] = False
+        best, best_sel = -1.0, None
+        for mask in itertools.product([False, True], repeat=size):
+            cand = base.copy()
+            cand[core[list(mask)]] = True
+            if np.all(np.cumsum(requests[cand], axis=0)[-1:] <= budget) and \
+                    values[cand].sum() > best:
+                best, best_sel = values[cand].sum(), cand
+        used = requests[best_sel].sum(axis=0)
+        for i in order:
+            if not best_sel[i] and np.all(used + requests[i] <= budget):
+                best_sel[i] = True
+                used = used + requests[i]
+        assert np.array_equal(sel, best_sel)
+        assert got == pytest.approx(values[best_sel].sum())
+
+
+def _optimum(values, requests, budget):
+    m = len(values)
+    masks = np.array(list(itertools.product([False, True], repeat=m)))
+    fits = np.all(masks.astype(float) @ requests <= budget, axis=1)
+    return float((masks[fits].astype(float) @ values).max())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_search_finds_the_optimum_and_bounds_it(seed):
+    rng = np.random.default_rng(seed)
+    m, k = 14, 3
+    values = rng.lognormal(0, 1.5, m)  # spread as under a fairness rule
+    values /= 2 * values.max()
+    requests = rng.random((m, k))
+    budget = requests.sum(axis=0) * 0.4
+    opt = _optimum(values, requests, budget)
+    key = density_key(values, requests, budget, np.zeros(k))
+    # complete: the optimum, certified
+    full = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=10_000, core=2)
+    assert full.run()
+    assert full.value == pytest.approx(opt, rel=1e-12)
+    assert opt <= full.bound <= opt * (1 + 1e-9)
+    sel = full.selected
+    assert np.all(requests[sel].sum(axis=0) <= budget)
+    assert values[sel].sum() == pytest.approx(full.value)
+    # cut short: the bound still holds, the answer still fits
+    for lps in (2, 4, 8):
+        part = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=lps, core=2)
+        part.run()
+        assert part.bound >= opt * (1 - 1e-12)
+        assert part.lps <= lps
+        if part.selected is not None:
+            assert np.all(requests[part.selected].sum(axis=0) <= budget)
+
+
+def test_an_incumbent_closes_the_nodes_it_bounds():
+    rng = np.random.default_rng(7)
+    values, requests = rng.random(40) + 0.1, rng.random((40, 4))
+    budget = requests.sum(axis=0) * 0.3
+    key = density_key(values, requests, budget, np.zeros(4))
+    free = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=200)
+    free.run()
+    # with the best answer as the incumbent nothing better is claimed, and no more LPs run
+    given = _bnb.Search(values, requests, budget, key, incumbent=free.value, max_lps=200)
+    given.run()
+    assert given.selected is None
+    assert given.value == free.value
+    assert given.lps <= free.lps
+    # an incumbent above the optimum closes the root: nothing found, bound = incumbent
+    high = _bnb.Search(values, requests, budget, key, incumbent=10 * values.sum(), max_lps=200)
+    assert high.run() and high.selected is None and high.lps == 1
+
+
+def test_slices_give_the_same_search_as_one_run():
+    rng = np.random.default_rng(3)
+    values, requests = rng.lognormal(0, 1, 60), rng.random((60, 5))
+    values /= 2 * values.max()
+    budget = requests.sum(axis=0) * 0.25
+    key = density_key(values, requests, budget, np.zeros(5))
+    one = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=120)
+    one.run()
+    sliced = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=120)
+    while not sliced.run(16) and sliced.lps + 2 <= 120:
+        pass
+    assert (one.lps, one.value, one.bound) == (sliced.lps, sliced.value, sliced.bound)
+    assert np.array_equal(one.selected, sliced.selected)
+
+
+def test_auto_uses_the_search_and_answers_deterministically():
+    rng = np.random.default_rng(11)
+    values = rng.lognormal(0, 2, 150)
+    requests = rng.integers(1, 9, (150, 5)).astype(float)
+    budget = requests.sum(axis=0) / 4
+    first = solve(values, requests, budget)
+    again = solve(values, requests, budget)
+    assert np.array_equal(first.selected, again.selected)
+    assert first.bound == again.bound
+    assert first.info.get("branch_lps", 0) > 2
+    assert np.all(requests[first.selected].sum(axis=0) <= budget)
+    assert first.objective <= first.bound
