@@ -85,19 +85,23 @@ DEFAULT_GAP_TOLERANCE = {"exact": 0.0, "auto": 1e-3, "fast": 0.0}
 #: ``auto`` skips CP-SAT when more options than this stay free after reduced-cost fixing.
 AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
-#: The answers the pair moves of :func:`~.fast.pair_swaps` polish after ``auto``'s search.
+#: ``auto`` polishes its search's best answer with the pair moves of
+#: :func:`~.fast.pair_swaps` (on the vectors below: 14 and 11 rounds below 99.9 %, 14 and 14
+#: without, for ~0.3 ms).
 AUTO_POLISH = 1
 #: ``auto``'s compiled LP branch and bound (:mod:`~._bnb`, one option per agent) solves at
 #: most this many LPs, in slices of :data:`AUTO_BNB_SLICE` LPs when a deadline is set. Issue
 #: 18, 2 × 400 value vectors of ``bench round --fairness`` (``python -m
-#: librex_alloc.evaluation.offline quality``): 10 and 9 rounds below 99.9 % of exact instead
+#: librex_alloc.evaluation.offline quality``): 14 and 11 rounds below 99.9 % of exact instead
 #: of 69 and 72 with 6 LPs of the HiGHS branching ``exact`` uses (``auto`` before, commit
-#: 3a7e83e), worst 99.53 % instead of 98.36 % (BENCHMARKS.md, "Fifth pass").
-AUTO_BNB_LPS = 250
+#: 3a7e83e), worst 99.53 % instead of 98.36 %, median time per call 4.3–4.6 ms instead of
+#: 5.5–5.6 ms side by side; 250 LPs: 10 and 9 rounds below at 5.7–6.0 ms (BENCHMARKS.md,
+#: "Fifth pass").
+AUTO_BNB_LPS = 150
 AUTO_BNB_SLICE = 32
 #: ``auto`` runs the pair moves on the fast answer before its search (off: the search starts
-#: from the fast answer and the pair moves polish its best answer; 0.4 ms less per call, 23
-#: rounds below instead of 19 on those vectors at 250 LPs).
+#: from the fast answer and the pair moves polish its best answer; on those vectors 14 and 11
+#: rounds below, the same as with them first, for ~0.5 ms less per call).
 AUTO_PAIR_FIRST = False
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
@@ -297,9 +301,10 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
        replaces the LP bound (``info["branch_lps"]``); the pair moves of
        :func:`~.fast.pair_swaps` (up to two options out and two in) then polish its best
        answer, which replaces the fast one when better. Measured on 2 × 400 value vectors of
-       ``bench round --fairness`` (n = 150, K = 4–5): 10 and 9 rounds below 99.9 % of exact's
-       objective (worst 99.53 %), against 69 and 72 (worst 98.36 %) with 6 HiGHS LPs of
-       branching, at about the same time per call (BENCHMARKS.md, "Fifth pass"). Several
+       ``bench round --fairness`` (n = 150, K = 4–5): 14 and 11 rounds below 99.9 % of
+       exact's objective (worst 99.53 %), against 69 and 72 (worst 98.36 %) with 6 HiGHS LPs
+       of branching, and 4.3–4.6 ms median per call against 5.5–5.6 (BENCHMARKS.md, "Fifth
+       pass"). Several
        options per agent: 1-for-1 swaps and two neighbourhoods of 12 options re-chosen
        exactly.
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
@@ -321,9 +326,10 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     The ``deadline`` (any method, 0/1 selection): the best answer found by then, with its
     certificate, returned at most the deadline plus a slack after the call began. The fast
     answer (validation, the LP and its rounding, with the LP bound) is always computed; every
-    later step starts only when it is expected to end before the deadline: a local search or
-    a split of the branching is expected to take as long as the LP and its rounding took
-    (at n = 150, K = 5 both are about 1 ms), then as long as its own last run; the
+    later step starts only when it is expected to end before the deadline: a local search, a
+    split of ``exact``'s branching or a slice of :data:`AUTO_BNB_SLICE` LPs of ``auto``'s
+    search is expected to take as long as the LP and its rounding took (at n = 150, K = 5
+    about 1 ms), then as long as its own last run; the
     enumerations stop when the deadline passes (checked before each agent); CP-SAT only with
     at least :data:`CPSAT_MIN_SECONDS` left, stopped by a wall-clock limit
     :data:`CPSAT_MARGIN_SECONDS` before the deadline. ``info["cut_short"]`` is True when the
@@ -331,9 +337,10 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     deadline is shorter than it, plus the misestimate of the last step: measured with a 5 ms
     deadline at n = 150 on a quiet 2-core machine (``librex-alloc bench round --fairness ...
     --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun in 300
-    rounds was at most 1.36 ms in each of ten modes and instances (two runs each), against
-    up to 4.97 ms when steps started whenever time was left (BENCHMARKS.md). Divisible mode
-    ignores the deadline.
+    rounds was at most 0.25 ms in nine of ten modes and instances and 1.6–2.7 ms in one
+    (Bitbrains max-min; two runs each), against up to 4.97 ms when steps started whenever
+    time was left (BENCHMARKS.md, fourth and fifth passes). Divisible mode ignores the
+    deadline.
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
