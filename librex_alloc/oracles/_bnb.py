@@ -50,8 +50,8 @@ SWAP_MOVES = 8
 #: options of each node's core, chosen exactly (:func:`_core`)
 CORE = 12
 # the search's scalars, in one float array: the best value, LPs solved, the largest bound of
-# a closed node, open-node slots used, whether an answer was found, simplex pivots
-_BEST, _LPS, _CLOSED, _USED, _FOUND, _PIVOTS, _SLOTS = 0, 1, 2, 3, 4, 5, 6
+# a closed node, open-node slots used, whether an answer was found
+_BEST, _LPS, _CLOSED, _USED, _FOUND, _SLOTS = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True)
@@ -97,7 +97,7 @@ def _invert(rows, basis, m, binv):
 
 
 @njit(cache=True)
-def _simplex(values, rows, budget, lo, up, basis, atup, x, lam, max_iter, st):
+def _simplex(values, rows, budget, lo, up, basis, atup, x, lam, max_iter):
     """Bounded dual simplex from the dual-feasible ``basis``/``atup`` (in place); fills
     ``x`` (M,) and ``lam`` (K,) ≥ 0. Returns 0 optimal, 1 infeasible, 2 stalled (iteration
     limit or a singular basis: ``lam`` are the last prices, still a valid Lagrangian point)."""
@@ -192,7 +192,6 @@ def _simplex(values, rows, budget, lo, up, basis, atup, x, lam, max_iter, st):
         if q < 0:
             status = 1
             break
-        st[_PIVOTS] += 1.0
         leaving = basis[r]
         isbasic[leaving] = False
         if leaving < m:
@@ -374,12 +373,7 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
                 t -= 1
                 continue
             i = core[t]
-            ok = True
-            for c in range(k):
-                if cur[c] + rows[i, c] > budget[c]:
-                    ok = False
-                    break
-            if ok:
+            if _fits(rows, i, cur, budget):
                 take[t] = True
                 for c in range(k):
                     cur[c] += rows[i, c]
@@ -433,19 +427,21 @@ def _total(values, sel):
 
 
 @njit(cache=True)
+def _fits(rows, i, use, budget):
+    """Option ``i`` fits beside the usage ``use``."""
+    for c in range(rows.shape[1]):
+        if use[c] + rows[i, c] > budget[c]:
+            return False
+    return True
+
+
+@njit(cache=True)
 def _fill(rows, budget, order, sel, use):
     """Add the unchosen options in ``order`` while they fit (in place)."""
     m, k = rows.shape
     for t in range(m):
         i = order[t]
-        if sel[i]:
-            continue
-        ok = True
-        for c in range(k):
-            if use[c] + rows[i, c] > budget[c]:
-                ok = False
-                break
-        if ok:
+        if not sel[i] and _fits(rows, i, use, budget):
             sel[i] = True
             for c in range(k):
                 use[c] += rows[i, c]
@@ -514,7 +510,7 @@ def _process(values, rows, budget, fix, basis, atup, st, o_fix, o_basis, o_atup,
             lo[i] = 1.0
     x = np.zeros(m)
     lam = np.zeros(k)
-    status = _simplex(values, rows, budget, lo, up, basis, atup, x, lam, max_iter, st)
+    status = _simplex(values, rows, budget, lo, up, basis, atup, x, lam, max_iter)
     st[_LPS] += 1.0
     # status 1 (the LP found infeasible) is closed with its bound like a stalled node: the
     # caller opens a node only when its fixed-in options fit, so only rounding gets here
@@ -652,10 +648,6 @@ class Search:
     @property
     def lps(self) -> int:
         return int(self.st[_LPS])
-
-    @property
-    def pivots(self) -> int:
-        return int(self.st[_PIVOTS])
 
     @property
     def value(self) -> float:

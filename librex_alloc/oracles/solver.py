@@ -99,10 +99,6 @@ AUTO_POLISH = 1
 #: "Fifth pass").
 AUTO_BNB_LPS = 150
 AUTO_BNB_SLICE = 32
-#: ``auto`` runs the pair moves on the fast answer before its search (off: the search starts
-#: from the fast answer and the pair moves polish its best answer; on those vectors 14 and 11
-#: rounds below, the same as with them first, for ~0.5 ms less per call).
-AUTO_PAIR_FIRST = False
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
 AUTO_CHEAP_FREE_ROWS = 32
@@ -474,16 +470,14 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # search or a split of the branching takes about as long as the LP and its rounding did
     # (n = 150, K = 5: 0.8 ms against 0.6-1.0 ms), then as long as its own last run
     step = time.perf_counter() - t_lp
-    if method != "fast" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
-            and (AUTO_PAIR_FIRST or method != "auto") and not late(step):
-        # cheap local search first (fast runs the swaps itself on more rows): auto the pair
-        # moves (~0.4 ms); exact 1-for-1 swaps, the greedy fill and two exact neighbourhoods
+    if method == "exact" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
+            and not late(step):
+        # exact: cheap local search first (fast runs the swaps itself on more rows): 1-for-1
+        # swaps, the greedy fill and two exact neighbourhoods. auto polishes its search's
+        # answer instead (running the pair moves here as well gained nothing: BENCHMARKS.md)
         t_ls = time.perf_counter()
-        if method == "auto" and sc.groups.singleton:  # pair moves (auto's local search)
-            sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_fast, relax.lam, key_n)
-        else:
-            sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
-                            relax.lam)
+        sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
+                        relax.lam)
         step = time.perf_counter() - t_ls
         obj_p = float(sc.values[sub_p].sum())
         if obj_p > obj_fast:

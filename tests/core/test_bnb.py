@@ -28,7 +28,7 @@ def _simplex(values, requests, budget, fix):
     lo, up = (fix == 1).astype(float), np.where(fix == 0, 0.0, 1.0)
     x, lam = np.zeros(m), np.zeros(k)
     status = _bnb._simplex(values, requests, budget, lo, up, np.arange(m, m + k),
-                           np.ones(m, bool), x, lam, 4 * (m + k) + 20, np.zeros(_bnb._SLOTS))
+                           np.ones(m, bool), x, lam, 4 * (m + k) + 20)
     return status, x, lam, lo, up
 
 
