@@ -431,7 +431,7 @@ def _smoothed_prices(values, requests, budget, groups: Groups
     return _newton(fn, lam, t, 30, target, 3)
 
 
-def _closed(values, x, bound: float) -> bool:
+def lp_closed(values, x, bound: float) -> bool:
     """Whether primal ``x`` and the dual ``bound`` agree, i.e. both are LP-optimal (HiGHS works
     to ~1e-7 relative tolerances; a larger disagreement means it returned inexact duals)."""
     return bool(bound - float(values @ x) <= 1e-7 * abs(bound))
@@ -443,7 +443,7 @@ def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
     if m <= FULL_LP_ROWS or k == 0:
         x, lam = _lp(values, requests, budget, groups)
         bound = lagrangian_bound(values, requests, budget, groups, lam)
-        return Relaxation(x, lam, bound, _closed(values, x, bound), m)
+        return Relaxation(x, lam, bound, lp_closed(values, x, bound), m)
 
     lam, t, moved = _smoothed_prices(values, requests, budget, groups)
     g = groups.n_groups
@@ -501,7 +501,7 @@ def solve_relaxation(values, requests, budget, groups: Groups) -> Relaxation:
         violated = (~core) & (chosen < top1 - tol)
         n_bad = int(np.count_nonzero(violated))
         if n_bad == 0:
-            return Relaxation(x, lam_new, bound, _closed(values, x, bound), lp_rows)
+            return Relaxation(x, lam_new, bound, lp_closed(values, x, bound), lp_rows)
         if n_bad <= 4 * width:  # few: add them and keep the core
             keep = core | violated
             lam = lam_new

@@ -27,8 +27,8 @@ def _simplex(values, requests, budget, fix):
     m, k = requests.shape
     lo, up = (fix == 1).astype(float), np.where(fix == 0, 0.0, 1.0)
     x, lam = np.zeros(m), np.zeros(k)
-    status = _bnb._simplex(values, requests, budget, lo, up, np.arange(m, m + k),
-                           np.ones(m, bool), x, lam, 4 * (m + k) + 20)
+    status = _bnb._simplex(values, requests, np.ascontiguousarray(requests.T), budget, lo, up,
+                           np.arange(m, m + k), np.ones(m, bool), x, lam, 4 * (m + k) + 20)
     return status, x, lam, lo, up
 
 
@@ -53,6 +53,34 @@ def test_the_simplex_matches_highs_with_options_fixed():
         assert bound >= -ref.fun - 1e-9
         assert bound == pytest.approx(-ref.fun, rel=1e-6, abs=1e-9)
     assert infeasible > 5  # the infeasible case was exercised
+
+
+def test_the_root_lp_matches_highs_and_starts_the_search_there():
+    """The root LP (bound-flipping ratio test from the slack basis) on LPs as auto meets them:
+    150 options, values spread over orders of magnitude, budgets a fraction of the demand."""
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        m, k = int(rng.integers(20, 200)), int(rng.integers(1, 6))
+        values = 10.0 ** rng.uniform(-4, 0, m)
+        requests = np.ascontiguousarray(rng.random((m, k)) ** 2 * (rng.random((m, k)) < 0.9))
+        budget = requests.sum(axis=0) * rng.uniform(0.05, 0.7, k) + 1e-6
+        x, lam, basis, atup = _bnb.root_lp(values, requests, budget)
+        ref = linprog(-values, A_ub=requests.T, b_ub=budget, bounds=(0, 1), method="highs")
+        assert np.all(requests.T @ x <= budget * (1 + 1e-9))
+        assert np.all((x >= 0) & (x <= 1))
+        assert values @ x == pytest.approx(-ref.fun, rel=1e-9)
+        fix = np.full(m, -1, np.int8)
+        assert _bnb._node_bound(values, requests, budget, fix, lam) == pytest.approx(
+            -ref.fun, rel=1e-9)
+        # a search started from that basis is the search started from the slack basis
+        key = density_key(values, requests, budget, lam)
+        warm = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=40,
+                           root=(basis, atup))
+        cold = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=40)
+        warm.run()
+        cold.run()
+        assert warm.bound == pytest.approx(cold.bound, rel=1e-9)
+        assert warm.value == pytest.approx(cold.value, rel=1e-12)
 
 
 def test_the_core_rounding_is_the_best_core_subset_then_the_fill():

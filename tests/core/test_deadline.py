@@ -157,7 +157,8 @@ def clock(monkeypatch):
 
 
 def after_the_lp(monkeypatch, hook) -> None:
-    """Call ``hook()`` right after the solver's LP (``solve_relaxation``)."""
+    """Call ``hook()`` right after the solver's LP (``_relaxation``: HiGHS, or for auto the
+    compiled simplex)."""
     def wrap(real):
         def lp(*args, **kwargs):
             out = real(*args, **kwargs)
@@ -165,8 +166,7 @@ def after_the_lp(monkeypatch, hook) -> None:
             return out
         return lp
 
-    monkeypatch.setattr(solver_module, "solve_relaxation",
-                        wrap(solver_module.solve_relaxation))
+    monkeypatch.setattr(solver_module, "_relaxation", wrap(solver_module._relaxation))
 
 
 @pytest.mark.parametrize("method", ["fast", "auto", "exact"])
@@ -304,7 +304,7 @@ def test_no_cpsat_when_too_little_time_is_left(clock, monkeypatch):
     monkeypatch.setattr(solver_module, "solve_exact", never)
     monkeypatch.setattr(solver_module, "max_states", lambda *a: 0)
     # every clock reading after the LP is within CPSAT_MIN_SECONDS of the deadline
-    real = solver_module.solve_relaxation
+    real = solver_module._relaxation
     deadline = 1.0
 
     def lp_then_almost(*args, **kwargs):
@@ -312,7 +312,7 @@ def test_no_cpsat_when_too_little_time_is_left(clock, monkeypatch):
         clock.offset = deadline - solver_module.CPSAT_MIN_SECONDS / 2 - (clock.real() - start)
         return out
 
-    monkeypatch.setattr(solver_module, "solve_relaxation", lp_then_almost)
+    monkeypatch.setattr(solver_module, "_relaxation", lp_then_almost)
     values, requests, budget = instance(5, 150, 5)
     start = clock.real()
     res = solve(values, requests, budget, method="exact", deadline=deadline)
@@ -334,7 +334,7 @@ def test_every_cut_short_answer_is_valid_and_certified(seed, n, k, groups, stage
     labels = rng.integers(0, n // 2, n) if groups else None
     with pytest.MonkeyPatch.context() as mp:
         clock = use_clock(mp, Clock(1 if stage == "start" else None))
-        real = solver_module.solve_relaxation
+        real = solver_module._relaxation
 
         def lp(*args, **kwargs):
             out = real(*args, **kwargs)
@@ -342,7 +342,7 @@ def test_every_cut_short_answer_is_valid_and_certified(seed, n, k, groups, stage
                 clock.expire()
             return out
 
-        mp.setattr(solver_module, "solve_relaxation", lp)
+        mp.setattr(solver_module, "_relaxation", lp)
         res = solve(values, requests, budget, groups=labels, method=method, deadline=0.05)
     check_answer(res, values, requests, budget, groups=labels)
     opt = brute_force(values, requests, budget, groups=labels)
