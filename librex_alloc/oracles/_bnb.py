@@ -390,6 +390,16 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
         for c in range(k):
             rl += lam[c] * rows[i, c]
         rest_d[t] = rest_d[t + 1] + max(0.0, values[i] - rl)
+    lr = np.empty(n_core)  # λ·r of the core options
+    for t in range(n_core):
+        i = core[t]
+        rl = 0.0
+        for c in range(k):
+            rl += lam[c] * rows[i, c]
+        lr[t] = rl
+    cap = 0.0  # λ·(the capacity left), kept up to date
+    for c in range(k):
+        cap += lam[c] * (budget[c] - use[c])
     take = np.zeros(n_core, np.bool_)
     best_take = np.zeros(n_core, np.bool_)
     cur = use.copy()
@@ -408,12 +418,7 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
             state[t] = 1
             # nothing below beats the best: by the value left, or by the Lagrangian bound
             # (λ·the capacity left + Σ max(0, v − λ·r) over the options left)
-            bound = val + rest[t]
-            if bound > best_val:
-                lag = val + rest_d[t]
-                for c in range(k):
-                    lag += lam[c] * (budget[c] - cur[c])
-                bound = min(bound, lag)
+            bound = min(val + rest[t], val + rest_d[t] + cap)
             if bound <= best_val:
                 state[t] = 2
                 t -= 1
@@ -424,6 +429,7 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
                 for c in range(k):
                     cur[c] += rows[i, c]
                 val += values[i]
+                cap -= lr[t]
                 state[t + 1] = 0
                 t += 1
             continue
@@ -435,10 +441,8 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
                 for c in range(k):
                     cur[c] -= rows[i, c]
                 val -= values[i]
-            lag = val + rest_d[t + 1]
-            for c in range(k):
-                lag += lam[c] * (budget[c] - cur[c])
-            if min(val + rest[t + 1], lag) > best_val:
+                cap += lr[t]
+            if min(val + rest[t + 1], val + rest_d[t + 1] + cap) > best_val:
                 state[t + 1] = 0
                 t += 1
             continue
