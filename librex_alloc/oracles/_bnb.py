@@ -23,9 +23,9 @@ numpy rounding). Here the search runs compiled (numba), ~15 µs per node:
   that stalls or finds the LP infeasible (rounding only: a node is opened only when its
   fixed-in options fit) closes its node with that bound. The search's bound is the largest
   over the closed and the open nodes (and the best answer).
-- **Answers.** Each node's answer is its *core* chosen exactly (:func:`_core`: the 12 free
-  options of smallest relative reduced cost at the node's prices, the best subset that fits
-  beside the LP's other whole options), then the greedy fill by the root's dual-adjusted
+- **Answers.** Each node's answer is its *core* chosen exactly (:func:`_core`: the 14 free
+  options of smallest reduced cost ``|v − λ·r|`` at the node's prices, the best subset that
+  fits beside the LP's other whole options), then the greedy fill by the root's dual-adjusted
   density; a new best answer is polished by 1-for-1 exchanges (:func:`_swaps`). Answers are
   checked with sequential sums here and with the canonical check by the caller.
 - **Order.** Best first (the open node of largest bound), splitting on the free fractional
@@ -53,10 +53,17 @@ _UNIT = 2.0**-53
 #: 1-for-1 exchanges tried on each new best answer of a node (:func:`_swaps`)
 SWAP_MOVES = 8
 #: options of each node's core, chosen exactly (:func:`_core`)
-CORE = 12
+CORE = 14
+#: the search's work (:func:`_work`): per LP ``M·K``, per pivot ``WORK_PIVOT·(M + K)·K``, per
+#: step of a core's search ``WORK_STEP`` units; a least-squares fit of the search's time on the
+#: 2 × 400 offline vectors (150 LPs each, n = 150, K = 4–5: 4.1, 5.9 and 5.0 ns per unit,
+#: median error 7 %), so a unit is about 4 ns on the machine of BENCHMARKS.md ("Sixth pass")
+WORK_PIVOT = 1.45
+WORK_STEP = 1.2
 # the search's scalars, in one float array: the best value, LPs solved, the largest bound of
-# a closed node, open-node slots used, whether an answer was found
-_BEST, _LPS, _CLOSED, _USED, _FOUND, _SLOTS = 0, 1, 2, 3, 4, 5
+# a closed node, open-node slots used, whether an answer was found, the simplex's pivots and
+# the cores' search steps (the work, :func:`_work`)
+_BEST, _LPS, _CLOSED, _USED, _FOUND, _PIVOTS, _STEPS, _SLOTS = 0, 1, 2, 3, 4, 5, 6, 7
 
 
 @njit(cache=True)
@@ -102,10 +109,11 @@ def _invert(rows, basis, m, binv):
 
 
 @njit(cache=True)
-def _simplex(values, rows, cols, budget, lo, up, basis, atup, x, lam, max_iter):
+def _simplex(values, rows, cols, budget, lo, up, basis, atup, x, lam, max_iter, count):
     """Bounded dual simplex from the dual-feasible ``basis``/``atup`` (in place); fills
-    ``x`` (M,) and ``lam`` (K,) ≥ 0. Returns 0 optimal, 1 infeasible, 2 stalled (iteration
-    limit or a singular basis: ``lam`` are the last prices, still a valid Lagrangian point)."""
+    ``x`` (M,) and ``lam`` (K,) ≥ 0; adds its pivots to ``count[0]``. Returns 0 optimal, 1
+    infeasible, 2 stalled (iteration limit or a singular basis: ``lam`` are the last prices,
+    still a valid Lagrangian point)."""
     m, k = rows.shape
     binv = np.empty((k, k))
     isbasic = np.zeros(m + k, np.bool_)
@@ -254,6 +262,7 @@ def _simplex(values, rows, cols, budget, lo, up, basis, atup, x, lam, max_iter):
                     rhs[c] += rows[q, c] * xq
         basis[r] = q
         isbasic[q] = True
+        count[0] += 1.0
         # the inverse updated by the pivot (eta), refactored every 16 pivots
         if (it + 1) % 16 == 0:
             if not _invert(rows, basis, m, binv):
@@ -339,12 +348,17 @@ def _answer(values, rows, budget, x, fix, order, sel, use):
 
 
 @njit(cache=True)
-def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
-    """A node's answer by its *core*: the ``size`` free options of smallest relative reduced
-    cost ``|v − λ·r| / v`` (the fractional ones among them), chosen beside the LP's other
-    whole options by the subset of largest value that fits (depth first, bounded by the value
-    left), then the greedy fill in ``order``; into ``sel``/``use``. Returns its value, or -1
-    when the whole options do not fit."""
+def _core(values, rows, budget, x, fix, lam, size, order, sel, use, steps):
+    """A node's answer by its *core*: the ``size`` free options of smallest reduced cost
+    ``|v − λ·r|`` (the fractional ones among them), chosen beside the LP's other whole
+    options by the subset of largest value that fits (depth first, bounded by the value left
+    and by the Lagrangian bound), then the greedy fill in ``order``; into ``sel``/``use``.
+    Returns its value, or -1 when the whole options do not fit; adds the depth-first
+    search's steps to ``steps[0]``.
+
+    The absolute reduced cost, not ``|v − λ·r| / v``: on the 14 seed-0 offline rounds that
+    ``auto`` answered below 99.9 % with the relative one, the options in which the optimum
+    differs from the answer rank at most 61st of 150 by it (112th by the relative one)."""
     m, k = rows.shape
     # the size smallest (ties: the lower index first), kept sorted in one pass
     core = np.empty(size, np.int64)
@@ -356,7 +370,7 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
         rl = 0.0
         for c in range(k):
             rl += lam[c] * rows[i, c]
-        r = abs(values[i] - rl) / values[i]
+        r = abs(values[i] - rl)
         if n_core == size and (size == 0 or not r < top[size - 1]):
             continue
         pos = n_core if n_core < size else size - 1
@@ -407,7 +421,9 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
     val = 0.0
     t = 0
     state = np.zeros(n_core + 1, np.int64)  # 0: try in, 1: try out, 2: done
+    n_steps = 0
     while t >= 0:
+        n_steps += 1
         if t == n_core:
             if val > best_val:
                 best_val = val
@@ -447,6 +463,7 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use):
                 t += 1
             continue
         t -= 1
+    steps[0] += n_steps
     for t in range(n_core):
         if best_take[t]:
             sel[core[t]] = True
@@ -560,7 +577,8 @@ def _process(values, rows, cols, budget, fix, basis, atup, st, o_fix, o_basis, o
             lo[i] = 1.0
     x = np.zeros(m)
     lam = np.zeros(k)
-    status = _simplex(values, rows, cols, budget, lo, up, basis, atup, x, lam, max_iter)
+    status = _simplex(values, rows, cols, budget, lo, up, basis, atup, x, lam, max_iter,
+                      st[_PIVOTS:_PIVOTS + 1])
     st[_LPS] += 1.0
     # status 1 (the LP found infeasible) is closed with its bound like a stalled node: the
     # caller opens a node only when its fixed-in options fit, so only rounding gets here
@@ -574,7 +592,8 @@ def _process(values, rows, cols, budget, fix, basis, atup, st, o_fix, o_basis, o
     if status == 0 and bound > incumbent:  # (a node to close needs no answer)
         sel = np.empty(m, np.bool_)
         use = np.empty(k)
-        val = _core(values, rows, budget, x, fix, lam, core, order, sel, use)
+        val = _core(values, rows, budget, x, fix, lam, core, order, sel, use,
+                    st[_STEPS:_STEPS + 1])
         if val < 0.0:  # the LP's whole options are a hair over: from the fixed-in ones
             val = _answer(values, rows, budget, x, fix, order, sel, use)
         if val > incumbent:  # a new best answer: polished by exchanges
@@ -599,10 +618,18 @@ def _process(values, rows, cols, budget, fix, basis, atup, st, o_fix, o_basis, o
 
 
 @njit(cache=True)
+def _work(st, m, k):
+    """The search's work so far, in units (:data:`WORK_PIVOT`): deterministic, unlike time."""
+    return (st[_LPS] * m * k + WORK_PIVOT * st[_PIVOTS] * (m + k) * k
+            + WORK_STEP * st[_STEPS])
+
+
+@njit(cache=True)
 def _run(values, rows, cols, budget, st, o_fix, o_basis, o_atup, o_bound, o_var, o_alive, best_sel,
-         order, max_lps, max_iter, core, moves):
-    """Split open nodes, best first, until ``max_lps`` LPs were solved or none is left open;
-    returns True when the search is complete (every node closed)."""
+         order, max_lps, max_work, max_iter, core, moves):
+    """Split open nodes, best first, until ``max_lps`` LPs were solved, the work reached
+    ``max_work`` (:func:`_work`) or none is left open; returns True when the search is complete
+    (every node closed)."""
     cap = o_bound.shape[0]
     m, k = rows.shape
     while True:
@@ -621,7 +648,7 @@ def _run(values, rows, cols, budget, st, o_fix, o_basis, o_atup, o_bound, o_var,
                     if o_bound[s] > st[_CLOSED]:
                         st[_CLOSED] = o_bound[s]
             return True
-        if st[_LPS] + 2 > max_lps or st[_USED] + 2 > cap:
+        if st[_LPS] + 2 > max_lps or _work(st, m, k) >= max_work or st[_USED] + 2 > cap:
             return False
         o_alive[slot] = False
         j = o_var[slot]
@@ -659,32 +686,37 @@ def root_lp(values, requests, budget):
     x, lam = np.zeros(m), np.zeros(k)
     status = _simplex(values, rows, np.ascontiguousarray(rows.T),
                       np.ascontiguousarray(budget, dtype=np.float64), np.zeros(m), np.ones(m),
-                      basis, atup, x, lam, 4 * (m + k) + 20)
+                      basis, atup, x, lam, 4 * (m + k) + 20, np.zeros(1))
     return (x, lam, basis, atup) if status == 0 else None
 
 
 class Search:
     """A best-first LP branch and bound over ``values`` (M,) > 0, ``requests`` (M, K),
-    ``budget`` (K,) > 0 (normalized units), for at most ``max_lps`` LPs, in slices
-    (:meth:`run`). ``key`` (M,): the dual-adjusted density of the root (the order of the
-    greedy fill); ``incumbent``: the value of a known answer (a node bounded by it is closed,
-    and only better answers are kept); ``core``: the options of each node's core
-    (:func:`_core`); ``moves``: the exchanges tried on each new best answer (:func:`_swaps`);
-    ``root``: ``(basis, atup)`` of :func:`root_lp` (its LP is then not solved again).
+    ``budget`` (K,) > 0 (normalized units), for at most ``max_lps`` LPs and ``max_work``
+    units of work (:func:`_work`: a deterministic measure of its time, which per LP varies by
+    2–3 times between instances), in slices (:meth:`run`). ``key`` (M,): the dual-adjusted
+    density of the root (the order of the greedy fill); ``incumbent``: the value of a known
+    answer (a node bounded by it is closed, and only better answers are kept); ``core``: the
+    options of each node's core (:func:`_core`); ``moves``: the exchanges tried on each new
+    best answer (:func:`_swaps`); ``root``: ``(basis, atup)`` of :func:`root_lp` (its LP is
+    then not solved again).
 
     After the runs: :attr:`selected` (bool (M,), or None when nothing better than the
     incumbent was found), :attr:`value`, :attr:`bound` (an upper bound on every selection's
-    value, over the closed and the open nodes), :attr:`lps`, :attr:`complete`. The same input
-    gives the same answer (no clock, no randomness)."""
+    value, over the closed and the open nodes), :attr:`lps`, :attr:`work`, :attr:`complete`,
+    :attr:`spent` (no split fits in the limits). The same input gives the same answer (no
+    clock, no randomness)."""
 
     def __init__(self, values, requests, budget, key, *, incumbent: float, max_lps: int,
-                 core: int = CORE, moves: int = SWAP_MOVES, root=None):
+                 max_work: float = np.inf, core: int = CORE, moves: int = SWAP_MOVES,
+                 root=None):
         self.values = np.ascontiguousarray(values, dtype=np.float64)
         self.rows = np.ascontiguousarray(requests, dtype=np.float64)
         self.cols = np.ascontiguousarray(self.rows.T)  # (K, M): the pivot rows' layout
         self.budget = np.ascontiguousarray(budget, dtype=np.float64)
         m, k = self.rows.shape
         self.max_lps = int(max_lps)
+        self.max_work = float(max_work)
         self.core, self.moves = int(core), int(moves)
         cap = self.max_lps + 4
         self.st = np.zeros(_SLOTS)
@@ -719,13 +751,31 @@ class Search:
         self.complete = bool(_run(self.values, self.rows, self.cols, self.budget, self.st,
                                   self.o_fix,
                                   self.o_basis, self.o_atup, self.o_bound, self.o_var,
-                                  self.o_alive, self.best, self.order, limit, self.max_iter,
-                                  self.core, self.moves))
+                                  self.o_alive, self.best, self.order, limit, self.max_work,
+                                  self.max_iter, self.core, self.moves))
         return self.complete
 
     @property
     def lps(self) -> int:
         return int(self.st[_LPS])
+
+    @property
+    def work(self) -> float:
+        m, k = self.rows.shape
+        return float(_work(self.st, m, k))
+
+    @property
+    def spent(self) -> bool:
+        """No further split runs: every LP (a split solves two) or the work is spent."""
+        return self.lps + 2 > self.max_lps or self.work >= self.max_work
+
+    @property
+    def pivots(self) -> int:
+        return int(self.st[_PIVOTS])
+
+    @property
+    def steps(self) -> int:
+        return int(self.st[_STEPS])
 
     @property
     def value(self) -> float:

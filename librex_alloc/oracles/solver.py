@@ -69,7 +69,6 @@ from librex_alloc.oracles.fast import (
     fill,
     fractional_from_relaxation,
     improve,
-    pair_swaps,
     round_relaxation,
     swaps_skipped,
 )
@@ -88,20 +87,18 @@ DEFAULT_GAP_TOLERANCE = {"exact": 0.0, "auto": 1e-3, "fast": 0.0}
 #: ``auto`` skips CP-SAT when more options than this stay free after reduced-cost fixing.
 AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
-#: ``auto`` polishes its search's best answer with the pair moves of
-#: :func:`~.fast.pair_swaps` (on the vectors below: 14 and 11 rounds below 99.9 %, 14 and 14
-#: without, for ~0.3 ms).
-AUTO_POLISH = 1
-#: ``auto``'s compiled LP branch and bound (:mod:`~._bnb`, one option per agent) solves at
-#: most this many LPs, in slices of :data:`AUTO_BNB_SLICE` LPs when a deadline is set. Issue
-#: 18, 2 × 400 value vectors of ``bench round --fairness`` (``python -m
-#: librex_alloc.evaluation.offline quality``): 14 and 11 rounds below 99.9 % of exact instead
-#: of 69 and 72 with 6 LPs of the HiGHS branching ``exact`` uses (``auto`` before, commit
-#: 3a7e83e), worst 99.53 % instead of 98.36 %, median time per call 4.3–4.6 ms instead of
-#: 5.5–5.6 ms side by side; 250 LPs: 10 and 9 rounds below at 5.7–6.0 ms (BENCHMARKS.md,
-#: "Fifth pass").
-AUTO_BNB_LPS = 150
+#: ``auto``'s compiled LP branch and bound (:mod:`~._bnb`, one option per agent) stops after
+#: :data:`AUTO_BNB_WORK` units of work (:func:`~._bnb._work`, deterministic: about 2.7 ms on
+#: the machine of BENCHMARKS.md, whose LPs cost 2–3 times more on some instances than on
+#: others) or :data:`AUTO_BNB_LPS` LPs, in slices of :data:`AUTO_BNB_SLICE` LPs when a
+#: deadline is set. Issue 18, 2 × 400 value vectors of ``bench round --fairness`` (``python -m
+#: librex_alloc.evaluation.offline quality``), side by side: 9 and 2 rounds below 99.9 % of
+#: exact, the slowest row's median 3.9–4.1 ms per call; a cap of 120 LPs instead: 8 and 1,
+#: but 4.6–5.0 ms in the slowest row; 150 LPs before this session's changes: 14 and 11 at
+#: 5.5 ms (BENCHMARKS.md, "Sixth pass").
+AUTO_BNB_LPS = 250
 AUTO_BNB_SLICE = 32
+AUTO_BNB_WORK = 650_000
 #: ``auto`` searches whatever the gap when at most this many options stay free after
 #: reduced-cost fixing against the fast answer: enumeration or CP-SAT then takes milliseconds.
 AUTO_CHEAP_FREE_ROWS = 32
@@ -495,8 +492,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     if method == "exact" and not fast_optimal and swaps_skipped(sc.groups, len(rows)) \
             and not late(step):
         # exact: cheap local search first (fast runs the swaps itself on more rows): 1-for-1
-        # swaps, the greedy fill and two exact neighbourhoods. auto polishes its search's
-        # answer instead (running the pair moves here as well gained nothing: BENCHMARKS.md)
+        # swaps, the greedy fill and two exact neighbourhoods
         t_ls = time.perf_counter()
         sub_p = improve(sc.values, sc.requests, sc.budget, sc.groups, sub_fast, key_n,
                         relax.lam)
@@ -511,24 +507,25 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     gap = (bound - obj_fast) / abs(bound) if bound else 0.0
     if method == "auto" and gap > gap_tolerance and not fast_optimal \
             and sc.groups.singleton and len(rows) <= BRANCH_MAX_ROWS and not late(step):
-        # the compiled LP branch and bound (:mod:`~._bnb`), in slices of LPs while time
-        # is left, then the pair moves from its best answer
+        # the compiled LP branch and bound (:mod:`~._bnb`), from the root LP's basis (the
+        # compiled simplex's) when there is one, in slices of LPs while time is left
         from librex_alloc.oracles._bnb import Search  # numba: imported on first use
 
         srch = Search(sc.values, sc.requests, sc.budget, key_n, incumbent=obj_fast,
-                      max_lps=AUTO_BNB_LPS, root=root)
+                      max_lps=AUTO_BNB_LPS, max_work=AUTO_BNB_WORK, root=root)
         if end == np.inf:
             srch.run()
         else:
             last = step
             while not late(last):
                 t_s = time.perf_counter()
-                if srch.run(AUTO_BNB_SLICE) or srch.lps + 2 > AUTO_BNB_LPS:
+                if srch.run(AUTO_BNB_SLICE) or srch.spent:
                     break  # complete, or every LP spent (a split solves two)
                 last = time.perf_counter() - t_s
             else:
                 info["cut_short"] = True
-        info.update(branch_lps=srch.lps, branch_complete=srch.complete)
+        info.update(branch_lps=srch.lps, branch_work=round(srch.work),
+                    branch_complete=srch.complete)
         if srch.bound < bound:
             bound = srch.bound
             info["proof"] = "lp-branching"
@@ -537,11 +534,6 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             # the kernel checks sequential sums: the canonical ones may round a hair over
             sub_b = _guard(problem, lift(sub_b), key)[0][rows]
             val_b = float(sc.values[sub_b].sum())
-            if AUTO_POLISH and not late(step):
-                sub_p = pair_swaps(sc.values, sc.requests, sc.budget, sub_b, relax.lam, key_n)
-                val_p = float(sc.values[sub_p].sum())
-                if val_p > val_b and fits(lift(sub_p)):
-                    sub_b, val_b = sub_p, val_p
             if val_b > obj_fast:
                 sel_fast, sub_fast, obj_fast = lift(sub_b), sub_b, val_b
                 info["improved"] = True

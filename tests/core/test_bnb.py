@@ -28,7 +28,8 @@ def _simplex(values, requests, budget, fix):
     lo, up = (fix == 1).astype(float), np.where(fix == 0, 0.0, 1.0)
     x, lam = np.zeros(m), np.zeros(k)
     status = _bnb._simplex(values, requests, np.ascontiguousarray(requests.T), budget, lo, up,
-                           np.arange(m, m + k), np.ones(m, bool), x, lam, 4 * (m + k) + 20)
+                           np.arange(m, m + k), np.ones(m, bool), x, lam, 4 * (m + k) + 20,
+                           np.zeros(1))
     return status, x, lam, lo, up
 
 
@@ -94,9 +95,10 @@ def test_the_core_rounding_is_the_best_core_subset_then_the_fill():
         _, x, lam, _, _ = _simplex(values, requests, budget, fix)
         order = np.argsort(-density_key(values, requests, budget, lam), kind="stable")
         sel, use = np.zeros(m, bool), np.zeros(k)
-        got = _bnb._core(values, requests, budget, x, fix, lam, size, order, sel, use)
+        got = _bnb._core(values, requests, budget, x, fix, lam, size, order, sel, use,
+                         np.zeros(1))
         # brute force: the LP's whole options outside the core, the best core subset
-        core = np.argsort(np.abs(values - requests @ lam) / values, kind="stable")[:size]
+        core = np.argsort(np.abs(values - requests @ lam), kind="stable")[:size]
         base = x >= 1 - 1e-9
         base[core] = False
         best, best_sel = -1.0, None
@@ -168,19 +170,53 @@ def test_an_incumbent_closes_the_nodes_it_bounds():
     assert high.run() and high.selected is None and high.lps == 1
 
 
-def test_slices_give_the_same_search_as_one_run():
+@pytest.mark.parametrize("max_work", [np.inf, 60_000.0])
+def test_slices_give_the_same_search_as_one_run(max_work):
     rng = np.random.default_rng(3)
     values, requests = rng.lognormal(0, 1, 60), rng.random((60, 5))
     values /= 2 * values.max()
     budget = requests.sum(axis=0) * 0.25
     key = density_key(values, requests, budget, np.zeros(5))
-    one = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=120)
+    one = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=120,
+                      max_work=max_work)
     one.run()
-    sliced = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=120)
-    while not sliced.run(16) and sliced.lps + 2 <= 120:
+    sliced = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=120,
+                         max_work=max_work)
+    while not sliced.run(16) and not sliced.spent:
         pass
-    assert (one.lps, one.value, one.bound) == (sliced.lps, sliced.value, sliced.bound)
+    assert (one.lps, one.value, one.bound, one.work) == \
+        (sliced.lps, sliced.value, sliced.bound, sliced.work)
     assert np.array_equal(one.selected, sliced.selected)
+    assert one.spent and not one.complete
+
+
+def test_the_work_limit_stops_the_search_after_the_split_that_reaches_it():
+    """The work (LPs, pivots and core steps, deterministic) grows with every split; the
+    search stops at the first split that takes it to ``max_work``, so a smaller limit stops
+    earlier, and the same limit always at the same LP."""
+    rng = np.random.default_rng(5)
+    values, requests = rng.lognormal(0, 1, 80), rng.random((80, 4))
+    values /= 2 * values.max()
+    budget = requests.sum(axis=0) * 0.3
+    key = density_key(values, requests, budget, np.zeros(4))
+    free = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=200)
+    free.run()
+    assert free.lps > 100 and free.pivots > 0 and free.steps > 0
+    m, k = requests.shape
+    assert free.work == pytest.approx(free.lps * m * k + _bnb.WORK_PIVOT * free.pivots
+                                      * (m + k) * k + _bnb.WORK_STEP * free.steps)
+    lps = []
+    for limit in (free.work / 4, free.work / 2):
+        cut = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=200,
+                          max_work=limit)
+        cut.run()
+        again = _bnb.Search(values, requests, budget, key, incumbent=0.0, max_lps=200,
+                            max_work=limit)
+        again.run()
+        assert cut.spent and cut.work >= limit and cut.lps == again.lps
+        lps.append(cut.lps)
+        assert cut.bound >= free.bound - 1e-12 and cut.value <= free.value + 1e-12
+    assert lps[0] < lps[1] < free.lps
 
 
 def test_auto_uses_the_search_and_answers_deterministically():

@@ -244,41 +244,6 @@ def test_branching_rules_pick_their_option():
     assert _pick(big, np.array([0.0, 1.0, 1.0, 0.0]), free, "fractional") is None
 
 
-def test_pair_swaps_make_a_two_for_two_move():
-    """A selection no 1-for-1 swap, addition, 1-for-2 or 2-for-1 move improves: only taking
-    out both chosen options and putting in both unchosen ones gains (10.1 against 10)."""
-    from librex_alloc.oracles.fast import pair_swaps
-
-    values = np.array([0.50, 0.50, 0.55, 0.46])
-    requests = np.array([[0.5, 0.5], [0.5, 0.5], [0.6, 0.6], [0.4, 0.4]])
-    budget = np.array([1.0, 1.0])
-    start = np.array([True, True, False, False])
-    lam = np.array([0.5, 0.5])
-    out = pair_swaps(values, requests, budget, start, lam, values.copy())
-    assert out.tolist() == [False, False, True, True]
-    assert np.all(requests[out].sum(axis=0) <= budget)
-    # at a local optimum of the pair moves nothing changes
-    assert pair_swaps(values, requests, budget, out, lam, values.copy()).tolist() == out.tolist()
-
-
-@settings(**SETTINGS)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(13, 40), k=st.integers(1, 4),
-       tau=st.sampled_from([0.15, 0.3, 0.5]))
-def test_pair_swaps_stay_within_the_budget_and_never_lose(seed, n, k, tau):
-    from librex_alloc.oracles.fast import density_key, pair_swaps, round_relaxation
-
-    values, requests, budget = normalized(*fair_instance(seed, n, k, tau))
-    ok = np.all(requests <= budget, axis=1)
-    values, requests = values[ok], requests[ok]
-    groups = Groups.from_labels(None, len(values))
-    relax = solve_relaxation(values, requests, budget, groups)
-    key = density_key(values, requests, budget, relax.lam)
-    start = round_relaxation(values, requests, budget, groups, relax, key)
-    out = pair_swaps(values, requests, budget, start, relax.lam, key)
-    assert selection_is_feasible(requests, budget, out, groups)
-    assert values[out].sum() >= values[start].sum()
-
-
 @pytest.mark.parametrize("seed", [3, 16, 17, 29, 31])
 def test_auto_reaches_the_optimum_under_proportional_values(seed):
     """Proportional-fair-like values on the mixed-unit instance (n = 150, K = 5). Seeds 16 and
