@@ -5,7 +5,8 @@ options, some far from the LP threshold (rank 50–110 of 150 by relative reduce
 moves around the LP answer miss it: on 400 value vectors of ``bench round --fairness``
 (n = 150, K = 4–5) ``auto`` with 6 HiGHS LPs of branching answered 69 rounds below 99.9 % of
 the optimum; 400 such LPs would bring that to 7, at 0.5 ms per node (the HiGHS call and the
-numpy rounding). Here the search runs compiled (numba), ~15 µs per node:
+numpy rounding). Here the search runs compiled (numba), 10–30 µs per node (the core's
+depth-first search takes half of it on some instances, the K = 5 simplex more on others):
 
 - **LP.** Each node's LP, ``max v·x`` s.t. ``Σ_i r_i x_i ≤ b``, ``lo ≤ x ≤ up`` (``lo = up``
   for the options the node fixes), is solved by a bounded dual simplex on the K resource
@@ -29,7 +30,10 @@ numpy rounding). Here the search runs compiled (numba), ~15 µs per node:
   density; a new best answer is polished by 1-for-1 exchanges (:func:`_swaps`). Answers are
   checked with sequential sums here and with the canonical check by the caller.
 - **Order.** Best first (the open node of largest bound), splitting on the free fractional
-  option of largest value; a node bounded by the best answer is closed. Plunging (depth
+  option of largest value; a node bounded by the best answer is closed. The search stops at
+  a number of LPs or of units of work (:func:`_work`: LPs, pivots and the cores' steps,
+  weighted by their measured cost), whichever comes first: the same work takes about the
+  same time on every instance, and the same input always stops at the same node. Plunging (depth
   first into the child of larger bound), a fill by each node's own prices, the most
   fractional option and a core searched by its Lagrangian bound did worse per millisecond
   (BENCHMARKS.md, "Fifth pass").

@@ -90,13 +90,13 @@ BRANCH_POLISH = True
 #: ``auto``'s compiled LP branch and bound (:mod:`~._bnb`, one option per agent) stops after
 #: :data:`AUTO_BNB_WORK` units of work (:func:`~._bnb._work`, deterministic: about 2.7 ms on
 #: the machine of BENCHMARKS.md, whose LPs cost 2–3 times more on some instances than on
-#: others) or :data:`AUTO_BNB_LPS` LPs, in slices of :data:`AUTO_BNB_SLICE` LPs when a
-#: deadline is set. Issue 18, 2 × 400 value vectors of ``bench round --fairness`` (``python -m
-#: librex_alloc.evaluation.offline quality``), side by side: 9 and 2 rounds below 99.9 % of
-#: exact, the slowest row's median 3.9–4.1 ms per call; a cap of 120 LPs instead: 8 and 1,
-#: but 4.6–5.0 ms in the slowest row; 150 LPs before this session's changes: 14 and 11 at
-#: 5.5 ms (BENCHMARKS.md, "Sixth pass").
-AUTO_BNB_LPS = 250
+#: others) or :data:`AUTO_BNB_LPS` LPs (what binds at n ≈ 50), in slices of
+#: :data:`AUTO_BNB_SLICE` LPs when a deadline is set. Issue 18, 2 × 400 value vectors of
+#: ``bench round --fairness`` (``python -m librex_alloc.evaluation.offline quality``), side by
+#: side: 9 and 2 rounds below 99.9 % of exact, the slowest row's median 3.3–3.8 ms per call;
+#: 120 LPs and no work limit instead: 8 and 1, but 4.6–5.0 ms in the slowest row; 150 LPs
+#: before this session's changes: 14 and 11 at 5.5–6.2 ms (BENCHMARKS.md, "Sixth pass").
+AUTO_BNB_LPS = 150
 AUTO_BNB_SLICE = 32
 AUTO_BNB_WORK = 650_000
 #: ``auto`` searches whatever the gap when at most this many options stay free after
@@ -290,19 +290,18 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
        options per agent: enumeration, the exact optimum (sub-millisecond).
     2. Otherwise the fast answer (LP, core enumeration, greedy fill), with the LP bound: the
        certified gap ``g``. One option per agent (at most
-       :data:`~.branching.BRANCH_MAX_ROWS` candidates) and ``g > gap_tolerance``: the
-       compiled LP branch and bound of :mod:`~._bnb` (:class:`~._bnb.Search`: best first, up
-       to :data:`AUTO_BNB_LPS` LPs of a dual simplex warm-started from each parent, each
-       node's core of 12 options chosen exactly), whose bound over its closed and open nodes
-       replaces the LP bound (``info["branch_lps"]``); the pair moves of
-       :func:`~.fast.pair_swaps` (up to two options out and two in) then polish its best
-       answer, which replaces the fast one when better. Measured on 2 × 400 value vectors of
-       ``bench round --fairness`` (n = 150, K = 4–5): 14 and 11 rounds below 99.9 % of
-       exact's objective (worst 99.53 %), against 69 and 72 (worst 98.36 %) with 6 HiGHS LPs
-       of branching, and 4.3–4.6 ms median per call against 5.5–5.6 (BENCHMARKS.md, "Fifth
-       pass"). Several
-       options per agent: 1-for-1 swaps and two neighbourhoods of 12 options re-chosen
-       exactly.
+       :data:`~.branching.BRANCH_MAX_ROWS` candidates): the LP is solved by the compiled
+       simplex (:func:`~._bnb.root_lp`), and if ``g > gap_tolerance`` the compiled LP branch
+       and bound of :mod:`~._bnb` (:class:`~._bnb.Search`: best first from that LP's basis,
+       a dual simplex warm-started from each parent, each node's core of 14 options chosen
+       exactly, up to :data:`AUTO_BNB_WORK` units of deterministic work), whose bound over
+       its closed and open nodes replaces the LP bound (``info["branch_lps"]``,
+       ``info["branch_work"]``) and whose best answer replaces the fast one when better.
+       Measured on 2 × 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 9
+       and 2 rounds below 99.9 % of exact's objective, against 14 and 11 before this
+       session's changes and 69 and 72 with 6 HiGHS LPs of branching (BENCHMARKS.md, "Sixth
+       pass"). Several options per agent: 1-for-1 swaps and two neighbourhoods of 12 options
+       re-chosen exactly.
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
        after reduced-cost fixing against that answer, it is returned (``info["skipped"] ==
        "gap"``; status "feasible" unless the certificate closes): the search could gain at
