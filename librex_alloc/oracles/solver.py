@@ -331,11 +331,11 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
     deadline stopped or skipped a step. The slack is the fast answer's own time when the
     deadline is shorter than it, plus the misestimate of the last step: measured with a 5 ms
     deadline at n = 150 on a quiet 2-core machine (``librex-alloc bench round --fairness ...
-    --deadline 0.005``, column ``over_deadline_ms``), ``auto``'s largest overrun in 300
-    rounds was at most 0.25 ms in nine of ten modes and instances and 1.6–2.7 ms in one
-    (Bitbrains max-min; two runs each), against up to 4.97 ms when steps started whenever
-    time was left (BENCHMARKS.md, fourth and fifth passes). Divisible mode ignores the
-    deadline.
+    --deadline 0.005``, column ``over_deadline_ms``), no call of ``auto`` in 300 rounds
+    ended after the deadline in any of ten modes and instances (two runs each; the latest
+    0.24 ms before it), against up to 2.0 ms after it with the slower search before
+    (BENCHMARKS.md, "Sixth pass") and up to 4.97 ms when steps started whenever time was
+    left (fourth pass). Divisible mode ignores the deadline.
 
     Any finite input is accepted. Raises :class:`~librex_alloc.errors.InvalidInputError` on
     NaN/inf, negative requests or budget, or inconsistent shapes,
