@@ -60,10 +60,10 @@ SWAP_MOVES = 8
 CORE = 14
 #: the search's work (:func:`_work`): per LP ``M·K``, per pivot ``WORK_PIVOT·(M + K)·K``, per
 #: step of a core's search ``WORK_STEP`` units; a least-squares fit of the search's time on the
-#: 2 × 400 offline vectors (150 LPs each, n = 150, K = 4–5: 4.1, 5.9 and 5.0 ns per unit,
+#: 2 × 400 offline vectors (150 LPs each, n = 150, K = 4–5: 3.7, 5.1 and 8.3 ns per unit,
 #: median error 7 %), so a unit is about 4 ns on the machine of BENCHMARKS.md ("Sixth pass")
-WORK_PIVOT = 1.45
-WORK_STEP = 1.2
+WORK_PIVOT = 1.35
+WORK_STEP = 2.2
 # the search's scalars, in one float array: the best value, LPs solved, the largest bound of
 # a closed node, open-node slots used, whether an answer was found, the simplex's pivots and
 # the cores' search steps (the work, :func:`_work`)
@@ -358,7 +358,7 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use, steps):
     options by the subset of largest value that fits (depth first, bounded by the value left
     and by the Lagrangian bound), then the greedy fill in ``order``; into ``sel``/``use``.
     Returns its value, or -1 when the whole options do not fit; adds the depth-first
-    search's steps to ``steps[0]``.
+    search's steps (the core positions it visits going forward) to ``steps[0]``.
 
     The absolute reduced cost, not ``|v − λ·r| / v``: on the 14 seed-0 offline rounds that
     ``auto`` answered below 99.9 % with the relative one, the options in which the optimum
@@ -424,25 +424,16 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use, steps):
     best_val = -1.0
     val = 0.0
     t = 0
-    state = np.zeros(n_core + 1, np.int64)  # 0: try in, 1: try out, 2: done
     n_steps = 0
-    while t >= 0:
-        n_steps += 1
-        if t == n_core:
-            if val > best_val:
-                best_val = val
-                best_take[:] = take
-            t -= 1
-            continue
-        if state[t] == 0:
-            state[t] = 1
-            # nothing below beats the best: by the value left, or by the Lagrangian bound
-            # (λ·the capacity left + Σ max(0, v − λ·r) over the options left)
-            bound = min(val + rest[t], val + rest_d[t] + cap)
-            if bound <= best_val:
-                state[t] = 2
-                t -= 1
-                continue
+    # depth first, each option in before out: go forward taking what fits while the bound
+    # beats the best (nothing below beats it otherwise: by the value left, or by the
+    # Lagrangian bound λ·the capacity left + Σ max(0, v − λ·r) over the options left), then
+    # back to the last option taken and on without it
+    while True:
+        while t < n_core:
+            n_steps += 1
+            if min(val + rest[t], val + rest_d[t] + cap) <= best_val:
+                break
             i = core[t]
             if _fits(rows, i, cur, budget):
                 take[t] = True
@@ -450,23 +441,22 @@ def _core(values, rows, budget, x, fix, lam, size, order, sel, use, steps):
                     cur[c] += rows[i, c]
                 val += values[i]
                 cap -= lr[t]
-                state[t + 1] = 0
-                t += 1
-            continue
-        if state[t] == 1:
-            state[t] = 2
-            if take[t]:
-                i = core[t]
-                take[t] = False
-                for c in range(k):
-                    cur[c] -= rows[i, c]
-                val -= values[i]
-                cap += lr[t]
-            if min(val + rest[t + 1], val + rest_d[t + 1] + cap) > best_val:
-                state[t + 1] = 0
-                t += 1
-            continue
+            t += 1
+        if t == n_core and val > best_val:
+            best_val = val
+            best_take[:] = take
         t -= 1
+        while t >= 0 and not take[t]:
+            t -= 1
+        if t < 0:
+            break
+        i = core[t]
+        take[t] = False
+        for c in range(k):
+            cur[c] -= rows[i, c]
+        val -= values[i]
+        cap += lr[t]
+        t += 1
     steps[0] += n_steps
     for t in range(n_core):
         if best_take[t]:
