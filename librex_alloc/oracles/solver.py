@@ -93,9 +93,10 @@ BRANCH_POLISH = True
 #: others) or :data:`AUTO_BNB_LPS` LPs (what binds at n ≈ 50), in slices of
 #: :data:`AUTO_BNB_SLICE` LPs when a deadline is set. Issue 18, 2 × 400 value vectors of
 #: ``bench round --fairness`` (``python -m librex_alloc.evaluation.offline quality``), side by
-#: side: 9 and 2 rounds below 99.9 % of exact, the slowest row's median 3.3–3.8 ms per call;
-#: 120 LPs and no work limit instead: 8 and 1, but 4.6–5.0 ms in the slowest row; 150 LPs
-#: before this session's changes: 14 and 11 at 5.5–6.2 ms (BENCHMARKS.md, "Sixth pass").
+#: side: 5 and 1 rounds below 99.9 % of exact, the slowest row's median 3.3–3.6 ms per call,
+#: against 14 and 11 at 5.0 ms with the fifth pass's search (150 LPs, a relative core of 12).
+#: A cap of 120 LPs and no work limit (with the slower core search) left 8 and 1, but took
+#: 4.6–5.0 ms in the slowest row (BENCHMARKS.md, "Sixth pass").
 AUTO_BNB_LPS = 150
 AUTO_BNB_SLICE = 32
 AUTO_BNB_WORK = 650_000
@@ -297,9 +298,9 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
        exactly, up to :data:`AUTO_BNB_WORK` units of deterministic work), whose bound over
        its closed and open nodes replaces the LP bound (``info["branch_lps"]``,
        ``info["branch_work"]``) and whose best answer replaces the fast one when better.
-       Measured on 2 × 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 9
-       and 2 rounds below 99.9 % of exact's objective, against 14 and 11 before this
-       session's changes and 69 and 72 with 6 HiGHS LPs of branching (BENCHMARKS.md, "Sixth
+       Measured on 2 × 400 value vectors of ``bench round --fairness`` (n = 150, K = 4–5): 5
+       and 1 rounds below 99.9 % of exact's objective, against 14 and 11 with the fifth
+       pass's search and 69 and 72 with 6 HiGHS LPs of branching (BENCHMARKS.md, "Sixth
        pass"). Several options per agent: 1-for-1 swaps and two neighbourhoods of 12 options
        re-chosen exactly.
     3. If ``g ≤ gap_tolerance`` and more than :data:`AUTO_CHEAP_FREE_ROWS` options stay free
