@@ -66,19 +66,15 @@ class Branched:
     candidates: tuple = ()
 
 
-def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray, rule: str = "value"
-          ) -> int | None:
-    """The fractional option of the LP (``x`` over ``free``) to split on: with ``rule``
-    "value" the one of largest value, with "fractional" the one of largest
-    ``v·min(x, 1 − x)`` (valuable and far from either side: both children move the LP)."""
+def _pick(values: np.ndarray, x: np.ndarray, free: np.ndarray) -> int | None:
+    """The fractional option of the LP (``x`` over ``free``) of largest value to split on
+    (``v·min(x, 1 − x)``, the most valuable far from either side, did no better: BENCHMARKS.md,
+    "Fifth pass")."""
     frac = (x > _FRAC) & (x < 1.0 - _FRAC)
     if not frac.any():
         return None
     idx = np.flatnonzero(frac)
-    score = values[free[idx]]
-    if rule == "fractional":
-        score = score * np.minimum(x[idx], 1.0 - x[idx])
-    return int(free[idx[np.argmax(score)]])
+    return int(free[idx[np.argmax(values[free[idx]])]])
 
 
 def root_relaxation(values, requests, budget) -> tuple[Relaxation, tuple] | None:
@@ -103,7 +99,7 @@ def root_relaxation(values, requests, budget) -> tuple[Relaxation, tuple] | None
 
 def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
            fits: Callable[[np.ndarray], bool], time_left: Callable[[float], bool],
-           depth: int = BRANCH_DEPTH, max_lps: int | None = None, rule: str = "value",
+           depth: int = BRANCH_DEPTH, max_lps: int | None = None,
            warm: tuple | None = None, first_split: float = 0.0) -> Branched:
     """Split on fractional options of the LP ``relax`` of the candidate problem (normalized
     units, one option per group; ``values`` (M,) > 0, ``requests`` (M, K), ``budget`` (K,)),
@@ -111,7 +107,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
     ``max_lps`` LPs (default :data:`BRANCH_LPS`) while ``time_left(seconds)`` (a split
     expected to take ``seconds``: ``first_split`` for the first, then as long as the last one
     took) allows the next split, splitting on the
-    fractional option :func:`_pick` chooses by ``rule``. ``warm``: ``(HotLP, basis)`` of the
+    fractional option of largest value (:func:`_pick`). ``warm``: ``(HotLP, basis)`` of the
     root LP when the caller solved ``relax`` with :func:`root_relaxation` (else it is solved
     again here, for its basis). A node whose bound is at
     most ``incumbent`` (the value of a known selection) or the best candidate's is not split.
@@ -182,7 +178,7 @@ def branch(values, requests, budget, relax: Relaxation, *, incumbent: float,
     while heap:
         _, neg, _, chosen, free, b, fixed_val, rx, level, basis = heapq.heappop(heap)
         node_bound = -neg
-        j = _pick(values, rx.x, free, rule) if level < depth else None
+        j = _pick(values, rx.x, free) if level < depth else None
         if j is None or node_bound <= max(incumbent, best_val):
             leaves.append(node_bound)
             continue

@@ -88,7 +88,7 @@ DEFAULT_GAP_TOLERANCE = {"exact": 0.0, "auto": 1e-3, "fast": 0.0}
 AUTO_MAX_FREE_ROWS = 2000
 BRANCH_POLISH = True
 #: ``auto``'s compiled LP branch and bound (:mod:`~._bnb`, one option per agent) stops after
-#: :data:`AUTO_BNB_WORK` units of work (:func:`~._bnb._work`, deterministic: about 2.7 ms on
+#: :data:`AUTO_BNB_WORK` units of work (:func:`~._bnb._work`, deterministic: 2.4–2.7 ms on
 #: the machine of BENCHMARKS.md, whose LPs cost 2–3 times more on some instances than on
 #: others) or :data:`AUTO_BNB_LPS` LPs (what binds at n ≈ 50), in slices of
 #: :data:`AUTO_BNB_SLICE` LPs when a deadline is set. Issue 18, 2 × 400 value vectors of
@@ -520,7 +520,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
             while not late(last):
                 t_s = time.perf_counter()
                 if srch.run(AUTO_BNB_SLICE) or srch.spent:
-                    break  # complete, or every LP spent (a split solves two)
+                    break  # complete, or every LP or the work spent
                 last = time.perf_counter() - t_s
             else:
                 info["cut_short"] = True
@@ -546,7 +546,7 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
         br = branch(sc.values, sc.requests, sc.budget, relax, incumbent=obj_fast,
                     fits=lambda sub: fits(lift(sub)),
                     time_left=lambda need: not late(need),
-                    first_split=step, depth=BRANCH_DEPTH, rule="value")
+                    first_split=step, depth=BRANCH_DEPTH)
         info.update(branch_lps=br.lps, branch_complete=br.complete)
         if not br.complete:
             info["cut_short"] = True

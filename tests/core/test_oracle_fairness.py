@@ -52,11 +52,10 @@ def normalized(values, requests, budget):
 @settings(**SETTINGS)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 14), k=st.integers(1, 3),
        depth=st.integers(1, 3), tau=st.sampled_from([0.15, 0.3, 0.5]),
-       max_lps=st.sampled_from([2, 4, 6, 9, 1000]),
-       rule=st.sampled_from(["value", "fractional"]))
-def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps, rule):
+       max_lps=st.sampled_from([2, 4, 6, 9, 1000]))
+def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps):
     """The largest leaf bound is never below the brute-force optimum, never above the root LP
-    bound, and every candidate passes the canonical check (either splitting rule); the
+    bound, and every candidate passes the canonical check; the
     candidates are listed best first, every one within the budget."""
     values, requests, budget = normalized(*fair_instance(seed, n, k, tau))
     ok = np.all(requests <= budget, axis=1)
@@ -70,7 +69,7 @@ def test_branching_bound_is_a_valid_upper_bound(seed, n, k, depth, tau, max_lps,
         return selection_is_feasible(requests, budget, sel, g)
 
     br = branch(values, requests, budget, relax, incumbent=0.0, fits=fits,
-                time_left=lambda need: True, depth=depth, max_lps=max_lps, rule=rule)
+                time_left=lambda need: True, depth=depth, max_lps=max_lps)
     opt = float(brute_force(values, requests, budget))
     vals = [v for v, _ in br.candidates]
     assert vals == sorted(vals, reverse=True)
@@ -205,8 +204,9 @@ def test_branching_answers_are_at_least_the_fast_answer():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_root_relaxation_matches_the_lp_and_warm_starts_the_branching(seed):
-    """auto solves its root LP in the branching's warm-started model: the same LP optimum as
-    solve_relaxation, a valid bound, and the same branching when handed over as ``warm``."""
+    """The root LP in the branching's warm-started model (root_relaxation): the same LP
+    optimum as solve_relaxation, a valid bound, and the same branching when handed over as
+    ``warm``."""
     from librex_alloc.oracles.branching import root_relaxation
 
     values, requests, budget = normalized(*fair_instance(500 + seed, 120, 4))
@@ -222,16 +222,16 @@ def test_root_relaxation_matches_the_lp_and_warm_starts_the_branching(seed):
     def fits(sel):
         return selection_is_feasible(requests, budget, sel, g)
 
-    kw = dict(incumbent=0.0, fits=fits, time_left=lambda need: True, max_lps=6, rule="fractional")
+    kw = dict(incumbent=0.0, fits=fits, time_left=lambda need: True, max_lps=6)
     a = branch(values, requests, budget, hot, warm=warm, **kw)
     b = branch(values, requests, budget, hot, **kw)
     assert a.lps == b.lps and abs(a.bound - b.bound) <= 1e-9 * b.bound
     assert a.bound >= float(solve(values, requests, budget, method="exact").objective) * (1 - 1e-9)
 
 
-def test_branching_rules_pick_their_option():
-    """``value`` splits on the most valuable fractional option; ``fractional`` on the largest
-    ``v·min(x, 1 − x)``: here the option at x = 0.5 rather than the one at 0.95."""
+def test_branching_picks_the_most_valuable_fractional_option():
+    """The split is on the most valuable fractional option (x = 0.95 here, not x = 0.5);
+    none when the LP is integral."""
     from librex_alloc.oracles.branching import _pick
 
     values = np.array([0.4, 1.0, 0.9, 0.3])
@@ -239,9 +239,8 @@ def test_branching_rules_pick_their_option():
     free = np.array([3, 5, 7, 9])
     big = np.zeros(10)
     big[free] = values
-    assert _pick(big, x, free, "value") == 5
-    assert _pick(big, x, free, "fractional") == 3
-    assert _pick(big, np.array([0.0, 1.0, 1.0, 0.0]), free, "fractional") is None
+    assert _pick(big, x, free) == 5
+    assert _pick(big, np.array([0.0, 1.0, 1.0, 0.0]), free) is None
 
 
 @pytest.mark.parametrize("seed", [3, 16, 17, 29, 31])
