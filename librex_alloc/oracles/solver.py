@@ -13,8 +13,8 @@ Every call goes the same way:
 3. Solve. At most :data:`~.enumeration.ALL_MAX_ROWS` candidates (every method): every
    selection at once, exact, no LP. ``exact``/``auto`` on small candidate sets: enumeration
    (branch and bound from a greedy answer). Otherwise the LP relaxation (HiGHS through its own
-   bindings; for ``auto`` with one option per agent, the compiled simplex its search starts
-   from, :func:`~._bnb.root_lp`) and its rounding, the ``fast`` answer (one option per
+   bindings; with one option per agent, the compiled simplex ``auto``'s search starts from,
+   :func:`~._bnb.root_lp`) and its rounding, the ``fast`` answer (one option per
    agent: the options around the LP threshold enumerated exactly; else greedy repair and
    swaps). ``exact`` improves it by swaps and (gap above ``gap_tolerance``) by branching on
    the LP's fractional options (:mod:`~.branching`), ``auto`` by the compiled LP branch and
@@ -380,9 +380,9 @@ def solve(values, requests, budget, *, groups=None, method: str = "auto",
 
 def _relaxation(sc, compiled: bool):
     """The LP relaxation of the normalized problem ``sc``, and the basis it was solved at,
-    from which auto's search starts. ``compiled`` (auto, one option per agent): the compiled
-    simplex (:func:`~._bnb.root_lp`: 0.05 ms median at n = 150, K = 4–5, against 0.4 ms mean
-    for HiGHS and its set-up). Else, or when that simplex stalls, HiGHS
+    from which auto's search starts. ``compiled`` (one option per agent, every method): the
+    compiled simplex (:func:`~._bnb.root_lp`: 0.05 ms median at n = 150, K = 4–5, against
+    0.4 ms mean for HiGHS and its set-up). Else, or when that simplex stalls, HiGHS
     (:func:`~.relaxation.solve_relaxation`) and None for the basis."""
     if compiled:
         from librex_alloc.oracles._bnb import root_lp  # numba: imported on first use
@@ -472,8 +472,9 @@ def _solve_binary(problem: Problem, method: str, time_limit: float, gap_toleranc
     # of the slack): a greedy answer without prices instead, when the deadline had passed, put
     # auto at 65–91 % of exact's objective under fairness (bench round --fairness --deadline)
     t_lp = time.perf_counter()
-    relax, root = _relaxation(sc, method == "auto" and sc.groups.singleton
-                              and len(rows) <= BRANCH_MAX_ROWS)
+    # one option per agent: every method's LP from the compiled simplex, so fast, auto and
+    # exact round the same LP (auto and exact start from fast's answer: never below it)
+    relax, root = _relaxation(sc, sc.groups.singleton and len(rows) <= BRANCH_MAX_ROWS)
     info.update(lp_rows=relax.lp_rows, lp_converged=relax.converged, proof="lp",
                 lp="highs" if root is None else "compiled")
     key_n = density_key(sc.values, sc.requests, sc.budget, relax.lam)

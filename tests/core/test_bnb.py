@@ -233,23 +233,27 @@ def test_auto_uses_the_search_and_answers_deterministically():
     assert first.objective <= first.bound
 
 
-def test_auto_solves_its_lp_compiled_and_falls_back_to_highs(monkeypatch):
-    """auto's LP comes from the compiled simplex (fast and exact keep HiGHS); when that simplex
-    stalls (root_lp gives None) HiGHS solves it and the search starts from the slack basis:
-    a valid, certified answer either way, at least fast's (no gap tolerated: both search)."""
+def test_the_lp_is_solved_compiled_and_falls_back_to_highs(monkeypatch):
+    """Every method's LP comes from the compiled simplex (one option per agent, so auto and
+    exact round the same LP as fast); when that simplex stalls (root_lp gives None) HiGHS
+    solves it and auto's search starts from the slack basis: a valid, certified answer either
+    way, at least fast's (no gap tolerated: both search)."""
     rng = np.random.default_rng(12)
     values = rng.lognormal(0, 2, 150)
     requests = rng.integers(1, 9, (150, 5)).astype(float)
     budget = requests.sum(axis=0) / 4
     compiled = solve(values, requests, budget, gap_tolerance=0.0)
     fast = solve(values, requests, budget, method="fast")
-    assert compiled.info["lp"] == "compiled" and fast.info["lp"] == "highs"
-    assert solve(values, requests, budget, method="exact", time_limit=1.0).info["lp"] == "highs"
+    assert compiled.info["lp"] == fast.info["lp"] == "compiled"
+    assert solve(values, requests, budget, method="exact", time_limit=1.0).info["lp"] == \
+        "compiled"
     monkeypatch.setattr(_bnb, "root_lp", lambda *args: None)
     fallback = solve(values, requests, budget, gap_tolerance=0.0)
     assert fallback.info["lp"] == "highs" and fallback.info.get("branch_lps", 0) > 2
-    for res in (compiled, fallback):
+    fast_highs = solve(values, requests, budget, method="fast")  # HiGHS's LP for both now
+    assert fast_highs.info["lp"] == "highs"
+    for res, first in ((compiled, fast), (fallback, fast_highs)):
         assert np.all(requests[res.selected].sum(axis=0) <= budget)
-        assert fast.objective <= res.objective <= res.bound
+        assert first.objective <= res.objective <= res.bound
     # the same LP either way: the bounds the two searches certify agree closely
     assert fallback.bound == pytest.approx(compiled.bound, rel=1e-3)

@@ -145,8 +145,11 @@ def test_objective_overflow_is_an_oracle_error(divisible):
 
 def test_highs_failure_is_an_oracle_error(monkeypatch):
     """HiGHS's own bindings fail (no optimum), then linprog fails too: an OracleError. (20 rows:
-    tiny instances are enumerated without any LP.)"""
-    from librex_alloc.oracles import relaxation
+    tiny instances are enumerated without any LP; with one option per agent HiGHS is asked
+    when the compiled simplex stalls, as here.)"""
+    from librex_alloc.oracles import _bnb, relaxation
+
+    monkeypatch.setattr(_bnb, "root_lp", lambda *args: None)
 
     def failing(*args, **kwargs):
         return SimpleNamespace(status=4, x=None, message="numerical difficulties")

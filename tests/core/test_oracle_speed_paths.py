@@ -306,8 +306,9 @@ def test_highs_bindings_are_used_here():
         mp.setattr(relaxation, "_lp_direct", spy)
         mp.setattr(relaxation, "linprog", _no_lp)
         values, requests, budget = random_instance(1, 150, 5)
-        res = solve(values, requests, budget, method="fast")
-    assert called and res.info["proof"] == "lp"
+        # several options per agent: HiGHS (one per agent: the compiled simplex first)
+        res = solve(values, requests, budget, groups=np.arange(150) // 2, method="fast")
+    assert called and res.info["proof"] == "lp" and res.info["lp"] == "highs"
 
 
 # ----------------------------------------------------------------------------- 4. the gap rule
